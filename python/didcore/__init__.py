@@ -1,0 +1,73 @@
+"""didcore: standardised ICB imaging rates from NHS Diagnostic Imaging Dataset extracts.
+
+The main entry points::
+
+    import didcore
+    cube = didcore.aggregate("extract.parquet", "lookups/")          # Rust, parallel
+    pop = didcore.Population.read("population.csv", cube.icb_codes)
+    rates = didcore.standardise(cube, pop)                            # Annex B
+    ratios = didcore.rates_ratios(cube, pop)                          # section 3
+
+Heavy modules (scipy, matplotlib, the report) are imported on first use, so ``import
+didcore`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from didcore import errors
+from didcore.errors import DidcoreError, InputError
+
+try:
+    from didcore._didcore import __version__
+except ImportError:  # the compiled core is missing: a source checkout without a build
+    __version__ = "0+unknown"
+
+if TYPE_CHECKING:
+    from didcore.cube import Cube, aggregate
+    from didcore.io import Columns
+    from didcore.lookup import Lookups
+    from didcore.population import Population
+    from didcore.ratios import rates_ratios
+    from didcore.standardise import StandardisedRates, standardise
+
+__all__ = [
+    "Columns",
+    "Cube",
+    "DidcoreError",
+    "InputError",
+    "Lookups",
+    "Population",
+    "StandardisedRates",
+    "__version__",
+    "aggregate",
+    "errors",
+    "rates_ratios",
+    "standardise",
+]
+
+_LAZY = {
+    "Cube": "didcore.cube",
+    "aggregate": "didcore.cube",
+    "Columns": "didcore.io",
+    "Lookups": "didcore.lookup",
+    "Population": "didcore.population",
+    "standardise": "didcore.standardise",
+    "StandardisedRates": "didcore.standardise",
+    "rates_ratios": "didcore.ratios",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'didcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,63 @@
+"""Type stubs for the compiled core (``rust/py_api.rs``). Not a public API: use
+:func:`didcore.aggregate` and :func:`didcore.standardise`."""
+
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: Final[str]
+build_profile: Final[str]
+N_STATES: Final[int]
+MAX_MEASURES: Final[int]
+BLANK: Final[int]
+UNRECOGNISED: Final[int]
+OTHER_VALID: Final[int]
+
+_Coded = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
+_Ints = tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, int]
+
+class Aggregator:
+    def __new__(
+        cls, n_icb: int, n_measure: int, max_age: int = 130, n_threads: int | None = None
+    ) -> Aggregator: ...
+    @property
+    def rows(self) -> int: ...
+    def add_batch(
+        self,
+        *,
+        n_rows: int,
+        provider: _Coded,
+        provider_ids: npt.NDArray[np.uint32],
+        provider_null_id: int,
+        n_providers: int,
+        practice: _Coded,
+        practice_class: npt.NDArray[np.int32],
+        lsoa: _Coded,
+        lsoa_icb: npt.NDArray[np.int32],
+        lsoa_imd: npt.NDArray[np.int8],
+        sex_coded: _Coded | None = None,
+        sex_class: npt.NDArray[np.int8] | None = None,
+        sex_ints: _Ints | None = None,
+        age_years: _Ints | None = None,
+        birth: _Coded | None = None,
+        test: _Coded | None = None,
+        modality: _Coded,
+        modality_ids: npt.NDArray[np.int16],
+        exam: _Coded | None = None,
+        exam_ids: npt.NDArray[np.int16],
+        measure_masks: npt.NDArray[np.uint64],
+        n_exam: int,
+    ) -> None: ...
+    def finish(self) -> dict[str, Any]: ...
+
+def state_table() -> npt.NDArray[np.int8]: ...
+def expected_counts(
+    observed: npt.NDArray[np.float64],
+    population: npt.NDArray[np.float64],
+    groups: npt.NDArray[np.int64],
+    n_strata: int,
+    n_measure: int,
+    n_groups: int,
+    n_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...

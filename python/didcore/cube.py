@@ -1,0 +1,750 @@
+"""The count cube: record-level extract -> ICB x sex x age band x IMD quintile x measure.
+
+:func:`aggregate` streams an extract batch by batch. For each batch, every dictionary (the
+distinct codes of a column in that batch) is classified once here with Arrow compute kernels
+(practice -> ICB, LSOA -> ICB and IMD quintile, sex code, modality and exam code -> measures);
+the Rust core then walks the rows once, in parallel and without the GIL, applying SPEC
+section 2's rules:
+
+* ICB: practice in the lookup -> its ICB; else practice in the other-valid list -> no ICB;
+  else the LSOA's ICB; else none. The rule used is counted (``icb_source``).
+* Exclusions, first that applies: no ICB -> no IMD -> no sex (not 1/2) -> no age -> no measure
+  (a complete record whose modality and exam code are in no measure).
+* A test counts once in every measure whose (modality, exam code) rule it matches: once in its
+  modality and, where it qualifies, once in an early-diagnosis-of-cancer measure.
+
+Conservation holds for every run and every provider: ``rows_read = included + exclusions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from didcore.errors import ColumnTypeError, InputError, MeasureDefinitionError
+from didcore.io import Columns, open_extract, prefetch
+from didcore.lookup import Lookups
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "AGE_BANDS",
+    "EXCLUSION_REASONS",
+    "ICB_SOURCES",
+    "IMD_QUINTILES",
+    "QUALITY_COUNTERS",
+    "SEXES",
+    "Cube",
+    "aggregate",
+]
+
+SEXES: tuple[str, ...] = ("male", "female")
+AGE_BANDS: tuple[str, ...] = (*(f"{a}-{a + 4}" for a in range(0, 90, 5)), "90+")
+IMD_QUINTILES: tuple[int, ...] = (1, 2, 3, 4, 5)
+#: Exclusion reasons in order of precedence.
+EXCLUSION_REASONS: tuple[str, ...] = ("no_icb", "no_imd", "no_sex", "no_age", "no_measure")
+ICB_SOURCES: tuple[str, ...] = ("gp_practice", "other_valid_practice", "lsoa", "unknown")
+#: Data-quality counters kept per provider and per derived ICB (see docs/architecture.md).
+QUALITY_COUNTERS: tuple[str, ...] = (
+    "rows",
+    "no_practice",
+    "no_lsoa",
+    "no_practice_no_lsoa",
+    "src_gp_practice",
+    "src_other_valid_practice",
+    "src_lsoa",
+    "src_unknown",
+    "excl_no_icb",
+    "excl_no_imd",
+    "excl_no_sex",
+    "excl_no_age",
+    "excl_no_measure",
+    "included",
+    "missing_imd",
+    "missing_sex",
+    "missing_age",
+    "missing_any",
+)
+MISSING_PROVIDER = "(missing)"
+_DEFAULT_MAX_AGE = 130
+
+
+@dataclass(frozen=True, eq=False)
+class Cube:
+    """Counts of imaging tests by ICB x sex x age band x IMD quintile x measure.
+
+    ``counts`` is int64 of shape ``(len(icb_codes), 2, 19, 5, len(measures))``; axes are
+    labelled by :attr:`icb_codes`, :data:`SEXES`, :data:`AGE_BANDS`, :data:`IMD_QUINTILES`
+    and :attr:`measures`. Cubes with the same axes add (``a + b``), so partitions, files or
+    years can be aggregated separately and combined. Quality counters are kept per provider
+    (``provider_counts``, rows in ``provider_codes`` order) and per derived ICB
+    (``icb_counts``, the last row for records with no ICB); columns are
+    :data:`QUALITY_COUNTERS`.
+    """
+
+    counts: np.ndarray
+    icb_codes: tuple[str, ...]
+    measures: tuple[str, ...]
+    measure_kinds: tuple[str, ...]
+    provider_codes: tuple[str, ...] = ()
+    provider_counts: np.ndarray = field(
+        default_factory=lambda: np.zeros((0, len(QUALITY_COUNTERS)), np.int64)
+    )
+    icb_counts: np.ndarray | None = None
+    provider_icb_counts: np.ndarray | None = None
+    has_records: bool = False
+
+    def __post_init__(self) -> None:
+        counts = np.asarray(self.counts)
+        expect = (len(self.icb_codes), len(SEXES), len(AGE_BANDS), len(IMD_QUINTILES))
+        if counts.ndim != 5 or counts.shape[:4] != expect or counts.shape[4] != len(self.measures):
+            raise InputError(
+                f"cube counts have shape {counts.shape}; expected {(*expect, len(self.measures))}"
+            )
+        if len(self.measure_kinds) != len(self.measures):
+            raise InputError("measure_kinds must give one kind per measure")
+        object.__setattr__(self, "icb_codes", tuple(self.icb_codes))
+        object.__setattr__(self, "measures", tuple(self.measures))
+        object.__setattr__(self, "measure_kinds", tuple(self.measure_kinds))
+        object.__setattr__(self, "counts", counts.astype(np.int64, copy=False))
+        n_icb = len(self.icb_codes)
+        k = len(QUALITY_COUNTERS)
+        if self.icb_counts is None:
+            object.__setattr__(self, "icb_counts", np.zeros((n_icb + 1, k), np.int64))
+        n_prov = len(self.provider_codes)
+        if self.provider_icb_counts is None:
+            object.__setattr__(
+                self, "provider_icb_counts", np.zeros((n_prov, n_icb + 1), np.int64)
+            )
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def sexes(self) -> tuple[str, ...]:
+        """Sex axis labels (NHS codes 1 and 2)."""
+        return SEXES
+
+    @property
+    def age_bands(self) -> tuple[str, ...]:
+        """Age band labels, ``0-4`` .. ``85-89``, ``90+``."""
+        return AGE_BANDS
+
+    @property
+    def imd_quintiles(self) -> tuple[int, ...]:
+        """IMD quintiles, 1 = most deprived."""
+        return IMD_QUINTILES
+
+    # ------------------------------------------------------------------ summaries
+    def _total(self, counter: str) -> int:
+        assert self.icb_counts is not None
+        return int(self.icb_counts[:, QUALITY_COUNTERS.index(counter)].sum())
+
+    @property
+    def rows_read(self) -> int:
+        """Records read (0 for a cube built from aggregated counts)."""
+        return self._total("rows")
+
+    @property
+    def exclusions(self) -> dict[str, int]:
+        """``rows_read``, each exclusion reason, and ``included``; they always add up."""
+        out = {"rows_read": self.rows_read}
+        for reason in EXCLUSION_REASONS:
+            out[reason] = self._total(f"excl_{reason}")
+        out["included"] = self._total("included")
+        return out
+
+    @property
+    def icb_source(self) -> dict[str, int]:
+        """How many records got (or failed to get) their ICB by each rule of SPEC section 2."""
+        return {s: self._total(f"src_{s}") for s in ICB_SOURCES}
+
+    @property
+    def provider_quality(self) -> pa.Table:
+        """One row per provider code: ``provider_code`` and the :data:`QUALITY_COUNTERS`."""
+        import pyarrow as pa
+
+        cols: dict[str, Any] = {"provider_code": pa.array(self.provider_codes, pa.string())}
+        for j, name in enumerate(QUALITY_COUNTERS):
+            cols[name] = pa.array(self.provider_counts[:, j], pa.int64())
+        return pa.table(cols)
+
+    @property
+    def icb_quality(self) -> pa.Table:
+        """One row per ICB plus one (``icb_code`` null) for records with no ICB."""
+        import pyarrow as pa
+
+        assert self.icb_counts is not None
+        codes: list[str | None] = [*self.icb_codes, None]
+        cols: dict[str, Any] = {"icb_code": pa.array(codes, pa.string())}
+        for j, name in enumerate(QUALITY_COUNTERS):
+            cols[name] = pa.array(self.icb_counts[:, j], pa.int64())
+        return pa.table(cols)
+
+    @property
+    def provider_icb(self) -> pa.Table:
+        """Records by provider and derived ICB (``icb_code`` null: no ICB); non-zero rows."""
+        import pyarrow as pa
+
+        assert self.provider_icb_counts is not None
+        p, i = np.nonzero(self.provider_icb_counts)
+        icbs: list[str | None] = [*self.icb_codes, None]
+        return pa.table(
+            {
+                "provider_code": pa.array([self.provider_codes[k] for k in p], pa.string()),
+                "icb_code": pa.array([icbs[k] for k in i], pa.string()),
+                "rows": pa.array(self.provider_icb_counts[p, i], pa.int64()),
+            }
+        )
+
+    def to_arrow(self) -> pa.Table:
+        """The cube as a long table of its non-zero cells: ``icb_code``, ``sex``
+        (``male``/``female``), ``age_band``, ``imd_quintile``, ``measure``, ``count``."""
+        import pyarrow as pa
+
+        idx = np.nonzero(self.counts)
+        dict_col = pa.DictionaryArray.from_arrays
+        return pa.table(
+            {
+                "icb_code": dict_col(
+                    pa.array(idx[0], pa.int32()), pa.array(self.icb_codes, pa.string())
+                ),
+                "sex": dict_col(pa.array(idx[1], pa.int32()), pa.array(SEXES)),
+                "age_band": dict_col(pa.array(idx[2], pa.int32()), pa.array(AGE_BANDS)),
+                "imd_quintile": pa.array(idx[3] + 1, pa.int8()),
+                "measure": dict_col(
+                    pa.array(idx[4], pa.int32()), pa.array(self.measures, pa.string())
+                ),
+                "count": pa.array(self.counts[idx], pa.int64()),
+            }
+        )
+
+    # ------------------------------------------------------------------ combining
+    def __add__(self, other: object) -> Cube:
+        if not isinstance(other, Cube):
+            return NotImplemented
+        if other.icb_codes != self.icb_codes or other.measures != self.measures:
+            raise InputError(
+                "cubes can only be added when their ICBs and measures are the same "
+                "(build them with the same lookups)"
+            )
+        codes = list(dict.fromkeys([*self.provider_codes, *other.provider_codes]))
+        where = {c: i for i, c in enumerate(codes)}
+        prov = np.zeros((len(codes), len(QUALITY_COUNTERS)), np.int64)
+        prov_icb = np.zeros((len(codes), len(self.icb_codes) + 1), np.int64)
+        for cube in (self, other):
+            rows = [where[c] for c in cube.provider_codes]
+            prov[rows] += cube.provider_counts
+            assert cube.provider_icb_counts is not None
+            prov_icb[rows] += cube.provider_icb_counts
+        assert self.icb_counts is not None and other.icb_counts is not None
+        return Cube(
+            counts=self.counts + other.counts,
+            icb_codes=self.icb_codes,
+            measures=self.measures,
+            measure_kinds=self.measure_kinds,
+            provider_codes=tuple(codes),
+            provider_counts=prov,
+            icb_counts=self.icb_counts + other.icb_counts,
+            provider_icb_counts=prov_icb,
+            has_records=self.has_records or other.has_records,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Cube):
+            return NotImplemented
+        assert self.icb_counts is not None and other.icb_counts is not None
+        return (
+            self.icb_codes == other.icb_codes
+            and self.measures == other.measures
+            and np.array_equal(self.counts, other.counts)
+            and np.array_equal(self.icb_counts, other.icb_counts)
+            and self.provider_quality.sort_by("provider_code").equals(
+                other.provider_quality.sort_by("provider_code")
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def from_counts(
+        cls,
+        table: Any,
+        *,
+        icb_codes: Sequence[str] | None = None,
+        measures: Sequence[str] | None = None,
+        measure_kinds: Sequence[str] | None = None,
+    ) -> Cube:
+        """Build a cube from an aggregated long table (the :meth:`to_arrow` layout; ``sex``
+        may be 1/2 or ``male``/``female``). Repeated cells are summed. Measures default to the
+        ones in the table (kind ``modality`` unless given); ICBs to the sorted codes present.
+        """
+        import pyarrow as pa
+
+        t = table if isinstance(table, pa.Table) else pa.table(table)
+        need = ("icb_code", "sex", "age_band", "imd_quintile", "measure", "count")
+        missing = [c for c in need if c not in t.column_names]
+        if missing:
+            from didcore.errors import MissingColumnError
+
+            raise MissingColumnError(
+                f"counts table has no column {', '.join(missing)} (it has: "
+                f"{', '.join(t.column_names)})"
+            )
+        cols = {c: t.column(c).to_pylist() for c in need}
+        icbs = tuple(icb_codes) if icb_codes is not None else tuple(sorted(set(cols["icb_code"])))
+        meas = tuple(measures) if measures is not None else tuple(dict.fromkeys(cols["measure"]))
+        kinds = tuple(measure_kinds) if measure_kinds is not None else ("modality",) * len(meas)
+        counts = np.zeros((len(icbs), 2, len(AGE_BANDS), 5, len(meas)), np.int64)
+        icb_i = {c: i for i, c in enumerate(icbs)}
+        m_i = {c: i for i, c in enumerate(meas)}
+        sex_i = {"male": 0, "female": 1, "1": 0, "2": 1, 1: 0, 2: 1}
+        band_i = {b: i for i, b in enumerate(AGE_BANDS)}
+        for n, (icb, sex, band, q, m, c) in enumerate(zip(*cols.values(), strict=True)):
+            try:
+                key = (icb_i[icb], sex_i[sex], band_i[band], int(q) - 1, m_i[m])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(
+                    f"counts table row {n}: unknown label {exc} in "
+                    f"({icb}, {sex}, {band}, {q}, {m})"
+                ) from exc
+            if not 0 <= key[3] < 5 or c is None or c < 0:
+                raise InputError(f"counts table row {n}: bad quintile {q} or count {c}")
+            counts[key] += int(c)
+        return cls(counts, icbs, meas, kinds)
+
+
+# -------------------------------------------------------------------------- aggregation
+
+
+def aggregate(
+    source: Any,
+    lookups: Lookups | str | Any,
+    *,
+    columns: Columns | None = None,
+    max_age: int = _DEFAULT_MAX_AGE,
+    n_threads: int | None = None,
+    progress: bool | None = None,
+) -> Cube:
+    """Aggregate a record-level extract into a :class:`Cube`.
+
+    Parameters
+    ----------
+    source
+        Parquet/CSV path(s) or folder, a pyarrow Table/RecordBatchReader, or any object with
+        ``__arrow_c_stream__`` (polars, DuckDB). Read in record batches: memory stays flat.
+    lookups
+        A :class:`~didcore.lookup.Lookups` or the path of a lookups folder (SPEC section 6).
+    columns
+        Column names, when they differ from the defaults (:class:`~didcore.io.Columns`).
+    max_age
+        Ages (in whole years) above this, and negative ages, count as missing age.
+    n_threads
+        Worker threads for counting (default: all cores).
+    progress
+        Show a progress bar; ``None`` shows one only on a terminal.
+    """
+    from didcore import _didcore
+
+    lk = lookups if isinstance(lookups, Lookups) else Lookups.read(lookups)
+    extract = open_extract(source, columns)
+    cols = columns or Columns()
+    n_measures = len(lk.measures)
+    if n_measures > _didcore.MAX_MEASURES:
+        raise MeasureDefinitionError(
+            f"{n_measures} measures defined; at most {_didcore.MAX_MEASURES} are supported"
+        )
+    agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
+    classifier = BatchClassifier(lk, cols, extract.use_age)
+    bar = _progress_bar(extract.total_rows, progress)
+    try:
+        for batch in prefetch(extract.batches):
+            if batch.num_rows == 0:
+                continue
+            args = classifier.classify(batch)
+            agg.add_batch(**args)
+            if bar is not None:
+                bar.update(batch.num_rows)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = agg.finish()
+    return _cube_from_result(result, lk, classifier.provider_codes)
+
+
+def _progress_bar(total: int | None, progress: bool | None) -> Any:
+    import sys
+
+    if progress is False or (progress is None and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=" rows", unit_scale=True, desc="didcore", leave=False)
+
+
+def _state_indicators() -> np.ndarray:
+    """Matrix (N_STATES x counters): which counters a record in each row state adds to."""
+    from didcore import _didcore
+
+    states = np.asarray(_didcore.state_table(), np.int64).reshape(_didcore.N_STATES, 7)
+    source, outcome, no_practice, no_lsoa, miss_imd, miss_sex, miss_age = states.T
+    cols = {
+        "rows": np.ones_like(source),
+        "no_practice": no_practice,
+        "no_lsoa": no_lsoa,
+        "no_practice_no_lsoa": no_practice & no_lsoa,
+        "missing_imd": miss_imd,
+        "missing_sex": miss_sex,
+        "missing_age": miss_age,
+        "missing_any": miss_imd | miss_sex | miss_age,
+        "included": (outcome == 5).astype(np.int64),
+    }
+    for k, s in enumerate(ICB_SOURCES):
+        cols[f"src_{s}"] = (source == k).astype(np.int64)
+    for k, r in enumerate(EXCLUSION_REASONS):
+        cols[f"excl_{r}"] = (outcome == k).astype(np.int64)
+    return np.stack([cols[c] for c in QUALITY_COUNTERS], axis=1)
+
+
+def _cube_from_result(result: dict[str, Any], lk: Lookups, providers: Sequence[str]) -> Cube:
+    from didcore import _didcore
+
+    n_icb = len(lk.icb_codes)
+    n_m = len(lk.measures)
+    n_states = _didcore.N_STATES
+    n_prov = int(result["n_providers"])
+    ind = _state_indicators()
+    provider_states = np.asarray(result["provider_states"]).reshape(n_prov, n_states)
+    icb_states = np.asarray(result["icb_states"]).reshape(n_icb + 1, n_states)
+    counts = np.asarray(result["cube"]).reshape(n_icb, 2, len(AGE_BANDS), 5, n_m)
+    return Cube(
+        counts=counts,
+        icb_codes=lk.icb_codes,
+        measures=lk.measures,
+        measure_kinds=lk.measure_kinds,
+        provider_codes=tuple(providers[:n_prov]),
+        provider_counts=provider_states @ ind,
+        icb_counts=icb_states @ ind,
+        provider_icb_counts=np.asarray(result["provider_icb"]).reshape(n_prov, n_icb + 1),
+        has_records=True,
+    )
+
+
+class BatchClassifier:
+    """Classifies each column's dictionary of a batch once, for the Rust counting pass.
+
+    Each classification is cached against the last dictionary seen in that column, so a
+    dictionary that repeats across batches (a Table's chunks, or row groups written with a
+    shared dictionary) costs one comparison instead of a lookup.
+    """
+
+    def __init__(self, lookups: Lookups, columns: Columns, use_age: bool) -> None:
+        import pyarrow as pa
+
+        from didcore import _didcore
+
+        self._pa = pa
+        self.lookups = lookups
+        self.columns = columns
+        self.use_age = use_age
+        self._blank = _didcore.BLANK
+        self._unrecognised = _didcore.UNRECOGNISED
+        icb_index = {c: i for i, c in enumerate(lookups.icb_codes)}
+
+        # practice: lookup first (rule 1), then the other-valid list (rule 2)
+        keys = list(lookups.practice_icb)
+        classes = [icb_index[lookups.practice_icb[k]] for k in keys]
+        for k in sorted(lookups.other_practices):
+            if k not in lookups.practice_icb:
+                keys.append(k)
+                classes.append(_didcore.OTHER_VALID)
+        self._practice_keys = pa.array(keys, pa.string())
+        self._practice_table = np.asarray(classes, np.int32)
+
+        lsoa_keys = list(dict.fromkeys([*lookups.lsoa_icb, *lookups.lsoa_quintile]))
+        self._lsoa_keys = pa.array(lsoa_keys, pa.string())
+        self._lsoa_icb_table = np.asarray(
+            [icb_index[lookups.lsoa_icb[k]] if k in lookups.lsoa_icb else self._unrecognised
+             for k in lsoa_keys],
+            np.int32,
+        )
+        self._lsoa_imd_table = np.asarray(
+            [lookups.lsoa_quintile.get(k, 0) - 1 for k in lsoa_keys], np.int8
+        )
+
+        # measures: modality id x exam id -> bit mask of measures; exam id 0 = any other code
+        modalities = list(dict.fromkeys(r.modality for r in lookups.measure_rules))
+        exams = list(dict.fromkeys(r.exam_code for r in lookups.measure_rules if r.exam_code))
+        measure_index = {m: i for i, m in enumerate(lookups.measures)}
+        masks = np.zeros((len(modalities), len(exams) + 1), np.uint64)
+        for r in lookups.measure_rules:
+            bit = np.uint64(1) << np.uint64(measure_index[r.measure])
+            row = modalities.index(r.modality)
+            if r.exam_code is None:
+                masks[row, :] |= bit
+            else:
+                masks[row, exams.index(r.exam_code) + 1] |= bit
+        self._modality_keys = pa.array(modalities, pa.string())
+        self._exam_keys = pa.array(exams, pa.string())
+        self._masks = masks.ravel()
+        self._n_exam = len(exams) + 1
+
+        self._providers: dict[str, int] = {}
+        self.provider_codes: list[str] = []
+        self._cache: dict[str, tuple[Any, Any]] = {}
+
+    # ------------------------------------------------------------------ per batch
+    def classify(self, batch: pa.RecordBatch) -> dict[str, Any]:
+        """Keyword arguments for ``Aggregator.add_batch`` for this batch."""
+        c = self.columns
+        args: dict[str, Any] = {"n_rows": batch.num_rows}
+
+        arr, dictionary = self._coded(batch, c.provider_code)
+        args["provider"] = arr
+        args["provider_ids"] = self._provider_ids(dictionary)
+        args["provider_null_id"] = self._provider_id(MISSING_PROVIDER)
+
+        arr, dictionary = self._coded(batch, c.gp_practice_code)
+        args["practice"] = arr
+        args["practice_class"] = self._cached(
+            c.gp_practice_code, dictionary, self._classify_practice
+        )
+
+        arr, dictionary = self._coded(batch, c.lsoa11)
+        args["lsoa"] = arr
+        args["lsoa_icb"], args["lsoa_imd"] = self._cached(c.lsoa11, dictionary, self._classify_lsoa)
+
+        self._sex(batch, args)
+        self._age(batch, args)
+
+        arr, dictionary = self._coded(batch, c.modality)
+        args["modality"] = arr
+        args["modality_ids"] = self._cached(c.modality, dictionary, self._classify_modality)
+        arr, dictionary = self._coded(batch, c.exam_code)
+        args["exam"] = arr
+        args["exam_ids"] = self._cached(c.exam_code, dictionary, self._classify_exam)
+        args["measure_masks"] = self._masks
+        args["n_exam"] = self._n_exam
+        # Ids are handed out while classifying, so this is known only now.
+        args["n_providers"] = len(self.provider_codes)
+        return args
+
+    def _cached(self, column: str, dictionary: Any, fn: Any) -> Any:
+        hit = self._cache.get(column)
+        if hit is not None and (hit[0] is dictionary or hit[0].equals(dictionary)):
+            return hit[1]
+        result = fn(dictionary)
+        self._cache[column] = (dictionary, result)
+        return result
+
+    # ------------------------------------------------------------------ columns
+    def _column(self, batch: pa.RecordBatch, name: str) -> Any:
+        return batch.column(batch.schema.get_field_index(name))
+
+    def _coded(self, batch: pa.RecordBatch, name: str) -> tuple[tuple[Any, ...], Any]:
+        """Dictionary-encode a code column; return the Rust column argument and dictionary."""
+        pa = self._pa
+        import pyarrow.compute as pc
+
+        arr = self._column(batch, name)
+        t = arr.type
+        if pa.types.is_dictionary(t):
+            if not _is_text(pa, t.value_type):
+                arr = arr.cast(pa.dictionary(t.index_type, pa.string()))
+        elif _is_text(pa, t) or pa.types.is_integer(t):
+            # The slower, correct path for plain strings (CSV, in-memory tables): hash each
+            # row once here; integers are codes written as numbers.
+            if pa.types.is_integer(t):
+                arr = arr.cast(pa.string())
+            arr = pc.dictionary_encode(arr)
+        elif pa.types.is_null(t):
+            arr = pa.DictionaryArray.from_arrays(
+                pa.nulls(len(arr), pa.int32()), pa.array([], pa.string())
+            )
+        else:
+            raise ColumnTypeError(
+                f"column {name!r} has type {t}; expected text codes (string or dictionary)"
+            )
+        if arr.type.index_type != pa.int32():
+            arr = arr.cast(pa.dictionary(pa.int32(), arr.type.value_type))
+        dictionary = arr.dictionary
+        if dictionary.type != pa.string():
+            dictionary = dictionary.cast(pa.string())
+        indices = arr.indices
+        return _buffers(indices, np.int32), dictionary
+
+    def _normalise(self, dictionary: Any) -> Any:
+        import pyarrow.compute as pc
+
+        return pc.utf8_upper(pc.utf8_trim_whitespace(dictionary))
+
+    def _lookup(self, dictionary: Any, keys: Any, table: np.ndarray, missing: int) -> np.ndarray:
+        """``table[index of normalised value in keys]``; ``missing`` if absent; BLANK if blank."""
+        import pyarrow.compute as pc
+
+        norm = self._normalise(dictionary)
+        pos = pc.index_in(norm, value_set=keys)
+        found = pos.is_valid().to_numpy(zero_copy_only=False)
+        where = pos.fill_null(0).to_numpy(zero_copy_only=False).astype(np.intp)
+        out = np.where(found, table[where] if len(table) else missing, missing).astype(table.dtype)
+        blank = _blank_mask(norm)
+        out[blank] = self._blank
+        return out
+
+    def _classify_practice(self, dictionary: Any) -> np.ndarray:
+        return self._lookup(
+            dictionary, self._practice_keys, self._practice_table, self._unrecognised
+        )
+
+    def _classify_lsoa(self, dictionary: Any) -> tuple[np.ndarray, np.ndarray]:
+        icb = self._lookup(dictionary, self._lsoa_keys, self._lsoa_icb_table, self._unrecognised)
+        imd = self._lookup(dictionary, self._lsoa_keys, self._lsoa_imd_table, -1)
+        imd[imd == self._blank] = -1
+        return icb, imd.astype(np.int8)
+
+    def _classify_modality(self, dictionary: Any) -> np.ndarray:
+        ids = np.arange(len(self._modality_keys), dtype=np.int16)
+        out = self._lookup(dictionary, self._modality_keys, ids, -1)
+        out[out == self._blank] = -1
+        return out.astype(np.int16)
+
+    def _classify_exam(self, dictionary: Any) -> np.ndarray:
+        ids = np.arange(1, len(self._exam_keys) + 1, dtype=np.int16)
+        out = self._lookup(dictionary, self._exam_keys, ids, 0)
+        out[out == self._blank] = 0
+        return out.astype(np.int16)
+
+    def _provider_id(self, code: str) -> int:
+        pid = self._providers.get(code)
+        if pid is None:
+            pid = self._providers[code] = len(self.provider_codes)
+            self.provider_codes.append(code)
+        return pid
+
+    def _provider_ids(self, dictionary: Any) -> np.ndarray:
+        norm = self._normalise(dictionary).to_pylist()
+        return np.asarray(
+            [self._provider_id(v if v else MISSING_PROVIDER) for v in norm], np.uint32
+        )
+
+    def _sex(self, batch: pa.RecordBatch, args: dict[str, Any]) -> None:
+        pa = self._pa
+        name = self.columns.sex
+        t = self._column(batch, name).type
+        value_type = t.value_type if pa.types.is_dictionary(t) else t
+        if _is_text(pa, value_type) or pa.types.is_null(t):
+            arr, dictionary = self._coded(batch, name)
+            args["sex_coded"] = arr
+            args["sex_class"] = self._cached(name, dictionary, _classify_sex)
+        elif pa.types.is_integer(value_type) or pa.types.is_floating(value_type):
+            args["sex_ints"] = self._ints(batch, name)
+        else:
+            raise ColumnTypeError(
+                f"column {name!r} has type {t}; expected NHS gender codes as text or integers"
+            )
+
+    def _age(self, batch: pa.RecordBatch, args: dict[str, Any]) -> None:
+        c = self.columns
+        if self.use_age:
+            args["age_years"] = self._ints(batch, c.age)
+        else:
+            args["birth"] = self._days(batch, c.date_of_birth)
+            args["test"] = self._days(batch, c.test_date)
+
+    def _ints(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
+        pa = self._pa
+        arr = self._column(batch, name)
+        t = arr.type
+        if pa.types.is_dictionary(t):
+            arr = arr.cast(t.value_type)
+            t = arr.type
+        if pa.types.is_null(t):
+            arr = pa.nulls(len(arr), pa.int64())
+        elif pa.types.is_floating(t):
+            try:
+                arr = arr.cast(pa.int64())  # safe cast: refuses 41.5, keeps nulls
+            except pa.ArrowInvalid as exc:
+                raise ColumnTypeError(
+                    f"column {name!r} holds values that are not whole numbers ({exc}); "
+                    "give whole years"
+                ) from exc
+        elif pa.types.is_integer(t):
+            if t != pa.int64():
+                try:
+                    arr = arr.cast(pa.int64())
+                except pa.ArrowInvalid as exc:
+                    raise ColumnTypeError(f"column {name!r}: {exc}") from exc
+        else:
+            raise ColumnTypeError(
+                f"column {name!r} has type {t}; expected whole numbers (integers)"
+            )
+        return _buffers(arr, np.int64)
+
+    def _days(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
+        pa = self._pa
+        arr = self._column(batch, name)
+        t = arr.type
+        try:
+            if pa.types.is_null(t):
+                arr = pa.nulls(len(arr), pa.date32())
+            elif pa.types.is_timestamp(t) or pa.types.is_date64(t):
+                arr = arr.cast(pa.date32())
+            elif _is_text(pa, t) or pa.types.is_dictionary(t):
+                arr = arr.cast(pa.string()).cast(pa.date32())
+            elif not pa.types.is_date32(t):
+                raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
+        except pa.ArrowInvalid as exc:
+            raise ColumnTypeError(
+                f"column {name!r} holds text that is not an ISO date (YYYY-MM-DD): {exc}"
+            ) from exc
+        return _buffers(arr, np.int32)
+
+
+def _is_text(pa: Any, t: Any) -> bool:
+    return bool(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    )
+
+
+def _classify_sex(dictionary: Any) -> np.ndarray:
+    """NHS Person Gender Code as text: ``1`` male (0), ``2`` female (1), anything else -1."""
+    import pyarrow.compute as pc
+
+    norm = pc.utf8_trim_whitespace(dictionary).to_pylist()
+    return np.asarray([{"1": 0, "2": 1}.get(v, -1) for v in norm], np.int8)
+
+
+def _blank_mask(norm: Any) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    blank = pc.or_kleene(pc.is_null(norm), pc.equal(norm, ""))
+    return blank.fill_null(True).to_numpy(zero_copy_only=False)
+
+
+def _buffers(arr: Any, dtype: Any) -> tuple[Any, ...]:
+    """``(values, validity bitmap or None, bit offset)`` viewing the Arrow buffers, no copy."""
+    bufs = arr.buffers()
+    n = len(arr)
+    itemsize = np.dtype(dtype).itemsize
+    if n == 0 or bufs[1] is None:
+        values = np.zeros(n, dtype)
+    else:
+        values = np.frombuffer(bufs[1], dtype=dtype, count=n, offset=arr.offset * itemsize)
+    if arr.null_count == 0:
+        return values, None, 0
+    if bufs[0] is None:  # a null-typed array carries no bitmap: every row is null
+        return values, np.zeros((n + 7) // 8, np.uint8), 0
+    return values, np.frombuffer(bufs[0], dtype=np.uint8), arr.offset
+
+
+def aggregate_many(sources: Iterable[Any], lookups: Lookups, **kwargs: Any) -> Cube:
+    """Aggregate several sources separately and add the cubes (e.g. one per year)."""
+    total: Cube | None = None
+    for source in sources:
+        cube = aggregate(source, lookups, **kwargs)
+        total = cube if total is None else total + cube
+    if total is None:
+        raise InputError("no sources given")
+    return total

@@ -1,0 +1,262 @@
+"""Reading extracts (SPEC section 1.1) as a stream of Arrow record batches.
+
+A *source* is any of:
+
+* a path to a Parquet file (``.parquet``/``.pq``), a CSV file (``.csv``, ``.csv.gz``), or a
+  folder of them (read in name order);
+* a list or tuple of such paths;
+* a ``pyarrow.Table``, ``RecordBatch`` or ``RecordBatchReader``;
+* any object with ``__arrow_c_stream__`` (a polars DataFrame, a DuckDB relation, ...).
+
+Parquet is read one row group at a time, only the needed columns, with string columns kept
+dictionary-encoded, so memory does not grow with the number of rows.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from didcore.errors import MissingColumnError, UnreadableInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["Columns", "Extract", "open_extract"]
+
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".csv.gz", ".tsv")
+_BATCH_ROWS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the extract's columns (SPEC section 1.1); change any to match your extract."""
+
+    provider_code: str = "provider_code"
+    gp_practice_code: str = "gp_practice_code"
+    lsoa11: str = "lsoa11"
+    sex: str = "sex"
+    age: str = "age"
+    date_of_birth: str = "date_of_birth"
+    test_date: str = "test_date"
+    modality: str = "modality"
+    exam_code: str = "exam_code"
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The string code columns, always required."""
+        return (self.provider_code, self.gp_practice_code, self.lsoa11, self.modality)
+
+    def needed(self, available: Sequence[str]) -> tuple[list[str], bool]:
+        """Columns to read from a source with ``available`` columns, and whether age comes from
+        the ``age`` column (else from date of birth and test date).
+
+        Raises :class:`MissingColumnError` naming what is missing.
+        """
+        have = set(available)
+        required = [*self.codes, self.sex, self.exam_code]
+        missing = [c for c in required if c not in have]
+        use_age = self.age in have
+        if not use_age and not {self.date_of_birth, self.test_date} <= have:
+            missing.append(f"{self.age} (or {self.date_of_birth} and {self.test_date})")
+        if missing:
+            raise MissingColumnError(
+                f"the extract has no column {', '.join(repr(m) for m in missing)} "
+                f"(it has: {', '.join(available) or 'no columns'}); pass columns=Columns(...) "
+                "to name yours"
+            )
+        if use_age:
+            return [*required, self.age], True
+        return [*required, self.date_of_birth, self.test_date], False
+
+
+@dataclass
+class Extract:
+    """An opened source: its batches (a one-shot iterator) and what is known up front."""
+
+    batches: Iterator[pa.RecordBatch]
+    use_age: bool
+    total_rows: int | None
+    files: tuple[Path, ...]
+
+
+def open_extract(source: Any, columns: Columns | None = None) -> Extract:
+    """Open ``source`` for streaming; see the module docstring for what it may be."""
+    import pyarrow as pa
+
+    cols = columns or Columns()
+    if isinstance(source, str | Path):
+        return _open_paths(_expand([Path(source)]), cols)
+    if isinstance(source, list | tuple) and all(isinstance(s, str | Path) for s in source):
+        return _open_paths(_expand([Path(s) for s in source]), cols)
+    if isinstance(source, pa.Table):
+        names, use_age = cols.needed(source.column_names)
+        table = source.select(names)
+        return Extract(iter(table.to_batches(max_chunksize=_BATCH_ROWS)), use_age, len(table), ())
+    if isinstance(source, pa.RecordBatch):
+        names, use_age = cols.needed(source.schema.names)
+        return Extract(iter([source.select(names)]), use_age, source.num_rows, ())
+    if isinstance(source, pa.RecordBatchReader):
+        return _open_reader(source, cols)
+    if hasattr(source, "__arrow_c_stream__"):
+        return _open_reader(pa.RecordBatchReader.from_stream(source), cols)
+    for method in ("to_arrow", "arrow"):
+        if hasattr(source, method):
+            return open_extract(getattr(source, method)(), cols)
+    raise UnreadableInputError(
+        f"cannot read an extract from {type(source).__name__}: give a Parquet/CSV path, a folder, "
+        "a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream"
+    )
+
+
+def _open_reader(reader: pa.RecordBatchReader, cols: Columns) -> Extract:
+    names, use_age = cols.needed(reader.schema.names)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            yield batch.select(names)
+
+    return Extract(batches(), use_age, None, ())
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_PARQUET + _CSV)
+            )
+            if not found:
+                raise UnreadableInputError(f"folder {path} holds no .parquet or .csv files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UnreadableInputError(f"extract {path} does not exist")
+    if not files:
+        raise UnreadableInputError("no extract files were given")
+    return files
+
+
+def _open_paths(files: list[Path], cols: Columns) -> Extract:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plans: list[tuple[Path, Any, list[str]]] = []
+    total: int | None = 0
+    use_age_all: bool | None = None
+    for path in files:
+        try:
+            if path.name.lower().endswith(_PARQUET):
+                pf = pq.ParquetFile(path)
+                schema_names = pf.schema_arrow.names
+                handle: Any = pf
+                if total is not None:
+                    total += pf.metadata.num_rows
+            else:
+                schema_names = _csv_header(path)
+                handle = None
+                total = None
+        except (OSError, pa.ArrowException) as exc:
+            raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
+        names, use_age = cols.needed(schema_names)
+        if use_age_all is None:
+            use_age_all = use_age
+        elif use_age_all != use_age:
+            raise MissingColumnError(
+                f"{path} gives age as {'age' if use_age else 'dates'} but earlier files do not; "
+                "every file must use the same columns"
+            )
+        plans.append((path, handle, names))
+    string_cols = [*cols.codes, cols.exam_code, cols.sex]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for path, handle, names in plans:
+            try:
+                if handle is not None:
+                    yield from _parquet_batches(path, names, string_cols)
+                else:
+                    yield from _csv_batches(path, names, string_cols)
+            except (OSError, pa.ArrowException) as exc:
+                raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
+
+    return Extract(batches(), bool(use_age_all), total, tuple(files))
+
+
+def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    # read_dictionary keeps Parquet's dictionary pages as Arrow dictionaries: the core then
+    # classifies each distinct code once per row group instead of hashing a string per row.
+    pf = pq.ParquetFile(path, read_dictionary=[c for c in string_cols if c in names])
+    for i in range(pf.num_row_groups):
+        table = pf.read_row_group(i, columns=names, use_threads=True)
+        yield from table.to_batches()
+
+
+def _csv_header(path: Path) -> list[str]:
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+    return list(reader.schema.names)
+
+
+def _csv_batches(path: Path, names: list[str], string_cols: list[str]) -> Iterator[Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # Codes as dictionary-encoded text (never numbers: "01A", "0001"); sex as text too, so
+    # "1", " 1" and "M" are all seen and classified the same way as in Parquet.
+    types = {c: pa.dictionary(pa.int32(), pa.string()) for c in string_cols if c in names}
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=64 << 20),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=names, column_types=types, strings_can_be_null=True
+        ),
+    )
+    yield from reader
+
+
+def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``items`` on a background thread, up to ``depth`` ahead.
+
+    Reading (pyarrow) and counting (Rust) both release the interpreter, so reading batch k+1
+    while batch k is counted overlaps the two. Exceptions are re-raised in the consumer.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("done", None))
+        except BaseException as exc:  # re-raised in the consumer thread
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=worker, name="didcore-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -1,0 +1,389 @@
+"""Lookups (SPEC sections 1.2 and 6): practice -> ICB, LSOA -> ICB and IMD, measures, ICBs.
+
+A lookups folder holds one CSV or Parquet file per table, with a header row:
+
+============================  ==============================================================
+file                          columns
+============================  ==============================================================
+``practice_icb``              ``gp_practice_code``, ``icb_code``
+``other_practices`` (opt.)    ``gp_practice_code``: valid practices outside the English ICBs
+``lsoa_icb``                  ``lsoa11``, ``icb_code``
+``lsoa_imd``                  ``lsoa11``, ``imd_decile`` (1 = most deprived) or ``imd_quintile``
+``measures``                  ``measure``, ``kind`` (``modality``/``edoc``), ``modality``,
+                              ``exam_code`` (empty = every code of that modality)
+``icb`` (optional)            ``icb_code``, ``icb_name``, ``region``
+============================  ==============================================================
+
+Codes are compared after trimming white space and upper-casing, both here and in the extract.
+When ``measures`` is absent from the folder, the measures shipped with didcore (the
+publication's 9 modalities and 5 early-diagnosis-of-cancer tests) are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from didcore.errors import (
+    LookupConflictError,
+    MeasureDefinitionError,
+    MissingColumnError,
+    UnreadableInputError,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["DID_MODALITIES", "Lookups", "MeasureRule", "normalise_code"]
+
+#: The modality values of the DID (Table 1 of the DID statistical release).
+DID_MODALITIES: tuple[str, ...] = (
+    "Plain Radiography",
+    "Diagnostic Ultrasonography",
+    "Computerized Axial Tomography",
+    "Magnetic Resonance Imaging",
+    "Fluoroscopy",
+    "Nuclear Medicine Procedure",
+    "Positron Emission Tomography",
+    "Single Photon Emission Computerized Tomography",
+    "Medical Photography",
+)
+
+_TABLES = ("practice_icb", "other_practices", "lsoa_icb", "lsoa_imd", "measures", "icb")
+_REQUIRED = ("practice_icb", "lsoa_icb", "lsoa_imd")
+
+
+def normalise_code(value: object) -> str | None:
+    """Trim white space and upper-case a code; ``None`` for null or blank values."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    text = str(value).strip().upper()
+    return text or None
+
+
+@dataclass(frozen=True)
+class MeasureRule:
+    """One row of the measures file: ``measure`` counts tests of ``modality`` (upper-cased)
+    whose exam code is ``exam_code`` (upper-cased), or any exam code when it is ``None``."""
+
+    measure: str
+    kind: str
+    modality: str
+    exam_code: str | None
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """Everything needed to derive ICB, IMD quintile and measures for a record.
+
+    Mappings are plain dicts keyed by normalised codes (see :func:`normalise_code`); ICB
+    indices refer to :attr:`icb_codes`, the ICB axis of every cube built with these lookups.
+    """
+
+    icb_codes: tuple[str, ...]
+    practice_icb: Mapping[str, str]
+    other_practices: frozenset[str]
+    lsoa_icb: Mapping[str, str]
+    lsoa_quintile: Mapping[str, int]
+    measure_rules: tuple[MeasureRule, ...]
+    icb_names: Mapping[str, str] = field(default_factory=dict)
+    icb_regions: Mapping[str, str] = field(default_factory=dict)
+    source: str = "tables"
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def read(cls, folder: str | Path) -> Lookups:
+        """Read a lookups folder (SPEC section 6). Raises :class:`~didcore.errors.InputError`
+        subclasses naming the file, column and values at fault."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise UnreadableInputError(f"lookups folder {root} does not exist or is not a folder")
+        tables: dict[str, pa.Table] = {}
+        for name in _TABLES:
+            path = _find_table(root, name)
+            if path is not None:
+                tables[name] = _read_table(path)
+        for name in _REQUIRED:
+            if name not in tables:
+                raise UnreadableInputError(
+                    f"lookups folder {root} has no {name}.csv or {name}.parquet "
+                    f"(needed: {', '.join(_REQUIRED)}; optional: other_practices, measures, icb)"
+                )
+        return cls.from_tables(**tables, source=str(root))
+
+    @classmethod
+    def from_tables(
+        cls,
+        practice_icb: Any,
+        lsoa_icb: Any,
+        lsoa_imd: Any,
+        measures: Any = None,
+        other_practices: Any = None,
+        icb: Any = None,
+        *,
+        source: str = "tables",
+    ) -> Lookups:
+        """Build lookups from tables: pyarrow Tables, or anything ``pyarrow.table()`` accepts
+        (a dict of columns, a polars or pandas frame). ``measures=None`` uses the shipped file."""
+        practice = _pairs(_as_table(practice_icb), "practice_icb", "gp_practice_code", "icb_code")
+        lsoa = _pairs(_as_table(lsoa_icb), "lsoa_icb", "lsoa11", "icb_code")
+        quintile = _imd(_as_table(lsoa_imd))
+        others: frozenset[str] = frozenset()
+        if other_practices is not None:
+            t = _as_table(other_practices)
+            _require(t, "other_practices", ("gp_practice_code",))
+            others = frozenset(
+                c for c in map(normalise_code, t.column("gp_practice_code").to_pylist()) if c
+            )
+        if measures is None:
+            measures = _shipped_measures()
+        rules = _measure_rules(_as_table(measures))
+
+        names: dict[str, str] = {}
+        regions: dict[str, str] = {}
+        if icb is not None:
+            t = _as_table(icb)
+            _require(t, "icb", ("icb_code",))
+            codes = [normalise_code(c) for c in t.column("icb_code").to_pylist()]
+            if any(c is None for c in codes):
+                raise LookupConflictError(f"icb: {codes.count(None)} rows have a blank icb_code")
+            dupes = sorted({c for c in codes if codes.count(c) > 1 and c})
+            if dupes:
+                raise LookupConflictError(f"icb: icb_code repeated: {', '.join(dupes[:10])}")
+            icb_codes = tuple(c for c in codes if c)
+            for col, target in (("icb_name", names), ("region", regions)):
+                if col in t.column_names:
+                    for code, value in zip(icb_codes, t.column(col).to_pylist(), strict=True):
+                        if value is not None:
+                            target[code] = str(value)
+            known = set(icb_codes)
+            for table_name, mapping in (("practice_icb", practice), ("lsoa_icb", lsoa)):
+                unknown: dict[str, int] = {}
+                for value in mapping.values():
+                    if value not in known:
+                        unknown[value] = unknown.get(value, 0) + 1
+                if unknown:
+                    listed = ", ".join(f"{k} ({n} rows)" for k, n in sorted(unknown.items())[:10])
+                    raise LookupConflictError(
+                        f"{table_name}: icb_code not in the icb table: {listed}; add them to "
+                        "icb or correct the lookup"
+                    )
+        else:
+            icb_codes = tuple(sorted(set(practice.values()) | set(lsoa.values())))
+        if not icb_codes:
+            raise LookupConflictError("lookups name no ICB: practice_icb and lsoa_icb are empty")
+        return cls(
+            icb_codes=icb_codes,
+            practice_icb=practice,
+            other_practices=others,
+            lsoa_icb=lsoa,
+            lsoa_quintile=quintile,
+            measure_rules=rules,
+            icb_names=names,
+            icb_regions=regions,
+            source=source,
+        )
+
+    # ------------------------------------------------------------------ measures
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """Measure names, in the order they first appear in the measures file."""
+        return tuple(dict.fromkeys(r.measure for r in self.measure_rules))
+
+    @property
+    def measure_kinds(self) -> tuple[str, ...]:
+        """``"modality"`` or ``"edoc"`` for each of :attr:`measures`."""
+        kinds = {r.measure: r.kind for r in self.measure_rules}
+        return tuple(kinds[m] for m in self.measures)
+
+    def measures_of(self, modality: str | None, exam_code: str | None) -> list[int]:
+        """Indices of the measures a test of this (raw) modality and exam code counts in."""
+        mod = normalise_code(modality)
+        exam = normalise_code(exam_code)
+        index = {m: i for i, m in enumerate(self.measures)}
+        hits = {
+            index[r.measure]
+            for r in self.measure_rules
+            if r.modality == mod and (r.exam_code is None or r.exam_code == exam)
+        }
+        return sorted(hits)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _find_table(root: Path, name: str) -> Path | None:
+    for suffix in (".csv", ".parquet", ".pq", ".csv.gz"):
+        path = root / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_table(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        if path.name.endswith((".parquet", ".pq")):
+            return pq.read_table(path)
+        # Every column as text: codes such as 01A or 0001 must not be read as numbers.
+        header = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+        types = {name: pa.string() for name in header.column_names}
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise UnreadableInputError(f"cannot read lookup {path}: {exc}") from exc
+
+
+def _as_table(obj: Any) -> pa.Table:
+    import pyarrow as pa
+
+    if isinstance(obj, pa.Table):
+        return obj
+    if isinstance(obj, str | Path):
+        return _read_table(Path(obj))
+    try:
+        return pa.table(obj)
+    except (TypeError, ValueError, pa.ArrowInvalid) as exc:
+        raise LookupConflictError(f"cannot use {type(obj).__name__} as a lookup table") from exc
+
+
+def _require(table: pa.Table, name: str, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise MissingColumnError(
+            f"lookup {name} has no column {', '.join(missing)} "
+            f"(it has: {', '.join(table.column_names) or 'no columns'})"
+        )
+
+
+def _pairs(table: pa.Table, name: str, key: str, value: str) -> dict[str, str]:
+    """Key -> value, refusing keys that map to two different values."""
+    _require(table, name, (key, value))
+    out: dict[str, str] = {}
+    conflicts: dict[str, set[str]] = {}
+    blank_values = 0
+    for raw_key, raw_value in zip(
+        table.column(key).to_pylist(), table.column(value).to_pylist(), strict=True
+    ):
+        k = normalise_code(raw_key)
+        v = normalise_code(raw_value)
+        if k is None:
+            continue
+        if v is None:
+            blank_values += 1
+            continue
+        seen = out.setdefault(k, v)
+        if seen != v:
+            conflicts.setdefault(k, {seen}).add(v)
+    if conflicts:
+        shown = "; ".join(
+            f"{k} -> {' / '.join(sorted(v))}" for k, v in sorted(conflicts.items())[:5]
+        )
+        raise LookupConflictError(
+            f"lookup {name}: {len(conflicts)} {key} values map to more than one {value} "
+            f"({shown}); keep one row per {key}"
+        )
+    if blank_values:
+        raise LookupConflictError(
+            f"lookup {name}: {blank_values} rows have a {key} but a blank {value}"
+        )
+    return out
+
+
+def _imd(table: pa.Table) -> dict[str, int]:
+    """LSOA -> IMD quintile 1..5 (1 = most deprived); deciles d give quintile ceil(d / 2)."""
+    has_decile = "imd_decile" in table.column_names
+    has_quintile = "imd_quintile" in table.column_names
+    _require(table, "lsoa_imd", ("lsoa11",))
+    if not (has_decile or has_quintile):
+        raise MissingColumnError(
+            "lookup lsoa_imd needs imd_decile (1..10) or imd_quintile (1..5) "
+            f"(it has: {', '.join(table.column_names)})"
+        )
+    column, top = ("imd_decile", 10) if has_decile else ("imd_quintile", 5)
+    out: dict[str, int] = {}
+    conflicts: set[str] = set()
+    bad: list[object] = []
+    for raw_key, raw_value in zip(
+        table.column("lsoa11").to_pylist(), table.column(column).to_pylist(), strict=True
+    ):
+        k = normalise_code(raw_key)
+        if k is None:
+            continue
+        try:
+            level = int(str(raw_value).strip())
+        except ValueError:
+            level = -1
+        if not 1 <= level <= top:
+            bad.append(raw_value)
+            continue
+        q = (level + 1) // 2 if has_decile else level
+        if out.setdefault(k, q) != q:
+            conflicts.add(k)
+    if bad:
+        raise LookupConflictError(
+            f"lookup lsoa_imd: {len(bad)} rows have {column} outside 1..{top} "
+            f"(e.g. {bad[0]!r})"
+        )
+    if conflicts:
+        raise LookupConflictError(
+            f"lookup lsoa_imd: {len(conflicts)} LSOAs have two different quintiles "
+            f"(e.g. {sorted(conflicts)[0]})"
+        )
+    return out
+
+
+def _shipped_measures() -> pa.Table:
+    path = resources.files("didcore") / "data" / "measures.csv"
+    with resources.as_file(path) as p:
+        return _read_table(Path(p))
+
+
+def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
+    _require(table, "measures", ("measure", "kind", "modality"))
+    exam_col: Sequence[object] = (
+        table.column("exam_code").to_pylist()
+        if "exam_code" in table.column_names
+        else [None] * table.num_rows
+    )
+    known = {m.upper(): m for m in DID_MODALITIES}
+    rules: list[MeasureRule] = []
+    kinds: dict[str, str] = {}
+    for row, (measure, kind, modality, exam) in enumerate(
+        zip(
+            table.column("measure").to_pylist(),
+            table.column("kind").to_pylist(),
+            table.column("modality").to_pylist(),
+            exam_col,
+            strict=True,
+        ),
+        start=2,
+    ):
+        name = (measure or "").strip()
+        kind_n = (kind or "").strip().lower()
+        mod = normalise_code(modality)
+        if not name:
+            raise MeasureDefinitionError(f"measures: line {row} has no measure name")
+        if kind_n not in ("modality", "edoc"):
+            raise MeasureDefinitionError(
+                f"measures: line {row} ({name}) has kind {kind!r}; use 'modality' or 'edoc'"
+            )
+        if kinds.setdefault(name, kind_n) != kind_n:
+            raise MeasureDefinitionError(f"measures: {name} is given two kinds")
+        if mod is None or mod not in known:
+            raise MeasureDefinitionError(
+                f"measures: line {row} ({name}) names modality {modality!r}, which is not a "
+                f"DID modality (known: {', '.join(DID_MODALITIES)})"
+            )
+        rules.append(MeasureRule(name, kind_n, mod, normalise_code(exam)))
+    if not rules:
+        raise MeasureDefinitionError("measures: the file defines no measure")
+    return tuple(rules)

@@ -1,0 +1,885 @@
+//! Record batches to count cubes: the derivations of SPEC section 2, one pass over the rows.
+//!
+//! Python classifies each *dictionary* of a batch once (practice -> ICB, LSOA -> ICB and IMD
+//! quintile, modality and exam code -> measures); this module then walks the rows once,
+//! looking every value up through those small tables, and adds into
+//!
+//! * the dense cube `ICB x sex x age band x IMD quintile x measure`,
+//! * a histogram of row *states* per provider and per derived ICB, from which every
+//!   data-quality counter of Annex A is derived at the end (one increment per table per row
+//!   instead of one per counter), and
+//! * provider x derived-ICB counts (to allocate providers' missing records to ICBs).
+//!
+//! The rows of a batch are split into one contiguous range per worker thread and each worker
+//! adds into its own [`Partial`]; partials persist across batches and are merged once at the
+//! end, so nothing is shared or locked on the hot path.
+//!
+//! Nothing here knows about Python: the inputs are plain slices.
+
+use rayon::prelude::*;
+
+use crate::error::CoreError;
+
+/// Number of sex levels in the cube (male, female).
+pub const N_SEX: usize = 2;
+/// Number of age bands (0-4, 5-9, ..., 85-89, 90+).
+pub const N_AGE: usize = 19;
+/// Number of IMD quintiles (1 = most deprived).
+pub const N_IMD: usize = 5;
+/// Most measures one run can count (a row's measures are a `u64` bit mask).
+pub const MAX_MEASURES: usize = 64;
+
+/// Practice/LSOA class: the code was null or blank.
+pub const BLANK: i32 = -3;
+/// Practice/LSOA class: a code was given but is in no lookup.
+pub const UNRECOGNISED: i32 = -2;
+/// Practice class: a valid practice outside the English ICBs (Welsh, prisons, MoD, ...).
+pub const OTHER_VALID: i32 = -1;
+
+/// How the ICB of a record was found (SPEC section 2, in rule order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum IcbSource {
+    GpPractice = 0,
+    OtherValidPractice = 1,
+    Lsoa = 2,
+    Unknown = 3,
+}
+
+/// The first exclusion reason that applies to a record, or `Included`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Outcome {
+    NoIcb = 0,
+    NoImd = 1,
+    NoSex = 2,
+    NoAge = 3,
+    NoMeasure = 4,
+    Included = 5,
+}
+
+/// Bits of a row state, see [`state_code`]. The state of a row packs its ICB source (2 bits),
+/// outcome (3 bits) and five flags; [`N_STATES`] states in all.
+pub const N_STATES: usize = 4 * 6 * 32;
+const FLAG_NO_PRACTICE: usize = 1;
+const FLAG_NO_LSOA: usize = 2;
+const FLAG_MISSING_IMD: usize = 4;
+const FLAG_MISSING_SEX: usize = 8;
+const FLAG_MISSING_AGE: usize = 16;
+
+/// Decoded row state (the inverse of [`state_code`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // flags mirror the counters of Annex A one to one
+pub struct RowState {
+    pub source: u8,
+    pub outcome: u8,
+    pub no_practice: bool,
+    pub no_lsoa: bool,
+    pub missing_imd: bool,
+    pub missing_sex: bool,
+    pub missing_age: bool,
+}
+
+#[inline]
+fn state_code(source: IcbSource, outcome: Outcome, flags: usize) -> usize {
+    ((source as usize) * 6 + outcome as usize) * 32 + flags
+}
+
+/// Decode a state index produced by the counting pass.
+#[must_use]
+pub fn decode_state(code: usize) -> RowState {
+    let flags = code % 32;
+    let rest = code / 32;
+    RowState {
+        source: (rest / 6) as u8,
+        outcome: (rest % 6) as u8,
+        no_practice: flags & FLAG_NO_PRACTICE != 0,
+        no_lsoa: flags & FLAG_NO_LSOA != 0,
+        missing_imd: flags & FLAG_MISSING_IMD != 0,
+        missing_sex: flags & FLAG_MISSING_SEX != 0,
+        missing_age: flags & FLAG_MISSING_AGE != 0,
+    }
+}
+
+/// An Arrow validity bitmap (LSB first) with a bit offset; `None` means no nulls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Validity<'a> {
+    pub bits: Option<&'a [u8]>,
+    pub offset: usize,
+}
+
+impl Validity<'_> {
+    #[inline]
+    fn is_valid(&self, row: usize) -> bool {
+        match self.bits {
+            None => true,
+            Some(bits) => {
+                let i = row + self.offset;
+                bits[i >> 3] & (1 << (i & 7)) != 0
+            }
+        }
+    }
+
+    fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
+        if let Some(bits) = self.bits
+            && bits.len() * 8 < self.offset + len
+        {
+            return Err(CoreError::Shape(format!(
+                "{what}: validity bitmap of {} bytes is too short for {len} rows at offset {}",
+                bits.len(),
+                self.offset
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A dictionary-encoded column: per-row indices into a per-batch dictionary.
+#[derive(Clone, Copy, Debug)]
+pub struct Coded<'a> {
+    pub indices: &'a [i32],
+    pub validity: Validity<'a>,
+}
+
+impl Coded<'_> {
+    /// The dictionary index of `row`, or `None` when the row is null.
+    #[inline]
+    fn get(&self, row: usize) -> Option<usize> {
+        if self.validity.is_valid(row) {
+            Some(self.indices[row] as usize)
+        } else {
+            None
+        }
+    }
+
+    fn check(&self, len: usize, dict_len: usize, what: &str) -> Result<(), CoreError> {
+        if self.indices.len() < len {
+            return Err(CoreError::Shape(format!(
+                "{what}: {} indices for {len} rows",
+                self.indices.len()
+            )));
+        }
+        self.validity.check(len, what)?;
+        for (row, &i) in self.indices[..len].iter().enumerate() {
+            if (i < 0 || i as usize >= dict_len) && self.validity.is_valid(row) {
+                return Err(CoreError::Shape(format!(
+                    "{what}: dictionary index {i} at row {row} is outside a dictionary of {dict_len}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A plain integer column.
+#[derive(Clone, Copy, Debug)]
+pub struct Ints<'a> {
+    pub values: &'a [i64],
+    pub validity: Validity<'a>,
+}
+
+impl Ints<'_> {
+    #[inline]
+    fn get(&self, row: usize) -> Option<i64> {
+        if self.validity.is_valid(row) {
+            Some(self.values[row])
+        } else {
+            None
+        }
+    }
+
+    fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
+        if self.values.len() < len {
+            return Err(CoreError::Shape(format!(
+                "{what}: {} values for {len} rows",
+                self.values.len()
+            )));
+        }
+        self.validity.check(len, what)
+    }
+}
+
+/// A date column as days since 1970-01-01 (Arrow `date32`).
+#[derive(Clone, Copy, Debug)]
+pub struct Days<'a> {
+    pub values: &'a [i32],
+    pub validity: Validity<'a>,
+}
+
+impl Days<'_> {
+    #[inline]
+    fn get(&self, row: usize) -> Option<i32> {
+        if self.validity.is_valid(row) {
+            Some(self.values[row])
+        } else {
+            None
+        }
+    }
+
+    fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
+        if self.values.len() < len {
+            return Err(CoreError::Shape(format!(
+                "{what}: {} values for {len} rows",
+                self.values.len()
+            )));
+        }
+        self.validity.check(len, what)
+    }
+}
+
+/// The sex column: NHS Person Gender Code as strings (classified per dictionary entry:
+/// 0 male, 1 female, -1 anything else) or as integers (1 male, 2 female).
+#[derive(Clone, Copy, Debug)]
+pub enum SexColumn<'a> {
+    Coded { column: Coded<'a>, class: &'a [i8] },
+    Ints(Ints<'a>),
+}
+
+/// Where the age in whole years comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum AgeColumn<'a> {
+    Years(Ints<'a>),
+    Dates { birth: Days<'a>, test: Days<'a> },
+}
+
+/// One record batch, already classified per dictionary entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    pub n_rows: usize,
+    /// Provider code per row -> global provider id through `provider_ids`.
+    pub provider: Coded<'a>,
+    pub provider_ids: &'a [u32],
+    /// Global id used for rows whose provider code is null.
+    pub provider_null_id: u32,
+    /// Practice per row -> ICB index, [`OTHER_VALID`], [`UNRECOGNISED`] or [`BLANK`].
+    pub practice: Coded<'a>,
+    pub practice_class: &'a [i32],
+    /// LSOA per row -> ICB index, [`UNRECOGNISED`] or [`BLANK`]; and IMD quintile 0..4 or -1.
+    pub lsoa: Coded<'a>,
+    pub lsoa_icb: &'a [i32],
+    pub lsoa_imd: &'a [i8],
+    pub sex: SexColumn<'a>,
+    pub age: AgeColumn<'a>,
+    /// Modality per row -> modality id (-1: in no measure); exam code -> exam id (0: other).
+    pub modality: Coded<'a>,
+    pub modality_ids: &'a [i16],
+    pub exam: Option<Coded<'a>>,
+    pub exam_ids: &'a [i16],
+    /// Measures of (modality id, exam id): bit m of `measure_masks[mod * n_exam + exam]`.
+    pub measure_masks: &'a [u64],
+    pub n_exam: usize,
+}
+
+/// The fixed shape of a cube.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub n_icb: usize,
+    pub n_measure: usize,
+    /// Ages above this (in whole years) are treated as invalid.
+    pub max_age: i64,
+}
+
+impl Dims {
+    #[must_use]
+    pub fn cube_len(&self) -> usize {
+        self.n_icb * N_SEX * N_AGE * N_IMD * self.n_measure
+    }
+}
+
+/// Counts added by one worker; merged with [`Partial::merge`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partial {
+    /// `[icb][sex][age][imd][measure]`, row-major.
+    pub cube: Vec<u64>,
+    /// `[provider][state]`.
+    pub provider_states: Vec<u64>,
+    /// `[icb or n_icb for none][state]`.
+    pub icb_states: Vec<u64>,
+    /// `[provider][icb or n_icb for none]`.
+    pub provider_icb: Vec<u64>,
+    pub n_providers: usize,
+}
+
+impl Partial {
+    #[must_use]
+    pub fn new(dims: Dims) -> Self {
+        Partial {
+            cube: vec![0; dims.cube_len()],
+            provider_states: Vec::new(),
+            icb_states: vec![0; (dims.n_icb + 1) * N_STATES],
+            provider_icb: Vec::new(),
+            n_providers: 0,
+        }
+    }
+
+    /// Grow the provider axis (providers are discovered batch by batch).
+    pub fn ensure_providers(&mut self, dims: Dims, n_providers: usize) {
+        if n_providers > self.n_providers {
+            self.provider_states.resize(n_providers * N_STATES, 0);
+            self.provider_icb.resize(n_providers * (dims.n_icb + 1), 0);
+            self.n_providers = n_providers;
+        }
+    }
+
+    /// Add `other` into `self` (cubes are additive).
+    pub fn merge(&mut self, dims: Dims, other: &Partial) {
+        self.ensure_providers(dims, other.n_providers);
+        add_into(&mut self.cube, &other.cube);
+        add_into(&mut self.icb_states, &other.icb_states);
+        add_into(&mut self.provider_states, &other.provider_states);
+        add_into(&mut self.provider_icb, &other.provider_icb);
+    }
+}
+
+fn add_into(acc: &mut [u64], other: &[u64]) {
+    for (a, b) in acc.iter_mut().zip(other) {
+        *a += *b;
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+#[must_use]
+pub fn civil_from_days(days: i32) -> (i32, u32, u32) {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (y as i32, m, d)
+}
+
+/// Age in whole years on `test` of someone born on `birth` (both days since 1970-01-01).
+/// A 29 February birthday is reached on 1 March in common years.
+#[must_use]
+pub fn age_in_years(birth: i32, test: i32) -> i64 {
+    let (by, bm, bd) = civil_from_days(birth);
+    let (ty, tm, td) = civil_from_days(test);
+    let mut age = i64::from(ty) - i64::from(by);
+    if (tm, td) < (bm, bd) {
+        age -= 1;
+    }
+    age
+}
+
+/// Age band index 0..18 for a valid age in years, `None` when invalid (negative or > max).
+#[inline]
+#[must_use]
+pub fn age_band(age: i64, max_age: i64) -> Option<usize> {
+    if (0..=max_age).contains(&age) {
+        Some(((age / 5) as usize).min(N_AGE - 1))
+    } else {
+        None
+    }
+}
+
+impl Batch<'_> {
+    /// Check every slice against the row count and every dictionary index against its
+    /// dictionary, so the counting pass can never index out of bounds.
+    pub fn validate(&self, dims: Dims, n_providers: usize) -> Result<(), CoreError> {
+        let n = self.n_rows;
+        self.provider
+            .check(n, self.provider_ids.len(), "provider_code")?;
+        if let Some(&bad) = self
+            .provider_ids
+            .iter()
+            .chain(std::iter::once(&self.provider_null_id))
+            .find(|&&id| id as usize >= n_providers)
+        {
+            return Err(CoreError::Shape(format!(
+                "provider id {bad} is outside the {n_providers} providers seen"
+            )));
+        }
+        self.practice
+            .check(n, self.practice_class.len(), "gp_practice_code")?;
+        check_classes(self.practice_class, dims.n_icb, "gp_practice_code", true)?;
+        self.lsoa.check(n, self.lsoa_icb.len(), "lsoa11")?;
+        check_classes(self.lsoa_icb, dims.n_icb, "lsoa11", false)?;
+        if self.lsoa_imd.len() != self.lsoa_icb.len()
+            || self
+                .lsoa_imd
+                .iter()
+                .any(|&q| !(-1..N_IMD as i8).contains(&q))
+        {
+            return Err(CoreError::Shape(
+                "lsoa11: IMD table does not match the dictionary".into(),
+            ));
+        }
+        match self.sex {
+            SexColumn::Coded { column, class } => {
+                column.check(n, class.len(), "sex")?;
+                if class.iter().any(|&c| !(-1..N_SEX as i8).contains(&c)) {
+                    return Err(CoreError::Shape("sex: class table out of range".into()));
+                }
+            }
+            SexColumn::Ints(ints) => ints.check(n, "sex")?,
+        }
+        match self.age {
+            AgeColumn::Years(ints) => ints.check(n, "age")?,
+            AgeColumn::Dates { birth, test } => {
+                birth.check(n, "date_of_birth")?;
+                test.check(n, "test_date")?;
+            }
+        }
+        self.modality
+            .check(n, self.modality_ids.len(), "modality")?;
+        let n_mod = self.measure_masks.len() / self.n_exam.max(1);
+        if self.n_exam == 0
+            || self.measure_masks.len() != n_mod * self.n_exam
+            || self
+                .modality_ids
+                .iter()
+                .any(|&m| m < -1 || m as isize >= n_mod as isize)
+        {
+            return Err(CoreError::Shape(
+                "modality: measure table does not match".into(),
+            ));
+        }
+        if let Some(exam) = self.exam {
+            exam.check(n, self.exam_ids.len(), "exam_code")?;
+        }
+        if self
+            .exam_ids
+            .iter()
+            .any(|&e| e < 0 || e as usize >= self.n_exam)
+        {
+            return Err(CoreError::Shape(
+                "exam_code: exam table out of range".into(),
+            ));
+        }
+        let all_bits = if dims.n_measure >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << dims.n_measure) - 1
+        };
+        if self.measure_masks.iter().any(|&m| m & !all_bits != 0) {
+            return Err(CoreError::Shape(
+                "measure mask names an unknown measure".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Count rows `start..end` into `acc`. [`Batch::validate`] must have passed.
+    fn count_range(&self, dims: Dims, acc: &mut Partial, start: usize, end: usize) {
+        let n_icb = dims.n_icb;
+        let n_m = dims.n_measure;
+        let stride_icb = N_SEX * N_AGE * N_IMD * n_m;
+        let stride_sex = N_AGE * N_IMD * n_m;
+        let stride_age = N_IMD * n_m;
+        for row in start..end {
+            let provider = match self.provider.get(row) {
+                Some(i) => self.provider_ids[i],
+                None => self.provider_null_id,
+            } as usize;
+            let practice = self
+                .practice
+                .get(row)
+                .map_or(BLANK, |i| self.practice_class[i]);
+            let (lsoa_icb, imd) = match self.lsoa.get(row) {
+                Some(i) => (self.lsoa_icb[i], self.lsoa_imd[i]),
+                None => (BLANK, -1),
+            };
+            let (icb, source) = if practice >= 0 {
+                (practice, IcbSource::GpPractice)
+            } else if practice == OTHER_VALID {
+                (-1, IcbSource::OtherValidPractice)
+            } else if lsoa_icb >= 0 {
+                (lsoa_icb, IcbSource::Lsoa)
+            } else {
+                (-1, IcbSource::Unknown)
+            };
+            let sex: i8 = match self.sex {
+                SexColumn::Coded { column, class } => column.get(row).map_or(-1, |i| class[i]),
+                SexColumn::Ints(ints) => match ints.get(row) {
+                    Some(1) => 0,
+                    Some(2) => 1,
+                    _ => -1,
+                },
+            };
+            let age_years = match self.age {
+                AgeColumn::Years(ints) => ints.get(row),
+                AgeColumn::Dates { birth, test } => match (birth.get(row), test.get(row)) {
+                    (Some(b), Some(t)) => Some(age_in_years(b, t)),
+                    _ => None,
+                },
+            };
+            let band = age_years.and_then(|a| age_band(a, dims.max_age));
+            let mask = match self.modality.get(row).map(|i| self.modality_ids[i]) {
+                Some(m) if m >= 0 => {
+                    let exam = self
+                        .exam
+                        .and_then(|e| e.get(row))
+                        .map_or(0, |i| self.exam_ids[i] as usize);
+                    self.measure_masks[m as usize * self.n_exam + exam]
+                }
+                _ => 0,
+            };
+
+            let mut flags = 0;
+            if practice == BLANK {
+                flags |= FLAG_NO_PRACTICE;
+            }
+            if lsoa_icb == BLANK {
+                flags |= FLAG_NO_LSOA;
+            }
+            if imd < 0 {
+                flags |= FLAG_MISSING_IMD;
+            }
+            if sex < 0 {
+                flags |= FLAG_MISSING_SEX;
+            }
+            if band.is_none() {
+                flags |= FLAG_MISSING_AGE;
+            }
+            let outcome = if icb < 0 {
+                Outcome::NoIcb
+            } else if imd < 0 {
+                Outcome::NoImd
+            } else if sex < 0 {
+                Outcome::NoSex
+            } else if let Some(band) = band {
+                if mask == 0 {
+                    Outcome::NoMeasure
+                } else {
+                    let base = icb as usize * stride_icb
+                        + sex as usize * stride_sex
+                        + band * stride_age
+                        + imd as usize * n_m;
+                    let mut bits = mask;
+                    while bits != 0 {
+                        let m = bits.trailing_zeros() as usize;
+                        acc.cube[base + m] += 1;
+                        bits &= bits - 1;
+                    }
+                    Outcome::Included
+                }
+            } else {
+                Outcome::NoAge
+            };
+            let state = state_code(source, outcome, flags);
+            let icb_slot = if icb < 0 { n_icb } else { icb as usize };
+            acc.provider_states[provider * N_STATES + state] += 1;
+            acc.icb_states[icb_slot * N_STATES + state] += 1;
+            acc.provider_icb[provider * (n_icb + 1) + icb_slot] += 1;
+        }
+    }
+}
+
+fn check_classes(table: &[i32], n_icb: usize, what: &str, other_ok: bool) -> Result<(), CoreError> {
+    let lowest = if other_ok {
+        BLANK
+    } else {
+        UNRECOGNISED.min(BLANK)
+    };
+    for &c in table {
+        let ok = (c >= 0 && (c as usize) < n_icb)
+            || c == BLANK
+            || c == UNRECOGNISED
+            || (other_ok && c == OTHER_VALID);
+        if !ok || c < lowest {
+            return Err(CoreError::Shape(format!(
+                "{what}: class {c} is not an ICB index below {n_icb} or a known class"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Accumulates batches into per-worker partials; [`Accumulator::finish`] merges them.
+#[derive(Debug)]
+pub struct Accumulator {
+    dims: Dims,
+    partials: Vec<Partial>,
+    n_providers: usize,
+    rows: u64,
+}
+
+impl Accumulator {
+    /// `n_workers` partials are kept; each batch is split into that many row ranges.
+    pub fn new(dims: Dims, n_workers: usize) -> Result<Self, CoreError> {
+        if dims.n_measure == 0 || dims.n_measure > MAX_MEASURES {
+            return Err(CoreError::Shape(format!(
+                "{} measures: between 1 and {MAX_MEASURES} are supported",
+                dims.n_measure
+            )));
+        }
+        if dims.n_icb == 0 || dims.n_icb > i32::MAX as usize {
+            return Err(CoreError::Shape(format!(
+                "{} ICBs: need at least one",
+                dims.n_icb
+            )));
+        }
+        let n_workers = n_workers.max(1);
+        Ok(Accumulator {
+            dims,
+            partials: (0..n_workers).map(|_| Partial::new(dims)).collect(),
+            n_providers: 0,
+            rows: 0,
+        })
+    }
+
+    #[must_use]
+    pub fn dims(&self) -> Dims {
+        self.dims
+    }
+
+    #[must_use]
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Validate and count one batch. `n_providers` is the number of provider ids known so far
+    /// (every id in the batch is below it). Runs on the current rayon pool.
+    pub fn add(&mut self, batch: &Batch<'_>, n_providers: usize) -> Result<(), CoreError> {
+        batch.validate(self.dims, n_providers)?;
+        self.n_providers = self.n_providers.max(n_providers);
+        let dims = self.dims;
+        let n = batch.n_rows;
+        let workers = self.partials.len();
+        // Small batches are not worth waking the other workers for.
+        let active = if n < 65_536 { 1 } else { workers };
+        let per = n.div_ceil(active.max(1));
+        self.partials
+            .par_iter_mut()
+            .take(active)
+            .enumerate()
+            .for_each(|(w, acc)| {
+                acc.ensure_providers(dims, n_providers);
+                let start = (w * per).min(n);
+                let end = ((w + 1) * per).min(n);
+                batch.count_range(dims, acc, start, end);
+            });
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// Merge the partials into one result.
+    #[must_use]
+    pub fn finish(&self) -> Partial {
+        let mut total = Partial::new(self.dims);
+        total.ensure_providers(self.dims, self.n_providers);
+        for p in &self.partials {
+            total.merge(self.dims, p);
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims() -> Dims {
+        Dims {
+            n_icb: 2,
+            n_measure: 2,
+            max_age: 130,
+        }
+    }
+
+    #[test]
+    fn civil_dates_round_trip_known_values() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_448), (2023, 4, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn age_counts_whole_years_and_leap_birthdays() {
+        // born 2000-02-29 (11016); 2023-02-28 is 19416, 2023-03-01 is 19417
+        assert_eq!(age_in_years(11_016, 19_416), 22);
+        assert_eq!(age_in_years(11_016, 19_417), 23);
+        assert_eq!(age_in_years(0, 0), 0);
+        assert_eq!(age_in_years(10, 0), -1);
+    }
+
+    #[test]
+    fn age_bands_cap_at_90_plus() {
+        assert_eq!(age_band(0, 130), Some(0));
+        assert_eq!(age_band(4, 130), Some(0));
+        assert_eq!(age_band(5, 130), Some(1));
+        assert_eq!(age_band(89, 130), Some(17));
+        assert_eq!(age_band(90, 130), Some(18));
+        assert_eq!(age_band(130, 130), Some(18));
+        assert_eq!(age_band(131, 130), None);
+        assert_eq!(age_band(-1, 130), None);
+    }
+
+    #[test]
+    fn states_decode() {
+        for code in 0..N_STATES {
+            let s = decode_state(code);
+            let flags = usize::from(s.no_practice)
+                | usize::from(s.no_lsoa) << 1
+                | usize::from(s.missing_imd) << 2
+                | usize::from(s.missing_sex) << 3
+                | usize::from(s.missing_age) << 4;
+            assert_eq!(
+                (usize::from(s.source) * 6 + usize::from(s.outcome)) * 32 + flags,
+                code
+            );
+        }
+    }
+
+    /// Rows: 0 practice->ICB1, all valid, modality 0 exam 1 (two measures)
+    ///       1 no practice, LSOA->ICB0, sex null
+    ///       2 other valid practice
+    ///       3 unrecognised practice, LSOA unrecognised
+    ///       4 practice->ICB1, LSOA null (no IMD)
+    ///       5 practice->ICB1, age invalid
+    ///       6 practice->ICB1, unknown modality
+    #[test]
+    fn counts_follow_the_derivation_rules() {
+        let practice_idx = [0, 1, 2, 3, 0, 0, 0];
+        let practice_class = [1, BLANK, OTHER_VALID, UNRECOGNISED];
+        let practice_valid = [0b0111_1101u8]; // row 1 null
+        let lsoa_idx = [0, 0, 0, 1, 0, 0, 0];
+        let lsoa_valid = [0b0110_1111u8]; // row 4 null
+        let lsoa_icb = [0, UNRECOGNISED];
+        let lsoa_imd = [2i8, -1];
+        let sex_vals = [1i64, 0, 2, 2, 2, 1, 1];
+        let sex_valid = [0b0111_1101u8]; // row 1 null
+        let ages = [47i64, 30, 30, 30, 30, 200, 30];
+        let modality_idx = [0, 0, 0, 0, 0, 0, 1];
+        let modality_ids = [0i16, -1];
+        let exam_idx = [1, 0, 0, 0, 0, 0, 0];
+        let exam_ids = [0i16, 1];
+        let masks = [0b01u64, 0b11];
+        let provider_idx = [0; 7];
+        let provider_ids = [0u32];
+        let batch = Batch {
+            n_rows: 7,
+            provider: Coded {
+                indices: &provider_idx,
+                validity: Validity::default(),
+            },
+            provider_ids: &provider_ids,
+            provider_null_id: 1,
+            practice: Coded {
+                indices: &practice_idx,
+                validity: Validity {
+                    bits: Some(&practice_valid),
+                    offset: 0,
+                },
+            },
+            practice_class: &practice_class,
+            lsoa: Coded {
+                indices: &lsoa_idx,
+                validity: Validity {
+                    bits: Some(&lsoa_valid),
+                    offset: 0,
+                },
+            },
+            lsoa_icb: &lsoa_icb,
+            lsoa_imd: &lsoa_imd,
+            sex: SexColumn::Ints(Ints {
+                values: &sex_vals,
+                validity: Validity {
+                    bits: Some(&sex_valid),
+                    offset: 0,
+                },
+            }),
+            age: AgeColumn::Years(Ints {
+                values: &ages,
+                validity: Validity::default(),
+            }),
+            modality: Coded {
+                indices: &modality_idx,
+                validity: Validity::default(),
+            },
+            modality_ids: &modality_ids,
+            exam: Some(Coded {
+                indices: &exam_idx,
+                validity: Validity::default(),
+            }),
+            exam_ids: &exam_ids,
+            measure_masks: &masks,
+            n_exam: 2,
+        };
+        let mut acc = Accumulator::new(dims(), 2).unwrap();
+        acc.add(&batch, 2).unwrap();
+        let total = acc.finish();
+        // Row 0: ICB 1, male, band 9, quintile 3 (index 2), measures 0 and 1.
+        let d = dims();
+        let idx = |icb: usize, sex: usize, age: usize, imd: usize, m: usize| {
+            (((icb * N_SEX + sex) * N_AGE + age) * N_IMD + imd) * d.n_measure + m
+        };
+        assert_eq!(total.cube[idx(1, 0, 9, 2, 0)], 1);
+        assert_eq!(total.cube[idx(1, 0, 9, 2, 1)], 1);
+        assert_eq!(total.cube.iter().sum::<u64>(), 2);
+        let mut outcomes = [0u64; 6];
+        let mut sources = [0u64; 4];
+        for (code, &n) in total.provider_states[..N_STATES].iter().enumerate() {
+            let s = decode_state(code);
+            outcomes[s.outcome as usize] += n;
+            sources[s.source as usize] += n;
+        }
+        // no_icb: rows 2, 3; no_imd: row 4; no_sex: row 1; no_age: row 5; no_measure: row 6
+        assert_eq!(outcomes, [2, 1, 1, 1, 1, 1]);
+        // gp: 0,4,5,6; other: 2; lsoa: 1; unknown: 3
+        assert_eq!(sources, [4, 1, 1, 1]);
+        assert_eq!(total.provider_icb[0..3], [1, 4, 2]);
+    }
+
+    #[test]
+    fn bad_dictionary_index_is_an_error_not_a_panic() {
+        let idx = [5];
+        let ids = [0u32];
+        let cls = [0];
+        let imd = [0i8];
+        let sex = [1i64];
+        let masks = [1u64];
+        let mid = [0i16];
+        let eid = [0i16];
+        let coded = Coded {
+            indices: &idx,
+            validity: Validity::default(),
+        };
+        let ok = Coded {
+            indices: &[0],
+            validity: Validity::default(),
+        };
+        let batch = Batch {
+            n_rows: 1,
+            provider: ok,
+            provider_ids: &ids,
+            provider_null_id: 0,
+            practice: coded,
+            practice_class: &cls,
+            lsoa: ok,
+            lsoa_icb: &cls,
+            lsoa_imd: &imd,
+            sex: SexColumn::Ints(Ints {
+                values: &sex,
+                validity: Validity::default(),
+            }),
+            age: AgeColumn::Years(Ints {
+                values: &sex,
+                validity: Validity::default(),
+            }),
+            modality: ok,
+            modality_ids: &mid,
+            exam: None,
+            exam_ids: &eid,
+            measure_masks: &masks,
+            n_exam: 1,
+        };
+        let mut acc = Accumulator::new(
+            Dims {
+                n_icb: 1,
+                n_measure: 1,
+                max_age: 130,
+            },
+            1,
+        )
+        .unwrap();
+        let err = acc.add(&batch, 1).unwrap_err();
+        assert!(err.to_string().contains("gp_practice_code"), "{err}");
+    }
+}

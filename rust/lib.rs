@@ -1,0 +1,29 @@
+//! didcore's Rust core. `cube` and `expected` are plain Rust (tested with `cargo test`);
+//! `py_api` converts Python arguments and delegates; this file only declares the module.
+
+pub mod cube;
+pub mod error;
+pub mod expected;
+mod py_api;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _didcore {
+    #[pymodule_export]
+    use crate::py_api::{PyAggregator, expected_counts, state_table};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("build_profile", env!("DIDCORE_PROFILE"))?;
+        m.add("N_STATES", crate::cube::N_STATES)?;
+        m.add("MAX_MEASURES", crate::cube::MAX_MEASURES)?;
+        m.add("BLANK", crate::cube::BLANK)?;
+        m.add("UNRECOGNISED", crate::cube::UNRECOGNISED)?;
+        m.add("OTHER_VALID", crate::cube::OTHER_VALID)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,336 @@
+//! The Python-facing functions and classes. Each one only converts arguments, releases the
+//! interpreter (`py.detach`) for the real work, and maps [`CoreError`] to `didcore.errors`.
+
+// pyo3 extracts arguments by value; taking them by reference is not an option here.
+#![allow(clippy::needless_pass_by_value)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::cube::{
+    self, Accumulator, AgeColumn, Batch, Coded, Days, Dims, Ints, N_STATES, SexColumn, Validity,
+};
+use crate::error::CoreError;
+use crate::expected;
+
+pyo3::import_exception!(didcore.errors, InternalError);
+pyo3::import_exception!(didcore.errors, PopulationError);
+pyo3::import_exception!(didcore.errors, ZeroPopulationError);
+
+fn to_py_err(err: CoreError) -> PyErr {
+    match err {
+        CoreError::ZeroPopulation {
+            stratum,
+            measure,
+            observed,
+        } => ZeroPopulationError::new_err((err.to_string(), stratum, measure, observed)),
+        CoreError::BadPopulation { .. } => PopulationError::new_err(err.to_string()),
+        CoreError::Shape(_) | CoreError::ThreadPool(_) => InternalError::new_err(err.to_string()),
+    }
+}
+
+/// Run `work` on a private rayon pool of `n_threads` workers, with the interpreter released.
+///
+/// A per-call pool (rather than rayon's global one) means a process forked after a call
+/// inherits no half-alive pool. Any panic is caught here and becomes `InternalError`: a panic
+/// must never cross into Python.
+fn run_detached<T: Send>(
+    py: Python<'_>,
+    n_threads: usize,
+    work: impl FnOnce() -> Result<T, CoreError> + Send,
+) -> PyResult<T> {
+    let result = py.detach(move || {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n_threads)
+            .thread_name(|i| format!("didcore-{i}"))
+            .build()
+            .map_err(|e| CoreError::ThreadPool(e.to_string()))?;
+        match catch_unwind(AssertUnwindSafe(|| pool.install(work))) {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(ToString::to_string)
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(CoreError::Shape(format!("panic in the Rust core: {what}")))
+            }
+        }
+    });
+    result.map_err(to_py_err)
+}
+
+fn default_threads(n_threads: Option<usize>) -> usize {
+    n_threads
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{what}: array must be contiguous")))
+}
+
+/// A dictionary-encoded column from Python: `(indices int32, validity bitmap or None, offset)`.
+#[derive(FromPyObject)]
+pub struct CodedArg<'py>(
+    PyReadonlyArray1<'py, i32>,
+    Option<PyReadonlyArray1<'py, u8>>,
+    usize,
+);
+
+/// An integer column: `(values int64, validity bitmap or None, offset)`.
+#[derive(FromPyObject)]
+pub struct IntsArg<'py>(
+    PyReadonlyArray1<'py, i64>,
+    Option<PyReadonlyArray1<'py, u8>>,
+    usize,
+);
+
+/// A date32 column: `(days int32, validity bitmap or None, offset)`.
+#[derive(FromPyObject)]
+pub struct DaysArg<'py>(
+    PyReadonlyArray1<'py, i32>,
+    Option<PyReadonlyArray1<'py, u8>>,
+    usize,
+);
+
+fn validity<'a>(
+    bits: Option<&'a PyReadonlyArray1<'_, u8>>,
+    offset: usize,
+) -> PyResult<Validity<'a>> {
+    Ok(Validity {
+        bits: bits.map(|b| slice(b, "validity")).transpose()?,
+        offset,
+    })
+}
+
+impl CodedArg<'_> {
+    fn view(&self) -> PyResult<Coded<'_>> {
+        Ok(Coded {
+            indices: slice(&self.0, "indices")?,
+            validity: validity(self.1.as_ref(), self.2)?,
+        })
+    }
+}
+
+impl IntsArg<'_> {
+    fn view(&self) -> PyResult<Ints<'_>> {
+        Ok(Ints {
+            values: slice(&self.0, "values")?,
+            validity: validity(self.1.as_ref(), self.2)?,
+        })
+    }
+}
+
+impl DaysArg<'_> {
+    fn view(&self) -> PyResult<Days<'_>> {
+        Ok(Days {
+            values: slice(&self.0, "days")?,
+            validity: validity(self.1.as_ref(), self.2)?,
+        })
+    }
+}
+
+/// Counts record batches into a cube. Used by `didcore.aggregate`; not a public API.
+#[pyclass(module = "didcore._didcore", name = "Aggregator")]
+pub struct PyAggregator {
+    acc: Accumulator,
+    n_threads: usize,
+}
+
+#[pymethods]
+impl PyAggregator {
+    #[new]
+    #[pyo3(signature = (n_icb, n_measure, max_age=130, n_threads=None))]
+    fn new(
+        n_icb: usize,
+        n_measure: usize,
+        max_age: i64,
+        n_threads: Option<usize>,
+    ) -> PyResult<Self> {
+        let n_threads = default_threads(n_threads);
+        let dims = Dims {
+            n_icb,
+            n_measure,
+            max_age,
+        };
+        let acc = Accumulator::new(dims, n_threads).map_err(to_py_err)?;
+        Ok(PyAggregator { acc, n_threads })
+    }
+
+    /// Rows counted so far.
+    #[getter]
+    fn rows(&self) -> u64 {
+        self.acc.rows()
+    }
+
+    /// Count one classified batch (see `didcore.cube` for the meaning of each table).
+    #[pyo3(signature = (
+        *, n_rows, provider, provider_ids, provider_null_id, n_providers,
+        practice, practice_class, lsoa, lsoa_icb, lsoa_imd,
+        sex_coded=None, sex_class=None, sex_ints=None,
+        age_years=None, birth=None, test=None,
+        modality, modality_ids, exam=None, exam_ids, measure_masks, n_exam
+    ))]
+    fn add_batch(
+        &mut self,
+        py: Python<'_>,
+        n_rows: usize,
+        provider: CodedArg<'_>,
+        provider_ids: PyReadonlyArray1<'_, u32>,
+        provider_null_id: u32,
+        n_providers: usize,
+        practice: CodedArg<'_>,
+        practice_class: PyReadonlyArray1<'_, i32>,
+        lsoa: CodedArg<'_>,
+        lsoa_icb: PyReadonlyArray1<'_, i32>,
+        lsoa_imd: PyReadonlyArray1<'_, i8>,
+        sex_coded: Option<CodedArg<'_>>,
+        sex_class: Option<PyReadonlyArray1<'_, i8>>,
+        sex_ints: Option<IntsArg<'_>>,
+        age_years: Option<IntsArg<'_>>,
+        birth: Option<DaysArg<'_>>,
+        test: Option<DaysArg<'_>>,
+        modality: CodedArg<'_>,
+        modality_ids: PyReadonlyArray1<'_, i16>,
+        exam: Option<CodedArg<'_>>,
+        exam_ids: PyReadonlyArray1<'_, i16>,
+        measure_masks: PyReadonlyArray1<'_, u64>,
+        n_exam: usize,
+    ) -> PyResult<()> {
+        let sex = match (&sex_coded, &sex_class, &sex_ints) {
+            (Some(c), Some(cls), None) => SexColumn::Coded {
+                column: c.view()?,
+                class: slice(cls, "sex_class")?,
+            },
+            (None, None, Some(i)) => SexColumn::Ints(i.view()?),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give either sex_coded with sex_class, or sex_ints",
+                ));
+            }
+        };
+        let age = match (&age_years, &birth, &test) {
+            (Some(a), None, None) => AgeColumn::Years(a.view()?),
+            (None, Some(b), Some(t)) => AgeColumn::Dates {
+                birth: b.view()?,
+                test: t.view()?,
+            },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give either age_years, or birth with test",
+                ));
+            }
+        };
+        let batch = Batch {
+            n_rows,
+            provider: provider.view()?,
+            provider_ids: slice(&provider_ids, "provider_ids")?,
+            provider_null_id,
+            practice: practice.view()?,
+            practice_class: slice(&practice_class, "practice_class")?,
+            lsoa: lsoa.view()?,
+            lsoa_icb: slice(&lsoa_icb, "lsoa_icb")?,
+            lsoa_imd: slice(&lsoa_imd, "lsoa_imd")?,
+            sex,
+            age,
+            modality: modality.view()?,
+            modality_ids: slice(&modality_ids, "modality_ids")?,
+            exam: exam.as_ref().map(CodedArg::view).transpose()?,
+            exam_ids: slice(&exam_ids, "exam_ids")?,
+            measure_masks: slice(&measure_masks, "measure_masks")?,
+            n_exam,
+        };
+        let acc = &mut self.acc;
+        run_detached(py, self.n_threads, || acc.add(&batch, n_providers))
+    }
+
+    /// Merge the workers' counts: a dict of flat int64 arrays `cube`, `provider_states`,
+    /// `icb_states`, `provider_icb`, and `n_providers`, `rows`.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let acc = &self.acc;
+        let total = run_detached(py, 1, || Ok(acc.finish()))?;
+        let out = PyDict::new(py);
+        let as_i64 = |v: Vec<u64>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
+        out.set_item("cube", PyArray1::from_vec(py, as_i64(total.cube)))?;
+        out.set_item(
+            "provider_states",
+            PyArray1::from_vec(py, as_i64(total.provider_states)),
+        )?;
+        out.set_item(
+            "icb_states",
+            PyArray1::from_vec(py, as_i64(total.icb_states)),
+        )?;
+        out.set_item(
+            "provider_icb",
+            PyArray1::from_vec(py, as_i64(total.provider_icb)),
+        )?;
+        out.set_item("n_providers", total.n_providers)?;
+        out.set_item("rows", self.acc.rows())?;
+        Ok(out)
+    }
+}
+
+/// The decoded row states, int8 of shape `(N_STATES * 7,)`: for each state, source, outcome,
+/// no_practice, no_lsoa, missing_imd, missing_sex, missing_age.
+#[pyfunction]
+pub fn state_table(py: Python<'_>) -> Bound<'_, PyArray1<i8>> {
+    let mut v = Vec::with_capacity(N_STATES * 7);
+    for code in 0..N_STATES {
+        let s = cube::decode_state(code);
+        v.extend_from_slice(&[
+            s.source as i8,
+            s.outcome as i8,
+            i8::from(s.no_practice),
+            i8::from(s.no_lsoa),
+            i8::from(s.missing_imd),
+            i8::from(s.missing_sex),
+            i8::from(s.missing_age),
+        ]);
+    }
+    PyArray1::from_vec(py, v)
+}
+
+/// Two float64 arrays returned together.
+type F64Pair<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// Expected counts for indirect standardisation (see `rust/expected.rs` for the formulas).
+///
+/// `observed` is float64 `(n_units * n_strata * n_measure,)` flattened `[unit][stratum][measure]`,
+/// `population` `(n_units * n_strata,)`, `groups` int64 `(n_units,)`. Returns flat
+/// `(observed, expected)` of `n_groups * n_measure`.
+#[pyfunction]
+#[pyo3(signature = (observed, population, groups, n_strata, n_measure, n_groups, n_threads=None))]
+pub fn expected_counts<'py>(
+    py: Python<'py>,
+    observed: PyReadonlyArray1<'py, f64>,
+    population: PyReadonlyArray1<'py, f64>,
+    groups: PyReadonlyArray1<'py, i64>,
+    n_strata: usize,
+    n_measure: usize,
+    n_groups: usize,
+    n_threads: Option<usize>,
+) -> PyResult<F64Pair<'py>> {
+    let o = slice(&observed, "observed")?;
+    let p = slice(&population, "population")?;
+    let g_raw = slice(&groups, "groups")?;
+    if let Some(&bad) = g_raw.iter().find(|&&g| g < 0) {
+        return Err(InternalError::new_err(format!(
+            "group index {bad} is negative"
+        )));
+    }
+    let g: Vec<usize> = g_raw.iter().map(|&x| x as usize).collect();
+    let threads = default_threads(n_threads).min(4);
+    let r = run_detached(py, threads, || {
+        expected::expected_counts(o, p, &g, n_strata, n_measure, n_groups)
+    })?;
+    Ok((
+        PyArray1::from_vec(py, r.observed),
+        PyArray1::from_vec(py, r.expected),
+    ))
+}
