@@ -117,9 +117,7 @@ class Cube:
             object.__setattr__(self, "icb_counts", np.zeros((n_icb + 1, k), np.int64))
         n_prov = len(self.provider_codes)
         if self.provider_icb_counts is None:
-            object.__setattr__(
-                self, "provider_icb_counts", np.zeros((n_prov, n_icb + 1), np.int64)
-            )
+            object.__setattr__(self, "provider_icb_counts", np.zeros((n_prov, n_icb + 1), np.int64))
 
     # ------------------------------------------------------------------ labels
     @property
@@ -201,7 +199,8 @@ class Cube:
 
     def to_arrow(self) -> pa.Table:
         """The cube as a long table of its non-zero cells: ``icb_code``, ``sex``
-        (``male``/``female``), ``age_band``, ``imd_quintile``, ``measure``, ``count``."""
+        (``male``/``female``), ``age_band``, ``imd_quintile``, ``measure``, ``count``.
+        """
         import pyarrow as pa
 
         idx = np.nonzero(self.counts)
@@ -307,8 +306,7 @@ class Cube:
                 key = (icb_i[icb], sex_i[sex], band_i[band], int(q) - 1, m_i[m])
             except (KeyError, TypeError, ValueError) as exc:
                 raise InputError(
-                    f"counts table row {n}: unknown label {exc} in "
-                    f"({icb}, {sex}, {band}, {q}, {m})"
+                    f"counts table row {n}: unknown label {exc} in ({icb}, {sex}, {band}, {q}, {m})"
                 ) from exc
             if not 0 <= key[3] < 5 or c is None or c < 0:
                 raise InputError(f"counts table row {n}: bad quintile {q} or count {c}")
@@ -466,8 +464,10 @@ class BatchClassifier:
         lsoa_keys = list(dict.fromkeys([*lookups.lsoa_icb, *lookups.lsoa_quintile]))
         self._lsoa_keys = pa.array(lsoa_keys, pa.string())
         self._lsoa_icb_table = np.asarray(
-            [icb_index[lookups.lsoa_icb[k]] if k in lookups.lsoa_icb else self._unrecognised
-             for k in lsoa_keys],
+            [
+                icb_index[lookups.lsoa_icb[k]] if k in lookups.lsoa_icb else self._unrecognised
+                for k in lsoa_keys
+            ],
             np.int32,
         )
         self._lsoa_imd_table = np.asarray(
@@ -504,7 +504,9 @@ class BatchClassifier:
         arr, dictionary = self._coded(batch, c.provider_code)
         args["provider"] = arr
         args["provider_ids"] = self._provider_ids(dictionary)
-        args["provider_null_id"] = self._provider_id(MISSING_PROVIDER)
+        # Only a column with null rows needs (and so registers) the "(missing)" provider.
+        has_nulls = arr[1] is not None
+        args["provider_null_id"] = self._provider_id(MISSING_PROVIDER) if has_nulls else 0
 
         arr, dictionary = self._coded(batch, c.gp_practice_code)
         args["practice"] = arr
@@ -578,7 +580,7 @@ class BatchClassifier:
     def _normalise(self, dictionary: Any) -> Any:
         import pyarrow.compute as pc
 
-        return pc.utf8_upper(pc.utf8_trim_whitespace(dictionary))
+        return pc.ascii_upper(pc.ascii_trim_whitespace(dictionary))
 
     def _lookup(self, dictionary: Any, keys: Any, table: np.ndarray, missing: int) -> np.ndarray:
         """``table[index of normalised value in keys]``; ``missing`` if absent; BLANK if blank."""
@@ -703,16 +705,14 @@ class BatchClassifier:
 
 
 def _is_text(pa: Any, t: Any) -> bool:
-    return bool(
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-    )
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 def _classify_sex(dictionary: Any) -> np.ndarray:
     """NHS Person Gender Code as text: ``1`` male (0), ``2`` female (1), anything else -1."""
     import pyarrow.compute as pc
 
-    norm = pc.utf8_trim_whitespace(dictionary).to_pylist()
+    norm = pc.ascii_trim_whitespace(dictionary).to_pylist()
     return np.asarray([{"1": 0, "2": 1}.get(v, -1) for v in norm], np.int8)
 
 

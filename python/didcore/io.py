@@ -129,7 +129,9 @@ def _expand(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_PARQUET + _CSV)
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.name.lower().endswith(_PARQUET + _CSV)
             )
             if not found:
                 raise UnreadableInputError(f"folder {path} holds no .parquet or .csv files")

@@ -57,20 +57,29 @@ _TABLES = ("practice_icb", "other_practices", "lsoa_icb", "lsoa_imd", "measures"
 _REQUIRED = ("practice_icb", "lsoa_icb", "lsoa_imd")
 
 
+_ASCII_WS = " \t\n\v\f\r"
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def normalise_code(value: object) -> str | None:
-    """Trim white space and upper-case a code; ``None`` for null or blank values."""
+    """Trim ASCII white space and upper-case ASCII letters; ``None`` for null or blank.
+
+    ASCII rules, exactly as Arrow's ``ascii_trim_whitespace``/``ascii_upper`` kernels that
+    the fast path applies to each dictionary, so both paths agree on any text.
+    """
     if value is None:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    text = str(value).strip().upper()
+    text = str(value).strip(_ASCII_WS).translate(_ASCII_UPPER)
     return text or None
 
 
 @dataclass(frozen=True)
 class MeasureRule:
     """One row of the measures file: ``measure`` counts tests of ``modality`` (upper-cased)
-    whose exam code is ``exam_code`` (upper-cased), or any exam code when it is ``None``."""
+    whose exam code is ``exam_code`` (upper-cased), or any exam code when it is ``None``.
+    """
 
     measure: str
     kind: str
@@ -100,7 +109,8 @@ class Lookups:
     @classmethod
     def read(cls, folder: str | Path) -> Lookups:
         """Read a lookups folder (SPEC section 6). Raises :class:`~didcore.errors.InputError`
-        subclasses naming the file, column and values at fault."""
+        subclasses naming the file, column and values at fault.
+        """
         root = Path(folder)
         if not root.is_dir():
             raise UnreadableInputError(f"lookups folder {root} does not exist or is not a folder")
@@ -130,7 +140,8 @@ class Lookups:
         source: str = "tables",
     ) -> Lookups:
         """Build lookups from tables: pyarrow Tables, or anything ``pyarrow.table()`` accepts
-        (a dict of columns, a polars or pandas frame). ``measures=None`` uses the shipped file."""
+        (a dict of columns, a polars or pandas frame). ``measures=None`` uses the shipped file.
+        """
         practice = _pairs(_as_table(practice_icb), "practice_icb", "gp_practice_code", "icb_code")
         lsoa = _pairs(_as_table(lsoa_icb), "lsoa_icb", "lsoa11", "icb_code")
         quintile = _imd(_as_table(lsoa_imd))
@@ -330,8 +341,7 @@ def _imd(table: pa.Table) -> dict[str, int]:
             conflicts.add(k)
     if bad:
         raise LookupConflictError(
-            f"lookup lsoa_imd: {len(bad)} rows have {column} outside 1..{top} "
-            f"(e.g. {bad[0]!r})"
+            f"lookup lsoa_imd: {len(bad)} rows have {column} outside 1..{top} (e.g. {bad[0]!r})"
         )
     if conflicts:
         raise LookupConflictError(

@@ -1,0 +1,281 @@
+"""The ``didcore`` command line (SPEC section 6).
+
+* ``didcore cube EXTRACT... --lookups DIR --out DIR``: the count cube and exclusions as CSV;
+* ``didcore report EXTRACT... --lookups DIR --population FILE --out DIR``: the publication;
+* ``didcore demo --out DIR``: the publication on the embedded demo data;
+* ``didcore synth --rows N --seed S --out DIR``: a synthetic extract, lookups and population.
+
+Exit status: 0 on success, 2 on bad input (one line on stderr saying what and what to do),
+1 on an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from didcore.errors import DidcoreError, InputError
+
+__all__ = ["main"]
+
+
+def _columns(pairs: Sequence[str]) -> Any:
+    from didcore.io import Columns
+
+    fields = Columns.__dataclass_fields__
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields or not value:
+            raise InputError(
+                f"--column {pair!r}: use NAME=COLUMN with NAME one of {', '.join(fields)}"
+            )
+        mapping[key] = value
+    return Columns(**mapping)
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.quiet else None
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message)
+
+
+def _write_cube_outputs(cube: Any, out: Path) -> list[Path]:
+    """``cube.csv``, ``exclusions.csv`` and the data-quality counters, as SPEC section 6 fixes."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    long = cube.to_arrow()
+    plain = pa.table(
+        {
+            name: long.column(name).cast(pa.string())
+            if pa.types.is_dictionary(long.schema.field(name).type)
+            else long.column(name)
+            for name in long.column_names
+        }
+    )
+    tables = {
+        "cube.csv": plain,
+        "exclusions.csv": pa.table(
+            {
+                "reason": list(cube.exclusions),
+                "count": pa.array(list(cube.exclusions.values()), pa.int64()),
+            }
+        ),
+        "icb_source.csv": pa.table(
+            {
+                "source": list(cube.icb_source),
+                "count": pa.array(list(cube.icb_source.values()), pa.int64()),
+            }
+        ),
+        "provider_quality.csv": cube.provider_quality.sort_by("provider_code"),
+        "icb_quality.csv": cube.icb_quality,
+    }
+    for name, table in tables.items():
+        path = out / name
+        pacsv.write_csv(table, path)
+        written.append(path)
+    return written
+
+
+def _cmd_cube(args: argparse.Namespace) -> int:
+    from didcore.cube import aggregate
+    from didcore.lookup import Lookups
+
+    start = time.perf_counter()
+    lookups = Lookups.read(args.lookups)
+    cube = aggregate(
+        args.extract if len(args.extract) > 1 else args.extract[0],
+        lookups,
+        columns=_columns(args.column),
+        n_threads=args.threads,
+        max_age=args.max_age,
+        progress=_progress(args),
+    )
+    _write_cube_outputs(cube, Path(args.out))
+    ex = cube.exclusions
+    _say(
+        args,
+        f"didcore cube: {ex['rows_read']:,} rows read, {ex['included']:,} included, "
+        f"{ex['rows_read'] - ex['included']:,} excluded, in {time.perf_counter() - start:.1f} s; "
+        f"wrote {Path(args.out) / 'cube.csv'} and exclusions.csv",
+    )
+    return 0
+
+
+def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    return {
+        "previous": args.previous,
+        "disclosure_control": args.disclosure_control,
+        "formats": formats,
+        "provider_missing": args.provider_missing,
+        "progress": _progress(args),
+        "quiet": args.quiet,
+    }
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    if not args.extract:
+        raise InputError(
+            "no extract given: name Parquet/CSV files or folders, with --lookups and "
+            "--population; or run `didcore demo --out DIR` to see the report on demo data"
+        )
+    missing = [f"--{n}" for n in ("lookups", "population", "out") if getattr(args, n) is None]
+    if missing:
+        raise InputError(f"didcore report needs {', '.join(missing)}")
+    from didcore.report.pipeline import run_report
+
+    result = run_report(
+        args.extract,
+        lookups=args.lookups,
+        population=args.population,
+        out_dir=args.out,
+        columns=_columns(args.column),
+        **_report_kwargs(args),
+    )
+    _say(args, result.summary)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from didcore.report.pipeline import run_report
+    from didcore.synth import demo_inputs
+
+    _say(args, "didcore demo: preparing the embedded demo data (synthetic England 2023/24)")
+    paths = demo_inputs(args.cache)
+    result = run_report(
+        [paths.extract],
+        lookups=paths.lookups,
+        population=paths.population,
+        out_dir=args.out,
+        title="Standardised ICB rates 2023/24 (synthetic demo data)",
+        **_report_kwargs(args),
+    )
+    _say(args, result.summary)
+    html = Path(args.out) / "report.html"
+    _say(args, f"Open {html.resolve()} in a browser to read the report.")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from didcore.synth import write_synthetic
+
+    start = time.perf_counter()
+    paths = write_synthetic(
+        args.out,
+        rows=args.rows,
+        seed=args.seed,
+        row_group_size=args.row_group_size,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    _say(
+        args,
+        f"didcore synth: {args.rows:,} rows in {time.perf_counter() - start:.1f} s: extract "
+        f"{paths.extract}, lookups {paths.lookups}, population {paths.population}",
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from didcore import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="didcore",
+        description="Standardised ICB imaging rates from Diagnostic Imaging Dataset extracts.",
+    )
+    parser.add_argument("--version", action="version", version=f"didcore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+        p.add_argument(
+            "--column",
+            action="append",
+            default=[],
+            metavar="NAME=COLUMN",
+            help="use COLUMN of the extract for NAME (e.g. sex=gender); repeatable",
+        )
+        p.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
+        p.add_argument(
+            "--max-age", type=int, default=130, help="older ages count as missing (default 130)"
+        )
+
+    p = sub.add_parser("cube", help="count cube and exclusions from an extract")
+    p.add_argument("extract", nargs="+", help="Parquet/CSV files or folders")
+    p.add_argument("--lookups", required=True, help="lookups folder (SPEC section 6)")
+    p.add_argument("--out", required=True, help="output folder")
+    common(p)
+    p.set_defaults(func=_cmd_cube)
+
+    def report_options(p: argparse.ArgumentParser, *, out_required: bool) -> None:
+        p.add_argument("--out", help="output folder", required=out_required)
+        p.add_argument("--previous", help="an earlier year's report folder, for year-on-year")
+        p.add_argument(
+            "--disclosure-control",
+            action="store_true",
+            help="suppress small counts and round the rest in published tables",
+        )
+        p.add_argument(
+            "--formats",
+            default="csv,xlsx,png,svg,html",
+            help="comma-separated outputs (default: csv,xlsx,png,svg,html)",
+        )
+        p.add_argument(
+            "--provider-missing",
+            help="CSV of providers' estimated missing records (provider_code, missing_records)",
+        )
+
+    p = sub.add_parser("report", help="the whole publication from an extract")
+    p.add_argument("extract", nargs="*", help="Parquet/CSV files or folders")
+    p.add_argument("--lookups", help="lookups folder (SPEC section 6)")
+    p.add_argument("--population", help="population file (SPEC section 6)")
+    report_options(p, out_required=False)
+    common(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="the publication on the embedded demo data")
+    report_options(p, out_required=True)
+    p.add_argument("--cache", help="where to keep the generated demo data")
+    common(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("synth", help="write a synthetic extract, lookups and population")
+    p.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1,000,000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--row-group-size", type=int, default=1_000_000, help="Parquet row group size")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    p.set_defaults(func=_cmd_synth)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        message = " ".join(str(exc).split())
+        print(f"didcore: error: {message}", file=sys.stderr)
+        return 2
+    except DidcoreError as exc:
+        print(f"didcore: internal error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("didcore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

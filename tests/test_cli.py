@@ -1,0 +1,143 @@
+"""The command line: `didcore cube` files and exit statuses (SPEC section 6)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import didcore
+from didcore.cli import main
+from test_cube import ICBS, LSOA_ICB, LSOA_IMD, OTHER, PRACTICES, _big_table
+
+
+@pytest.fixture
+def lookups_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "lookups"
+    d.mkdir()
+    rows = "\n".join(f"{k},{v}" for k, v in PRACTICES.items())
+    (d / "practice_icb.csv").write_text(f"gp_practice_code,icb_code\n{rows}\n")
+    (d / "other_practices.csv").write_text("gp_practice_code\n" + "\n".join(OTHER) + "\n")
+    rows = "\n".join(f"{k},{v}" for k, v in LSOA_ICB.items())
+    (d / "lsoa_icb.csv").write_text(f"lsoa11,icb_code\n{rows}\n")
+    rows = "\n".join(f"{k},{v}" for k, v in LSOA_IMD.items())
+    (d / "lsoa_imd.csv").write_text(f"lsoa11,imd_decile\n{rows}\n")
+    (d / "icb.csv").write_text("icb_code,icb_name,region\n" + "\n".join(f"{c},{c},R" for c in ICBS))
+    return d
+
+
+def test_cube_command_writes_cube_and_exclusions(tmp_path: Path, lookups_dir: Path) -> None:
+    table = _big_table(20_000, seed=11)
+    extract = tmp_path / "extract.parquet"
+    pq.write_table(table, extract, row_group_size=7_000)
+    out = tmp_path / "out"
+    assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
+    with (out / "cube.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["icb_code", "sex", "age_band", "imd_quintile", "measure", "count"]
+    assert {r["sex"] for r in rows} <= {"male", "female"}
+    expected = didcore.aggregate(extract, didcore.Lookups.read(lookups_dir))
+    assert sum(int(r["count"]) for r in rows) == int(expected.counts.sum())
+    with (out / "exclusions.csv").open() as f:
+        excl = {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}
+    assert list(excl) == [
+        "rows_read",
+        "no_icb",
+        "no_imd",
+        "no_sex",
+        "no_age",
+        "no_measure",
+        "included",
+    ]
+    assert excl["rows_read"] == 20_000
+    assert excl["rows_read"] == sum(v for k, v in excl.items() if k != "rows_read")
+
+
+def test_cube_command_reads_a_folder_of_files(tmp_path: Path, lookups_dir: Path) -> None:
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    table = _big_table(6_000, seed=12)
+    pq.write_table(table.slice(0, 2_000), folder / "a.parquet")
+    pq.write_table(table.slice(2_000), folder / "b.parquet")
+    out = tmp_path / "out"
+    assert main(["cube", str(folder), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
+    with (out / "exclusions.csv").open() as f:
+        assert {r["reason"]: r["count"] for r in csv.DictReader(f)}["rows_read"] == "6000"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "didcore", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, lookups_dir: Path) -> None:
+    extract = tmp_path / "extract.parquet"
+    pq.write_table(_big_table(100).drop(["modality"]), extract)
+    proc = _run("cube", str(extract), "--lookups", str(lookups_dir), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "'modality'" in lines[0]
+
+
+def test_missing_lookups_folder_exits_2(tmp_path: Path) -> None:
+    proc = _run("cube", str(tmp_path), "--lookups", str(tmp_path / "none"), "--out", "o")
+    assert proc.returncode == 2
+    assert "lookups folder" in proc.stderr
+
+
+def test_renamed_columns_on_the_command_line(tmp_path: Path, lookups_dir: Path) -> None:
+    table = _big_table(500, seed=13).rename_columns(
+        [
+            "prov",
+            "gp_practice_code",
+            "lsoa11",
+            "gender",
+            "age",
+            "test_date",
+            "modality",
+            "exam_code",
+        ]
+    )
+    extract = tmp_path / "e.parquet"
+    pq.write_table(table, extract)
+    out = tmp_path / "out"
+    argv = [
+        "cube",
+        str(extract),
+        "--lookups",
+        str(lookups_dir),
+        "--out",
+        str(out),
+        "-q",
+        "--column",
+        "provider_code=prov",
+        "--column",
+        "sex=gender",
+    ]
+    assert main(argv) == 0
+    assert (
+        main(
+            [
+                "cube",
+                str(extract),
+                "--lookups",
+                str(lookups_dir),
+                "--out",
+                str(out),
+                "--column",
+                "bogus=x",
+            ]
+        )
+        == 2
+    )
+
+
+def test_report_without_inputs_points_at_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report"]) == 2
+    assert "didcore demo" in capsys.readouterr().err

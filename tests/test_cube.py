@@ -1,0 +1,269 @@
+"""The Rust cube equals the pure-Python reference, exactly, on generated extracts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import didcore
+from didcore.cube import AGE_BANDS, EXCLUSION_REASONS, QUALITY_COUNTERS, SEXES, Cube
+from didcore.io import Columns
+from didcore.lookup import DID_MODALITIES, Lookups
+from didcore.reference.cube import ReferenceCube, aggregate_reference
+
+ICBS = ["QAA", "QBB", "QCC"]
+PRACTICES = {"A81001": "QAA", "A81002": "QBB", "B82003": "QCC", "C83004": "QAA"}
+OTHER = ["W91001", "P99001"]
+LSOA_ICB = {"E01000001": "QAA", "E01000002": "QBB", "E01000003": "QCC", "E01000004": "QBB"}
+LSOA_IMD = {"E01000001": 1, "E01000002": 4, "E01000003": 7, "E01000005": 10}  # 4: no IMD; 5: no ICB
+
+LOOKUPS = Lookups.from_tables(
+    practice_icb={"gp_practice_code": list(PRACTICES), "icb_code": list(PRACTICES.values())},
+    lsoa_icb={"lsoa11": list(LSOA_ICB), "icb_code": list(LSOA_ICB.values())},
+    lsoa_imd={"lsoa11": list(LSOA_IMD), "imd_decile": [str(v) for v in LSOA_IMD.values()]},
+    other_practices={"gp_practice_code": OTHER},
+    icb={"icb_code": ICBS, "icb_name": ["A", "B", "C"], "region": ["R", "R", "S"]},
+)
+EXAMS = ["XCHES", "MBRAI", "CCHES", "UKIDB", "UABPE", "XKNEE", "ZZZZZ"]
+
+
+def _variants(code: str) -> st.SearchStrategy[str]:
+    """A code as an extract might hold it: any case, stray spaces."""
+    return st.tuples(
+        st.sampled_from(["", " ", "  ", "\t"]),
+        st.sampled_from([code, code.lower(), code.title()]),
+        st.sampled_from(["", " ", "  "]),
+    ).map("".join)
+
+
+def _codes(known: list[str], unknown: list[str]) -> st.SearchStrategy[str | None]:
+    return st.one_of(
+        st.none(),
+        st.just(""),
+        st.just("   "),
+        st.sampled_from(known).flatmap(_variants),
+        st.sampled_from(unknown),
+    )
+
+
+practice_st = _codes([*PRACTICES, *OTHER], ["X00000", "a8100", "W9"])
+lsoa_st = _codes([*LSOA_ICB, "E01000005"], ["E01999999", "W01000001"])
+provider_st = _codes(["RM3", "RWF", "NT9"], ["ZZZ"])
+modality_st = st.one_of(
+    st.none(), st.sampled_from(DID_MODALITIES).flatmap(_variants), st.just("Other Thing")
+)
+exam_st = st.one_of(st.none(), st.sampled_from(EXAMS).flatmap(_variants))
+sex_text_st = st.one_of(st.none(), st.sampled_from(["1", "2", "0", "9", " 1", "2 ", "M", "", "x"]))
+sex_int_st = st.one_of(st.none(), st.sampled_from([1, 2, 0, 9, -1, 3]))
+age_st = st.one_of(st.none(), st.integers(-3, 140))
+date_st = st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2030, 12, 31)))
+
+
+@st.composite
+def records(draw: Any, *, int_sex: bool, use_age: bool) -> dict[str, Any]:
+    row = {
+        "provider_code": draw(provider_st),
+        "gp_practice_code": draw(practice_st),
+        "lsoa11": draw(lsoa_st),
+        "sex": draw(sex_int_st if int_sex else sex_text_st),
+        "modality": draw(modality_st),
+        "exam_code": draw(exam_st),
+        "test_date": draw(date_st),
+    }
+    if use_age:
+        row["age"] = draw(age_st)
+    else:
+        row["date_of_birth"] = draw(date_st)
+    return row
+
+
+@st.composite
+def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
+    """Rows split into batches, each with its own dictionaries (or plain strings)."""
+    int_sex = draw(st.booleans())
+    use_age = draw(st.booleans())
+    rows = draw(st.lists(records(int_sex=int_sex, use_age=use_age), max_size=120))
+    dictionary = draw(st.booleans())
+    text = ["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code"]
+    if not int_sex:
+        text.append("sex")
+    fields = []
+    for name in rows[0] if rows else records_columns(use_age):
+        if name in text:
+            t = pa.dictionary(pa.int32(), pa.string()) if dictionary else pa.string()
+        elif name == "sex":
+            t = pa.int16()
+        elif name == "age":
+            t = pa.int32()
+        else:
+            t = pa.date32()
+        fields.append(pa.field(name, t))
+    schema = pa.schema(fields)
+    cuts = sorted(draw(st.lists(st.integers(0, len(rows)), max_size=4)))
+    bounds = [0, *cuts, len(rows)]
+    batches = []
+    for lo, hi in itertools.pairwise(bounds):
+        part = rows[lo:hi]
+        cols = []
+        for f in schema:
+            values = [r[f.name] for r in part]
+            if pa.types.is_dictionary(f.type):
+                cols.append(pa.array(values, pa.string()).dictionary_encode())
+            else:
+                cols.append(pa.array(values, f.type))
+        batches.append(pa.RecordBatch.from_arrays(cols, schema=schema))
+    return batches, schema, use_age
+
+
+def records_columns(use_age: bool) -> list[str]:
+    base = ["provider_code", "gp_practice_code", "lsoa11", "sex", "modality", "exam_code"]
+    return [*base, "test_date", "age" if use_age else "date_of_birth"]
+
+
+def assert_equal_to_reference(cube: Cube, ref: ReferenceCube) -> None:
+    fast = Counter()
+    for idx in zip(*np.nonzero(cube.counts), strict=True):
+        i, s, a, q, m = (int(x) for x in idx)
+        key = (cube.icb_codes[i], SEXES[s], AGE_BANDS[a], q + 1, cube.measures[m])
+        fast[key] = int(cube.counts[idx])
+    assert fast == ref.cells
+    expected_excl = {"rows_read": ref.exclusions["rows_read"]}
+    for reason in EXCLUSION_REASONS:
+        expected_excl[reason] = ref.exclusions[reason]
+    expected_excl["included"] = ref.exclusions["included"]
+    assert cube.exclusions == expected_excl
+    assert (
+        sum(cube.exclusions[r] for r in EXCLUSION_REASONS) + cube.exclusions["included"]
+        == cube.exclusions["rows_read"]
+    )
+    assert {k: v for k, v in cube.icb_source.items() if v} == dict(ref.icb_source)
+    prov = {
+        row["provider_code"]: Counter({k: row[k] for k in QUALITY_COUNTERS if row[k]})
+        for row in cube.provider_quality.to_pylist()
+    }
+    assert prov == ref.provider
+    icb = {
+        row["icb_code"]: Counter({k: row[k] for k in QUALITY_COUNTERS if row[k]})
+        for row in cube.icb_quality.to_pylist()
+        if row["rows"]
+    }
+    assert icb == ref.icb
+    pairs = Counter(
+        {(r["provider_code"], r["icb_code"]): r["rows"] for r in cube.provider_icb.to_pylist()}
+    )
+    assert pairs == ref.provider_icb
+
+
+@given(extracts())
+def test_rust_cube_equals_reference(data: tuple[list[pa.RecordBatch], pa.Schema, bool]) -> None:
+    batches, schema, use_age = data
+    reader = pa.RecordBatchReader.from_batches(schema, batches)
+    cube = didcore.aggregate(reader, LOOKUPS, progress=False)
+    rows = [r for b in batches for r in b.to_pylist()]
+    ref = aggregate_reference(rows, LOOKUPS, use_age=use_age)
+    assert_equal_to_reference(cube, ref)
+
+
+@given(extracts(), st.integers(1, 3))
+def test_cubes_add_like_their_union(
+    data: tuple[list[pa.RecordBatch], pa.Schema, bool], n_threads: int
+) -> None:
+    batches, schema, _ = data
+    whole = didcore.aggregate(
+        pa.RecordBatchReader.from_batches(schema, batches), LOOKUPS, n_threads=n_threads
+    )
+    parts = [didcore.aggregate(pa.Table.from_batches([b], schema), LOOKUPS) for b in batches]
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    assert total == whole
+
+
+def _big_table(n: int, seed: int = 1) -> pa.Table:
+    """A larger random extract (vectorised), to exercise the multi-threaded path."""
+    rng = np.random.default_rng(seed)
+
+    def pick(values: list[Any]) -> pa.Array:
+        return pa.array(np.asarray(values, object)[rng.choice(len(values), n)])
+
+    practices = [*PRACTICES, *OTHER, "X00000", None, " a81001 "]
+    lsoas = [*LSOA_ICB, "E01000005", None, "e01000002 "]
+    return pa.table(
+        {
+            "provider_code": pick(["RM3", "RWF", None, "nt9"]),
+            "gp_practice_code": pick(practices),
+            "lsoa11": pick(lsoas),
+            "sex": pick(["1", "2", "9", None]),
+            "age": pa.array(rng.integers(-2, 135, n)),
+            "test_date": pa.array([dt.date(2023, 6, 1)] * n),
+            "modality": pick([*DID_MODALITIES, None, "plain radiography"]),
+            "exam_code": pick([*EXAMS, None]),
+        }
+    )
+
+
+def test_large_multithreaded_batches_equal_reference(tmp_path: Any) -> None:
+    table = _big_table(200_000)
+    path = tmp_path / "extract.parquet"
+    pq.write_table(table, path, row_group_size=70_000)
+    cube = didcore.aggregate(path, LOOKUPS, n_threads=2)
+    ref = aggregate_reference(table.to_pylist(), LOOKUPS)
+    assert_equal_to_reference(cube, ref)
+    # the same data from CSV (the plain-string path) and from an in-memory table
+    csv_path = tmp_path / "extract.csv"
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(table.slice(0, 50_000), csv_path)
+    from_csv = didcore.aggregate(csv_path, LOOKUPS)
+    assert_equal_to_reference(
+        from_csv, aggregate_reference(table.slice(0, 50_000).to_pylist(), LOOKUPS)
+    )
+
+
+def test_zero_rows_and_empty_batches() -> None:
+    schema = pa.schema(
+        [(c, pa.string()) for c in ["provider_code", "gp_practice_code", "lsoa11", "sex"]]
+        + [("age", pa.int64()), ("modality", pa.string()), ("exam_code", pa.string())]
+    )
+    empty = pa.Table.from_batches([], schema)
+    cube = didcore.aggregate(empty, LOOKUPS)
+    assert cube.counts.sum() == 0
+    assert cube.exclusions["rows_read"] == 0
+    assert cube.counts.shape == (3, 2, 19, 5, len(LOOKUPS.measures))
+
+
+def test_polars_and_duckdb_sources_give_the_same_cube() -> None:
+    pl = pytest.importorskip("polars")
+    duckdb = pytest.importorskip("duckdb")
+    table = _big_table(5_000, seed=3)
+    expected = didcore.aggregate(table, LOOKUPS)
+    assert didcore.aggregate(pl.from_arrow(table), LOOKUPS) == expected
+    con = duckdb.connect()
+    con.register("t", table)
+    assert didcore.aggregate(con.sql("select * from t"), LOOKUPS) == expected
+
+
+def test_to_arrow_round_trips_through_from_counts() -> None:
+    cube = didcore.aggregate(_big_table(3_000, seed=5), LOOKUPS)
+    long = cube.to_arrow()
+    assert long.column_names == ["icb_code", "sex", "age_band", "imd_quintile", "measure", "count"]
+    again = Cube.from_counts(
+        long, icb_codes=cube.icb_codes, measures=cube.measures, measure_kinds=cube.measure_kinds
+    )
+    assert np.array_equal(again.counts, cube.counts)
+
+
+def test_custom_column_names() -> None:
+    table = _big_table(1_000, seed=7)
+    renamed = table.rename_columns([f"x_{c}" for c in table.column_names])
+    cols = Columns(**{f: f"x_{getattr(Columns(), f)}" for f in Columns.__dataclass_fields__})
+    assert didcore.aggregate(renamed, LOOKUPS, columns=cols) == didcore.aggregate(table, LOOKUPS)

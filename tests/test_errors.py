@@ -1,0 +1,203 @@
+"""Bad input: clear exceptions from didcore.errors naming column/file/value; never a panic."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import didcore
+from didcore import errors
+from didcore.lookup import Lookups
+from test_cube import LOOKUPS
+
+
+def _table(**overrides: object) -> pa.Table:
+    cols: dict[str, object] = {
+        "provider_code": ["RM3", "RWF"],
+        "gp_practice_code": ["A81001", None],
+        "lsoa11": ["E01000001", "E01000002"],
+        "sex": ["1", "2"],
+        "age": [40, 50],
+        "test_date": [dt.date(2023, 5, 1)] * 2,
+        "modality": ["Plain Radiography"] * 2,
+        "exam_code": ["XCHES", None],
+    }
+    cols.update(overrides)
+    return pa.table({k: v for k, v in cols.items() if v is not None})
+
+
+def test_missing_column_is_named() -> None:
+    table = _table().drop(["lsoa11"])
+    with pytest.raises(errors.MissingColumnError, match="'lsoa11'"):
+        didcore.aggregate(table, LOOKUPS)
+
+
+def test_missing_age_and_dates_is_named() -> None:
+    table = _table().drop(["age"])
+    with pytest.raises(errors.MissingColumnError, match="date_of_birth"):
+        didcore.aggregate(table, LOOKUPS)
+
+
+def test_age_as_free_text_is_a_type_error() -> None:
+    with pytest.raises(errors.ColumnTypeError, match="'age'"):
+        didcore.aggregate(_table(age=["forty", "fifty"]), LOOKUPS)
+
+
+def test_fractional_age_is_a_type_error() -> None:
+    with pytest.raises(errors.ColumnTypeError, match="whole"):
+        didcore.aggregate(_table(age=[40.5, 3.0]), LOOKUPS)
+
+
+def test_whole_float_ages_and_sexes_are_accepted() -> None:
+    cube = didcore.aggregate(_table(age=[40.0, None], sex=[1.0, 2.0]), LOOKUPS)
+    assert cube.exclusions["no_age"] == 1
+
+
+def test_bad_date_text_is_a_type_error() -> None:
+    table = _table().drop(["age"]).append_column("date_of_birth", pa.array(["1980-01-01", "x"]))
+    with pytest.raises(errors.ColumnTypeError, match="date_of_birth"):
+        didcore.aggregate(table, LOOKUPS)
+
+
+def test_codes_of_a_wrong_type() -> None:
+    with pytest.raises(errors.ColumnTypeError, match="'modality'"):
+        didcore.aggregate(_table(modality=[1.5, 2.5]), LOOKUPS)
+
+
+def test_corrupt_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(errors.UnreadableInputError, match=r"bad\.parquet"):
+        didcore.aggregate(bad, LOOKUPS)
+    with pytest.raises(errors.UnreadableInputError, match="does not exist"):
+        didcore.aggregate(tmp_path / "nope.parquet", LOOKUPS)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(errors.UnreadableInputError, match=r"no \.parquet"):
+        didcore.aggregate(empty, LOOKUPS)
+
+
+def test_truncated_parquet_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.parquet"
+    pq.write_table(_table(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(errors.UnreadableInputError):
+        didcore.aggregate(path, LOOKUPS)
+
+
+def test_lookup_with_disagreeing_duplicates() -> None:
+    with pytest.raises(errors.LookupConflictError, match=r"A81001 -> QAA / QBB"):
+        Lookups.from_tables(
+            practice_icb={"gp_practice_code": ["A81001", "a81001 "], "icb_code": ["QAA", "QBB"]},
+            lsoa_icb={"lsoa11": ["E1"], "icb_code": ["QAA"]},
+            lsoa_imd={"lsoa11": ["E1"], "imd_decile": ["3"]},
+        )
+
+
+def test_lookup_with_agreeing_duplicates_is_fine() -> None:
+    lk = Lookups.from_tables(
+        practice_icb={"gp_practice_code": ["A81001", "a81001 "], "icb_code": ["QAA", "qaa"]},
+        lsoa_icb={"lsoa11": ["E1"], "icb_code": ["QAA"]},
+        lsoa_imd={"lsoa11": ["E1"], "imd_quintile": ["3"]},
+    )
+    assert lk.practice_icb == {"A81001": "QAA"}
+    assert lk.lsoa_quintile == {"E1": 3}
+
+
+def test_imd_out_of_range() -> None:
+    with pytest.raises(errors.LookupConflictError, match=r"imd_decile outside 1\.\.10"):
+        Lookups.from_tables(
+            practice_icb={"gp_practice_code": ["A1"], "icb_code": ["QAA"]},
+            lsoa_icb={"lsoa11": ["E1"], "icb_code": ["QAA"]},
+            lsoa_imd={"lsoa11": ["E1"], "imd_decile": ["11"]},
+        )
+
+
+def test_measure_naming_no_known_modality() -> None:
+    with pytest.raises(errors.MeasureDefinitionError, match="'Plain X-ray'"):
+        Lookups.from_tables(
+            practice_icb={"gp_practice_code": ["A1"], "icb_code": ["QAA"]},
+            lsoa_icb={"lsoa11": ["E1"], "icb_code": ["QAA"]},
+            lsoa_imd={"lsoa11": ["E1"], "imd_decile": ["1"]},
+            measures={
+                "measure": ["X-ray"],
+                "kind": ["modality"],
+                "modality": ["Plain X-ray"],
+                "exam_code": [None],
+            },
+        )
+
+
+def test_lookup_icb_not_in_icb_table() -> None:
+    with pytest.raises(errors.LookupConflictError, match=r"QZZ \(1 rows\)"):
+        Lookups.from_tables(
+            practice_icb={"gp_practice_code": ["A1"], "icb_code": ["QZZ"]},
+            lsoa_icb={"lsoa11": ["E1"], "icb_code": ["QAA"]},
+            lsoa_imd={"lsoa11": ["E1"], "imd_decile": ["1"]},
+            icb={"icb_code": ["QAA"]},
+        )
+
+
+def test_lookups_folder_missing_a_table(tmp_path: Path) -> None:
+    (tmp_path / "practice_icb.csv").write_text("gp_practice_code,icb_code\nA1,QAA\n")
+    with pytest.raises(errors.UnreadableInputError, match="lsoa_icb"):
+        Lookups.read(tmp_path)
+
+
+def test_lookup_codes_are_read_as_text(tmp_path: Path) -> None:
+    (tmp_path / "practice_icb.csv").write_text("gp_practice_code,icb_code\n0001,15N\n")
+    (tmp_path / "lsoa_icb.csv").write_text("lsoa11,icb_code\nE1,15N\n")
+    (tmp_path / "lsoa_imd.csv").write_text("lsoa11,imd_decile\nE1,2\n")
+    lk = Lookups.read(tmp_path)
+    assert lk.practice_icb == {"0001": "15N"}
+    assert lk.icb_codes == ("15N",)
+
+
+def test_every_input_error_is_a_value_error() -> None:
+    for cls in (
+        errors.MissingColumnError,
+        errors.ColumnTypeError,
+        errors.UnreadableInputError,
+        errors.LookupConflictError,
+        errors.MeasureDefinitionError,
+        errors.PopulationError,
+        errors.ZeroPopulationError,
+    ):
+        assert issubclass(cls, errors.InputError)
+        assert issubclass(cls, ValueError)
+        assert issubclass(cls, errors.DidcoreError)
+
+
+def test_internal_shape_errors_are_exceptions_not_panics() -> None:
+    import numpy as np
+
+    from didcore import _didcore
+
+    agg = _didcore.Aggregator(1, 1)
+    i32 = np.zeros(3, np.int32)
+    bad = (np.array([0, 0, 7], np.int32), None, 0)  # index 7 outside a 1-entry dictionary
+    with pytest.raises(errors.InternalError, match="outside a dictionary"):
+        agg.add_batch(
+            n_rows=3,
+            provider=(i32, None, 0),
+            provider_ids=np.zeros(1, np.uint32),
+            provider_null_id=0,
+            n_providers=1,
+            practice=bad,
+            practice_class=np.zeros(1, np.int32),
+            lsoa=(i32, None, 0),
+            lsoa_icb=np.zeros(1, np.int32),
+            lsoa_imd=np.zeros(1, np.int8),
+            sex_ints=(np.ones(3, np.int64), None, 0),
+            age_years=(np.ones(3, np.int64), None, 0),
+            modality=(i32, None, 0),
+            modality_ids=np.zeros(1, np.int16),
+            exam_ids=np.zeros(1, np.int16),
+            measure_masks=np.ones(1, np.uint64),
+            n_exam=1,
+        )
