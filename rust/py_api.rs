@@ -33,23 +33,28 @@ fn to_py_err(err: CoreError) -> PyErr {
     }
 }
 
-/// Run `work` on a private rayon pool of `n_threads` workers, with the interpreter released.
+/// A private rayon pool of `n_threads` workers.
 ///
-/// A per-call pool (rather than rayon's global one) means a process forked after a call
-/// inherits no half-alive pool. Any panic is caught here and becomes `InternalError`: a panic
-/// must never cross into Python.
+/// didcore never uses rayon's global pool: a process forked after a call inherits no
+/// half-alive global pool, and `n_threads` is honoured per call.
+fn build_pool(n_threads: usize) -> Result<rayon::ThreadPool, CoreError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n_threads)
+        .thread_name(|i| format!("didcore-{i}"))
+        .build()
+        .map_err(|e| CoreError::ThreadPool(e.to_string()))
+}
+
+/// Run `work` on `pool` with the interpreter released.
+///
+/// Any panic is caught here and becomes `InternalError`: a panic must never cross into Python.
 fn run_detached<T: Send>(
     py: Python<'_>,
-    n_threads: usize,
+    pool: &rayon::ThreadPool,
     work: impl FnOnce() -> Result<T, CoreError> + Send,
 ) -> PyResult<T> {
-    let result = py.detach(move || {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n_threads)
-            .thread_name(|i| format!("didcore-{i}"))
-            .build()
-            .map_err(|e| CoreError::ThreadPool(e.to_string()))?;
-        match catch_unwind(AssertUnwindSafe(|| pool.install(work))) {
+    let result = py.detach(
+        move || match catch_unwind(AssertUnwindSafe(|| pool.install(work))) {
             Ok(r) => r,
             Err(panic) => {
                 let what = panic
@@ -59,8 +64,8 @@ fn run_detached<T: Send>(
                     .unwrap_or_else(|| "unknown panic".into());
                 Err(CoreError::Shape(format!("panic in the Rust core: {what}")))
             }
-        }
-    });
+        },
+    );
     result.map_err(to_py_err)
 }
 
@@ -140,7 +145,7 @@ impl DaysArg<'_> {
 #[pyclass(module = "didcore._didcore", name = "Aggregator")]
 pub struct PyAggregator {
     acc: Accumulator,
-    n_threads: usize,
+    pool: rayon::ThreadPool,
 }
 
 #[pymethods]
@@ -160,7 +165,8 @@ impl PyAggregator {
             max_age,
         };
         let acc = Accumulator::new(dims, n_threads).map_err(to_py_err)?;
-        Ok(PyAggregator { acc, n_threads })
+        let pool = build_pool(n_threads).map_err(to_py_err)?;
+        Ok(PyAggregator { acc, pool })
     }
 
     /// Rows counted so far.
@@ -247,14 +253,14 @@ impl PyAggregator {
             n_exam,
         };
         let acc = &mut self.acc;
-        run_detached(py, self.n_threads, || acc.add(&batch, n_providers))
+        run_detached(py, &self.pool, || acc.add(&batch, n_providers))
     }
 
     /// Merge the workers' counts: a dict of flat int64 arrays `cube`, `provider_states`,
     /// `icb_states`, `provider_icb`, and `n_providers`, `rows`.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let acc = &self.acc;
-        let total = run_detached(py, 1, || Ok(acc.finish()))?;
+        let total = run_detached(py, &self.pool, || Ok(acc.finish()))?;
         let out = PyDict::new(py);
         let as_i64 = |v: Vec<u64>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
         out.set_item("cube", PyArray1::from_vec(py, as_i64(total.cube)))?;
@@ -325,8 +331,8 @@ pub fn expected_counts<'py>(
         )));
     }
     let g: Vec<usize> = g_raw.iter().map(|&x| x as usize).collect();
-    let threads = default_threads(n_threads).min(4);
-    let r = run_detached(py, threads, || {
+    let pool = build_pool(default_threads(n_threads).min(4)).map_err(to_py_err)?;
+    let r = run_detached(py, &pool, || {
         expected::expected_counts(o, p, &g, n_strata, n_measure, n_groups)
     })?;
     Ok((

@@ -23,6 +23,9 @@ step "ruff"
 ruff check python tests benches
 ruff format --check python tests benches
 
+step "stubtest: the hand-written stub matches the compiled module"
+(cd /tmp && python -m mypy.stubtest didcore._didcore)
+
 step "pytest"
 # Run from outside the source tree's python/ folder so the installed package is the one tested.
 python -m pytest "$@"

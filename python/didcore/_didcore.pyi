@@ -1,10 +1,23 @@
 """Type stubs for the compiled core (``rust/py_api.rs``). Not a public API: use
 :func:`didcore.aggregate` and :func:`didcore.standardise`."""
 
-from typing import Any, Final
+from typing import Any, Final, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "BLANK",
+    "MAX_MEASURES",
+    "N_STATES",
+    "OTHER_VALID",
+    "UNRECOGNISED",
+    "Aggregator",
+    "__version__",
+    "build_profile",
+    "expected_counts",
+    "state_table",
+]
 
 __version__: Final[str]
 build_profile: Final[str]
@@ -17,6 +30,7 @@ OTHER_VALID: Final[int]
 _Coded = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
 _Ints = tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, int]
 
+@final
 class Aggregator:
     def __new__(
         cls, n_icb: int, n_measure: int, max_age: int = 130, n_threads: int | None = None
