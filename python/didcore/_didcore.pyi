@@ -1,5 +1,6 @@
 """Type stubs for the compiled core (``rust/py_api.rs``). Not a public API: use
-:func:`didcore.aggregate` and :func:`didcore.standardise`."""
+:func:`didcore.aggregate` and :func:`didcore.standardise`.
+"""
 
 from typing import Any, Final, final
 
