@@ -140,11 +140,15 @@ def assert_equal_to_reference(cube: Cube, ref: ReferenceCube) -> None:
     for reason in EXCLUSION_REASONS:
         expected_excl[reason] = ref.exclusions[reason]
     expected_excl["included"] = ref.exclusions["included"]
+    expected_excl["no_measure"] = ref.exclusions["no_measure"]
     assert cube.exclusions == expected_excl
     assert (
         sum(cube.exclusions[r] for r in EXCLUSION_REASONS) + cube.exclusions["included"]
         == cube.exclusions["rows_read"]
     )
+    for row in cube.provider_quality.to_pylist():  # conservation by provider
+        excluded = sum(row[f"excl_{r}"] for r in EXCLUSION_REASONS)
+        assert row["rows"] == excluded + row["included"]
     assert {k: v for k, v in cube.icb_source.items() if v} == dict(ref.icb_source)
     prov = {
         row["provider_code"]: Counter({k: row[k] for k in QUALITY_COUNTERS if row[k]})

@@ -8,12 +8,14 @@ section 2's rules:
 
 * ICB: practice in the lookup -> its ICB; else practice in the other-valid list -> no ICB;
   else the LSOA's ICB; else none. The rule used is counted (``icb_source``).
-* Exclusions, first that applies: no ICB -> no IMD -> no sex (not 1/2) -> no age -> no measure
-  (a complete record whose modality and exam code are in no measure).
+* Exclusions, first that applies: no ICB -> no IMD -> no sex (not 1/2) -> no age. The rest are
+  ``included``; of those, ``no_measure`` counts records whose modality and exam code are in no
+  measure (they are in the cube's record count but in none of its cells).
 * A test counts once in every measure whose (modality, exam code) rule it matches: once in its
   modality and, where it qualifies, once in an early-diagnosis-of-cancer measure.
 
-Conservation holds for every run and every provider: ``rows_read = included + exclusions``.
+Conservation holds for every run and every provider:
+``rows_read = no_icb + no_imd + no_sex + no_age + included``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ __all__ = [
 SEXES: tuple[str, ...] = ("male", "female")
 AGE_BANDS: tuple[str, ...] = (*(f"{a}-{a + 4}" for a in range(0, 90, 5)), "90+")
 IMD_QUINTILES: tuple[int, ...] = (1, 2, 3, 4, 5)
-#: Exclusion reasons in order of precedence.
-EXCLUSION_REASONS: tuple[str, ...] = ("no_icb", "no_imd", "no_sex", "no_age", "no_measure")
+#: Exclusion reasons in order of precedence (SPEC section 2).
+EXCLUSION_REASONS: tuple[str, ...] = ("no_icb", "no_imd", "no_sex", "no_age")
 ICB_SOURCES: tuple[str, ...] = ("gp_practice", "other_valid_practice", "lsoa", "unknown")
 #: Data-quality counters kept per provider and per derived ICB (see docs/architecture.md).
 QUALITY_COUNTERS: tuple[str, ...] = (
@@ -62,8 +64,8 @@ QUALITY_COUNTERS: tuple[str, ...] = (
     "excl_no_imd",
     "excl_no_sex",
     "excl_no_age",
-    "excl_no_measure",
     "included",
+    "no_measure",
     "missing_imd",
     "missing_sex",
     "missing_age",
@@ -147,11 +149,16 @@ class Cube:
 
     @property
     def exclusions(self) -> dict[str, int]:
-        """``rows_read``, each exclusion reason, and ``included``; they always add up."""
+        """``rows_read``, each exclusion reason, ``included``, then ``no_measure``.
+
+        ``rows_read = no_icb + no_imd + no_sex + no_age + included`` always; ``no_measure`` is
+        the part of ``included`` whose modality and exam code are in no measure.
+        """
         out = {"rows_read": self.rows_read}
         for reason in EXCLUSION_REASONS:
             out[reason] = self._total(f"excl_{reason}")
         out["included"] = self._total("included")
+        out["no_measure"] = self._total("no_measure")
         return out
 
     @property
@@ -397,7 +404,9 @@ def _state_indicators() -> np.ndarray:
         "missing_sex": miss_sex,
         "missing_age": miss_age,
         "missing_any": miss_imd | miss_sex | miss_age,
-        "included": (outcome == 5).astype(np.int64),
+        # The core's outcome 4 (complete record, no measure) is part of "included".
+        "included": (outcome >= 4).astype(np.int64),
+        "no_measure": (outcome == 4).astype(np.int64),
     }
     for k, s in enumerate(ICB_SOURCES):
         cols[f"src_{s}"] = (source == k).astype(np.int64)

@@ -119,8 +119,6 @@ def derive_record(
         outcome = "no_sex"
     elif band is None:
         outcome = "no_age"
-    elif not measures:
-        outcome = "no_measure"
     else:
         outcome = "included"
     return Derived(
@@ -151,6 +149,8 @@ def aggregate_reference(
         d = derive_record(row, lookups, columns, use_age=use_age, max_age=max_age)
         out.exclusions["rows_read"] += 1
         out.exclusions[d.outcome] += 1
+        if d.outcome == "included" and not d.measures:
+            out.exclusions["no_measure"] += 1
         out.icb_source[d.source] += 1
         if d.outcome == "included":
             assert d.icb is not None and d.sex is not None and d.age_band is not None
@@ -164,6 +164,7 @@ def aggregate_reference(
             "no_practice_no_lsoa": d.no_practice and d.no_lsoa,
             f"src_{d.source}": True,
             "included" if d.outcome == "included" else f"excl_{d.outcome}": True,
+            "no_measure": d.outcome == "included" and not d.measures,
             "missing_imd": d.imd_quintile is None,
             "missing_sex": d.sex is None,
             "missing_age": d.age_band is None,
