@@ -20,6 +20,11 @@ from typing import TYPE_CHECKING, Any
 from didcore import errors
 from didcore.errors import DidcoreError, InputError
 
+# Imported eagerly (numpy only, no scipy) because the function shares its module's name: a
+# lazy export would be replaced by the module object the first time `didcore.standardise`
+# the module is imported.
+from didcore.standardise import StandardisedRates, standardise
+
 try:
     from didcore._didcore import __version__
 except ImportError:  # the compiled core is missing: a source checkout without a build
@@ -29,9 +34,9 @@ if TYPE_CHECKING:
     from didcore.cube import Cube, aggregate
     from didcore.io import Columns
     from didcore.lookup import Lookups
-    from didcore.population import Population
+    from didcore.population import Population, PopulationWarning
     from didcore.ratios import rates_ratios
-    from didcore.standardise import StandardisedRates, standardise
+    from didcore.report import run_report
 
 __all__ = [
     "Columns",
@@ -40,12 +45,15 @@ __all__ = [
     "InputError",
     "Lookups",
     "Population",
+    "PopulationWarning",
     "StandardisedRates",
     "__version__",
     "aggregate",
     "errors",
     "rates_ratios",
+    "run_report",
     "standardise",
+    "stats",
 ]
 
 _LAZY = {
@@ -54,13 +62,18 @@ _LAZY = {
     "Columns": "didcore.io",
     "Lookups": "didcore.lookup",
     "Population": "didcore.population",
-    "standardise": "didcore.standardise",
-    "StandardisedRates": "didcore.standardise",
+    "PopulationWarning": "didcore.population",
     "rates_ratios": "didcore.ratios",
+    "run_report": "didcore.report",
 }
 
 
+_LAZY_MODULES = {"stats": "didcore.stats", "quality": "didcore.quality", "synth": "didcore.synth"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'didcore' has no attribute {name!r}")

@@ -1,0 +1,588 @@
+"""Array-level statistics for standardised rates (SPEC section 3).
+
+Every function here is vectorised over numpy arrays (inputs broadcast against each other) and
+returns float64 arrays, with ``nan`` where a value is undefined (say, a ratio whose expected count
+is zero). The methods follow the Public Health England / OHID indicator methods as implemented in
+the PHEindicatormethods R package (``byars_lower``/``byars_upper``, ``calculate_ISRatio``,
+``calculate_dsr``), Spiegelhalter's funnel plots (Stat Med 2005;24:1185-1202) and his
+overdispersion adjustment (Qual Saf Health Care 2005;14:347-351); ``docs/statistics.md`` states
+each formula with its source and the conventions chosen.
+
+Units: counts are numbers of tests; populations are people; *ratios* are observed / expected
+(dimensionless, 1 = as expected); *rates* are per ``multiplier`` population, 10,000 unless
+stated (the publication's unit). Confidence levels are fractions, e.g. ``0.95`` or ``0.998``.
+
+scipy is imported inside the functions that need it, so ``import didcore.stats`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from didcore.errors import InternalError
+
+__all__ = [
+    "ESP2013",
+    "ESP2013_AGE_BANDS",
+    "RATE_MULTIPLIER",
+    "DSRResult",
+    "Overdispersion",
+    "byar_limits",
+    "dsr",
+    "exact_poisson_limits",
+    "funnel_flags",
+    "funnel_limits",
+    "funnel_z_scores",
+    "overdispersion",
+    "poisson_funnel_limits",
+    "published_chi2_test",
+    "rate",
+    "ratio_confidence_interval",
+    "ratio_test_counts",
+    "significance_stars",
+    "standardised_rate_limits",
+    "standardised_ratio_limits",
+    "z_value",
+]
+
+FloatArray = NDArray[np.float64]
+FunnelScale = Literal["sqrt", "log"]
+OverdispersionMethod = Literal["winsorise", "truncate"]
+
+#: Rates are expressed per this many people unless a function is told otherwise.
+RATE_MULTIPLIER: float = 10_000.0
+
+#: Age bands of the 2013 European Standard Population, the same 19 bands as the cube.
+ESP2013_AGE_BANDS: tuple[str, ...] = (
+    *(f"{lo}-{lo + 4}" for lo in range(0, 90, 5)),
+    "90+",
+)
+
+#: The 2013 European Standard Population (Eurostat 2013), persons per band, total 100,000.
+ESP2013: FloatArray = np.array(
+    [
+        *(5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000),
+        *(7000, 6500, 6000, 5500, 5000, 4000, 2500, 1500, 1000),
+    ],
+    dtype=np.float64,
+)
+ESP2013.flags.writeable = False
+
+
+class DSRResult(NamedTuple):
+    """A directly standardised rate and its confidence limits, per ``multiplier`` population."""
+
+    value: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+
+
+@dataclass(frozen=True)
+class Overdispersion:
+    """Spiegelhalter's overdispersion estimate for one set of O/E ratios (one measure).
+
+    Attributes:
+        phi: overdispersion ratio, the mean of the squared (winsorised or truncated) z-scores;
+            ``nan`` when no unit has a usable z-score.
+        tau2: additive between-unit variance on the transformed scale (DerSimonian-Laird);
+            0 unless ``n * phi > n - 1`` (the one threshold rule), in which case the funnel
+            limits are widened; with ``tau2 == 0`` the exact Poisson limits stand.
+        n: number of units (ICBs) whose z-scores entered ``phi`` and ``tau2``.
+        scale: ``"sqrt"`` or ``"log"``, the variance-stabilising scale of the z-scores.
+        method: ``"winsorise"`` (Spiegelhalter) or ``"truncate"`` (the SHMI method).
+        trim: the fraction winsorised or truncated at each tail.
+    """
+
+    phi: float
+    tau2: float
+    n: int
+    scale: FunnelScale
+    method: OverdispersionMethod
+    trim: float
+
+    @property
+    def adjusted(self) -> bool:
+        """Whether the funnel limits are widened for overdispersion (``tau2 > 0``)."""
+        return self.tau2 > 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _float(x: ArrayLike) -> FloatArray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _check_conf(conf: float) -> float:
+    """Validate a two-sided confidence level and return alpha = 1 - conf."""
+    if not (isinstance(conf, (int, float, np.floating)) and 0.0 < float(conf) < 1.0):
+        raise ValueError(f"confidence level must be a fraction in (0, 1), e.g. 0.95; got {conf!r}")
+    return 1.0 - float(conf)
+
+
+def _check_counts(x: FloatArray, what: str) -> None:
+    if np.any(x < 0):
+        raise ValueError(f"{what} must be non-negative")
+
+
+def z_value(conf: float) -> float:
+    """Two-sided standard normal quantile ``z = Phi^-1(1 - (1 - conf) / 2)``.
+
+    Exact quantiles are used everywhere (1.959963984540054 for 95%, 3.090232306167813 for
+    99.8%), never rounded constants.
+    """
+    from scipy.special import ndtri
+
+    alpha = _check_conf(conf)
+    return float(ndtri(1.0 - alpha / 2.0))
+
+
+def rate(
+    observed: ArrayLike, population: ArrayLike, multiplier: float = RATE_MULTIPLIER
+) -> FloatArray:
+    """Crude rate ``O / P * multiplier`` (per 10,000 by default); ``nan`` where ``P <= 0``."""
+    o = _float(observed)
+    p = _float(population)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, o / np.where(p > 0, p, 1.0) * multiplier, np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# confidence limits for counts and indirectly standardised ratios
+
+
+def exact_poisson_limits(count: ArrayLike, conf: float = 0.95) -> tuple[FloatArray, FloatArray]:
+    """Exact (Garwood) Poisson confidence limits for an observed count.
+
+    ``lower = chi2_{a/2}(2 O) / 2`` and ``upper = chi2_{1-a/2}(2 O + 2) / 2`` with
+    ``a = 1 - conf``, computed in the equivalent gamma form ``lower = G^-1(a/2; O)``,
+    ``upper = G^-1(1 - a/2; O + 1)`` (unit-scale gamma quantiles). ``lower = 0`` when ``O = 0``.
+    Units: counts. Source: Armitage & Berry; PHEindicatormethods ``calculate_ISRatio``.
+    """
+    from scipy.special import gammaincinv
+
+    alpha = _check_conf(conf)
+    o = _float(count)
+    _check_counts(o, "counts")
+    positive = o > 0
+    lower = np.where(positive, gammaincinv(np.where(positive, o, 1.0), alpha / 2.0), 0.0)
+    upper = gammaincinv(o + 1.0, 1.0 - alpha / 2.0)
+    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+def byar_limits(count: ArrayLike, conf: float = 0.95) -> tuple[FloatArray, FloatArray]:
+    """Byar's approximation to the exact Poisson limits of an observed count ``O``.
+
+    ``lower = O (1 - 1/(9 O) - z / (3 sqrt(O)))^3``,
+    ``upper = (O + 1) (1 - 1/(9 (O + 1)) + z / (3 sqrt(O + 1)))^3``, ``z = z_value(conf)``.
+    As in PHEindicatormethods ``byars_lower``, the lower limit is ``nan`` where the formula is
+    undefined (``O = 0``) or negative (very small ``O``); use :func:`exact_poisson_limits` there.
+    Units: counts. Source: Breslow & Day (1987), vol. II.
+    """
+    z = z_value(conf)
+    o = _float(count)
+    _check_counts(o, "counts")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = o * (1.0 - 1.0 / (9.0 * o) - z / (3.0 * np.sqrt(o))) ** 3
+        lower = np.where((o > 0) & (lower >= 0), lower, np.nan)
+    o1 = o + 1.0
+    upper = o1 * (1.0 - 1.0 / (9.0 * o1) + z / (3.0 * np.sqrt(o1))) ** 3
+    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+def standardised_ratio_limits(
+    observed: ArrayLike, expected: ArrayLike, conf: float = 0.95, *, byar_from: int = 10
+) -> tuple[FloatArray, FloatArray]:
+    """Confidence limits for an indirectly standardised ratio ``O / E``.
+
+    The count's limits are exact Poisson (:func:`exact_poisson_limits`) when ``O < byar_from``
+    and Byar's (:func:`byar_limits`) when ``O >= byar_from``, then divided by ``E``: exactly
+    PHEindicatormethods ``calculate_ISRatio`` (its threshold is 10). ``nan`` where ``E <= 0``.
+    Units: ratio (multiply by 100 for an SMR in per cent, or see
+    :func:`standardised_rate_limits`).
+    """
+    o = _float(observed)
+    e = _float(expected)
+    o, e = np.broadcast_arrays(o, e)
+    ex_lo, ex_hi = exact_poisson_limits(o, conf)
+    by_lo, by_hi = byar_limits(np.where(o >= byar_from, o, byar_from), conf)
+    small = o < byar_from
+    lo = np.where(small, ex_lo, by_lo)
+    hi = np.where(small, ex_hi, by_hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = e > 0
+        safe_e = np.where(ok, e, 1.0)
+        return np.where(ok, lo / safe_e, np.nan), np.where(ok, hi / safe_e, np.nan)
+
+
+def standardised_rate_limits(
+    observed: ArrayLike,
+    expected: ArrayLike,
+    reference_rate: ArrayLike,
+    conf: float = 0.95,
+    *,
+    byar_from: int = 10,
+) -> tuple[FloatArray, FloatArray]:
+    """Confidence limits for an indirectly standardised rate ``SR = O / E * N``.
+
+    The ratio limits of :func:`standardised_ratio_limits` times the reference (national) rate
+    ``N``, in whatever unit ``N`` is given (per 10,000 in didcore). ``N`` is treated as fixed,
+    as PHEindicatormethods ``calculate_ISRate`` does.
+    """
+    lo, hi = standardised_ratio_limits(observed, expected, conf, byar_from=byar_from)
+    n = _float(reference_rate)
+    return lo * n, hi * n
+
+
+# --------------------------------------------------------------------------------------------
+# directly standardised rates
+
+
+def dsr(
+    observed: ArrayLike,
+    population: ArrayLike,
+    standard: ArrayLike,
+    *,
+    conf: float = 0.95,
+    multiplier: float = RATE_MULTIPLIER,
+    min_count: float = 10,
+    count_method: Literal["byar", "exact"] = "byar",
+) -> DSRResult:
+    """Directly standardised rate with Dobson et al. (1991) confidence limits.
+
+    Strata run along the last axis of ``observed`` (``O_s``) and ``population`` (``P_s``);
+    ``standard`` holds the standard population weights ``w_s`` (e.g. :data:`ESP2013`):
+
+    * ``DSR = sum_s w_s O_s / P_s / sum_s w_s * multiplier``;
+    * ``var = sum_s w_s^2 O_s / P_s^2 / (sum_s w_s)^2`` (variance of the weighted sum of
+      Poisson rates, per person squared);
+    * with ``O = sum_s O_s`` and ``(O_L, O_U)`` the confidence limits of the count ``O``
+      (Byar's by default, as PHEindicatormethods ``calculate_dsr``; ``count_method="exact"``
+      uses exact Poisson limits, as Dobson's paper):
+      ``lower = DSR + sqrt(var / O) (O_L - O) * multiplier``, likewise ``upper`` with ``O_U``.
+
+    The value and limits are ``nan`` (suppressed) where ``O < min_count`` (PHE suppresses
+    DSRs of fewer than 10 events), where any stratum has ``P_s <= 0`` (a stratum rate is then
+    undefined; PHE requires every denominator to be positive), and the limits are ``nan`` where
+    ``O = 0``. Units: per ``multiplier`` population (10,000 unless stated).
+    """
+    o = _float(observed)
+    p = _float(population)
+    w = _float(standard)
+    _check_counts(o, "observed counts")
+    _check_conf(conf)
+    o, p = np.broadcast_arrays(o, p)
+    valid = np.all(p > 0, axis=-1)
+    safe_p = np.where(p > 0, p, 1.0)
+    w_total = w.sum()
+    value = (w * o / safe_p).sum(axis=-1) / w_total
+    var = (w**2 * o / safe_p**2).sum(axis=-1) / w_total**2
+    total = o.sum(axis=-1)
+    if count_method == "byar":
+        lo_count, hi_count = byar_limits(total, conf)
+    elif count_method == "exact":
+        lo_count, hi_count = exact_poisson_limits(total, conf)
+    else:
+        raise ValueError(f"count_method must be 'byar' or 'exact', not {count_method!r}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.sqrt(var / total)
+        lower = (value + spread * (lo_count - total)) * multiplier
+        upper = (value + spread * (hi_count - total)) * multiplier
+    keep = valid & (total >= min_count)
+    value = np.where(keep, value * multiplier, np.nan)
+    limits_ok = keep & (total > 0)
+    return DSRResult(
+        np.asarray(value, dtype=np.float64),
+        np.asarray(np.where(limits_ok, lower, np.nan), dtype=np.float64),
+        np.asarray(np.where(limits_ok, upper, np.nan), dtype=np.float64),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# funnel plots
+
+
+def poisson_funnel_limits(expected: ArrayLike, conf: float) -> tuple[FloatArray, FloatArray]:
+    """Funnel control limits for ``O / E`` without overdispersion: exact Poisson quantiles.
+
+    For a count ``Y ~ Poisson(E)`` and ``p`` in ``(a/2, 1 - a/2)``: ``r`` is the smallest
+    integer with ``F(r) >= p`` and the limit is ``(r - alpha) / E`` with the interpolation
+    ``alpha = (F(r) - p) / (F(r) - F(r - 1))`` (Spiegelhalter 2005, Stat Med 24:1185, appendix),
+    which makes the funnel a smooth function of ``E``. The lower limit is clipped at 0.
+    ``nan`` where ``E <= 0``. Units: ratio (O/E), target 1.
+    """
+    from scipy.special import gammaln, xlogy
+
+    alpha = _check_conf(conf)
+    e = _float(expected)
+    ok = e > 0
+    safe_e = np.where(ok, e, 1.0)
+    out = []
+    for p in (alpha / 2.0, 1.0 - alpha / 2.0):
+        r = _poisson_quantile(p, safe_e)
+        f_r = _pdtr(r, safe_e)
+        pmf_r = np.exp(xlogy(r, safe_e) - safe_e - gammaln(r + 1.0))
+        interp = (f_r - p) / pmf_r
+        limit = np.maximum((r - interp) / safe_e, 0.0)
+        out.append(np.where(ok, limit, np.nan))
+    return out[0], out[1]
+
+
+def _pdtr(k: FloatArray, mean: FloatArray) -> FloatArray:
+    """Poisson distribution function ``P(Y <= k)``, 0 for ``k < 0``."""
+    from scipy.special import pdtr
+
+    return np.where(k >= 0, pdtr(np.maximum(k, 0.0), mean), 0.0)
+
+
+def _poisson_quantile(p: float, mean: FloatArray) -> FloatArray:
+    """Smallest integer ``r >= 0`` with ``P(Y <= r) >= p`` for ``Y ~ Poisson(mean)``.
+
+    Starts from the Cornish-Fisher approximation ``mean + z sqrt(mean) + (z^2 - 1) / 6`` and
+    steps one integer at a time to the exact quantile (the same answer as
+    ``scipy.stats.poisson.ppf``, several times faster for large means).
+    """
+    from scipy.special import ndtri
+
+    z = float(ndtri(p))
+    guess = np.floor(mean + z * np.sqrt(mean) + (z * z - 1.0) / 6.0)
+    r = np.where(np.isfinite(guess), np.maximum(guess, 0.0), 0.0)
+    for _ in range(10_000):
+        up = _pdtr(r, mean) < p
+        down = ~up & (r > 0) & (_pdtr(r - 1.0, mean) >= p)
+        if not (up.any() or down.any()):
+            return r
+        r = r + up - down
+    raise InternalError("Poisson quantile search did not converge")  # pragma: no cover
+
+
+def funnel_z_scores(observed: ArrayLike, expected: ArrayLike, scale: FunnelScale) -> FloatArray:
+    """Unadjusted z-scores of ``y = O / E`` against the target 1 on a variance-stabilised scale.
+
+    * ``"sqrt"`` (CQC style): ``z = 2 sqrt(E) (sqrt(y) - 1) = 2 (sqrt(O) - sqrt(E))``,
+      variance ``1 / (4 E)`` on the ``sqrt(y)`` scale;
+    * ``"log"`` (SHMI style): ``z = sqrt(E) log(y)``, variance ``1 / E``; ``-inf`` when ``O = 0``.
+
+    ``nan`` where ``E <= 0``.
+    """
+    o = _float(observed)
+    e = _float(expected)
+    ok = e > 0
+    safe_e = np.where(ok, e, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if scale == "sqrt":
+            z = 2.0 * (np.sqrt(o) - np.sqrt(safe_e))
+        elif scale == "log":
+            z = np.sqrt(safe_e) * np.log(o / safe_e)
+        else:
+            raise ValueError(f"funnel scale must be 'sqrt' or 'log', not {scale!r}")
+    return np.where(ok, z, np.nan)
+
+
+def _average_ranks(x: FloatArray) -> FloatArray:
+    """Ranks 1..n of ``x``, ties given their average rank (R's ``rank(ties = "average")``)."""
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    # start of each run of equal values in sorted order
+    new_run = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    run_id = np.cumsum(new_run) - 1
+    starts = np.flatnonzero(new_run)
+    ends = np.r_[starts[1:], len(x)]  # exclusive
+    mean_rank = (starts + 1 + ends) / 2.0  # average of positions start+1 .. end
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = mean_rank[run_id]
+    return ranks
+
+
+def overdispersion(
+    observed: ArrayLike,
+    expected: ArrayLike,
+    *,
+    scale: FunnelScale = "sqrt",
+    method: OverdispersionMethod = "winsorise",
+    trim: float = 0.1,
+) -> Overdispersion:
+    """Estimate Spiegelhalter's overdispersion of one measure's O/E ratios across units.
+
+    1. z-scores from :func:`funnel_z_scores`. Units with ``E <= 0`` are left out, and on the
+       log scale so are units with ``O = 0`` (``z = -inf`` would make ``phi`` infinite).
+    2. Robustness: ``"winsorise"`` (default, Spiegelhalter) replaces z-scores below the
+       ``trim`` quantile by that quantile and above the ``1 - trim`` quantile by that quantile
+       (quantiles by linear interpolation, R's type 7), keeping every unit; ``"truncate"`` is
+       the SHMI method: units are put in ``k = 1 / trim`` groups by ``floor(rank k / (n + 1))``
+       (average ranks) and the lowest and highest groups are dropped, which biases ``phi``
+       downwards; it is offered for compatibility only.
+    3. ``phi = mean(z^2)`` over the ``n`` units kept.
+    4. One threshold rule: if ``n >= 2`` and ``n phi > n - 1``,
+       ``tau2 = (n phi - (n - 1)) / (sum w - sum w^2 / sum w)`` with ``w = 4 E`` (sqrt scale) or
+       ``w = E`` (log scale), over the units kept; otherwise ``tau2 = 0``.
+    """
+    if method not in ("winsorise", "truncate"):
+        raise ValueError(f"overdispersion method must be 'winsorise' or 'truncate', not {method!r}")
+    if not 0.0 < trim < 0.5:
+        raise ValueError(f"trim must be in (0, 0.5), not {trim!r}")
+    o = _float(observed).ravel()
+    e = _float(expected).ravel()
+    z = funnel_z_scores(o, e, scale)
+    use = np.isfinite(z)
+    z = z[use]
+    e = e[use]
+    if method == "winsorise":
+        if len(z):
+            lo, hi = np.quantile(z, [trim, 1.0 - trim])
+            z = np.clip(z, lo, hi)
+    else:
+        k = round(1.0 / trim)
+        if abs(k * trim - 1.0) > 1e-9:
+            raise ValueError(f"truncation needs trim = 1/k for a whole number k, not {trim!r}")
+        groups = np.floor(_average_ranks(z) * k / (len(z) + 1))
+        keep = (groups > 0) & (groups < k - 1)
+        z = z[keep]
+        e = e[keep]
+    n = len(z)
+    phi = float(np.mean(z**2)) if n else math.nan
+    tau2 = 0.0
+    if n >= 2 and n * phi > n - 1:
+        w = 4.0 * e if scale == "sqrt" else e
+        tau2 = float((n * phi - (n - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    return Overdispersion(phi=phi, tau2=tau2, n=n, scale=scale, method=method, trim=float(trim))
+
+
+def funnel_limits(
+    expected: ArrayLike, conf: float, *, tau2: float = 0.0, scale: FunnelScale = "sqrt"
+) -> tuple[FloatArray, FloatArray]:
+    """Funnel control limits for ``O / E`` at expected counts ``E``, target 1.
+
+    With ``tau2 == 0``: the exact Poisson limits of :func:`poisson_funnel_limits`. With
+    ``tau2 > 0`` (from :func:`overdispersion`), the limits ``0 +/- z sqrt(v + tau2)`` on the
+    transformed scale, back-transformed to the ratio scale:
+
+    * ``"sqrt"``: ``v = 1 / (4 E)``, limits ``(1 +/- z sqrt(v + tau2))^2``; the lower one is
+      0 when ``1 - z sqrt(v + tau2) < 0`` (clipped before squaring);
+    * ``"log"``: ``v = 1 / E``, limits ``exp(+/- z sqrt(v + tau2))``.
+
+    ``z = z_value(conf)``; ``nan`` where ``E <= 0``. Units: ratio; multiply by the national
+    rate to plot rates.
+    """
+    if tau2 < 0 or not math.isfinite(tau2):
+        raise ValueError(f"tau2 must be a finite non-negative number, not {tau2!r}")
+    if tau2 == 0.0:
+        return poisson_funnel_limits(expected, conf)
+    z = z_value(conf)
+    e = _float(expected)
+    ok = e > 0
+    safe_e = np.where(ok, e, 1.0)
+    if scale == "sqrt":
+        s = z * np.sqrt(1.0 / (4.0 * safe_e) + tau2)
+        lower = np.maximum(1.0 - s, 0.0) ** 2
+        upper = (1.0 + s) ** 2
+    elif scale == "log":
+        s = z * np.sqrt(1.0 / safe_e + tau2)
+        lower = np.exp(-s)
+        upper = np.exp(s)
+    else:
+        raise ValueError(f"funnel scale must be 'sqrt' or 'log', not {scale!r}")
+    return np.where(ok, lower, np.nan), np.where(ok, upper, np.nan)
+
+
+def funnel_flags(ratio: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> NDArray[np.object_]:
+    """Classify each ratio against its funnel limits.
+
+    ``"high"`` above ``upper``, ``"low"`` below ``lower``, else ``"within"``; ``None`` where the
+    ratio or a limit is undefined.
+    """
+    y, lo, hi = np.broadcast_arrays(_float(ratio), _float(lower), _float(upper))
+    out = np.full(y.shape, "within", dtype=object)
+    out[y < lo] = "low"
+    out[y > hi] = "high"
+    out[np.isnan(y) | np.isnan(lo) | np.isnan(hi)] = None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# comparing two standardised rates
+
+
+def published_chi2_test(rate1: ArrayLike, rate2: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Test two standardised rates as the publication does: ``chi2 = (r2 - r1)^2 / (r1 + r2)``.
+
+    A Pearson chi-square with one degree of freedom that treats the two rates per 10,000 as if
+    they were counts; ``p = P(chi2_1 > chi2)``. ``nan`` where ``r1 + r2 <= 0``. The statistic
+    is proportional to the rate unit: the same rates per 100,000 give a chi2 ten times larger,
+    so this is not a test of the counts; see :func:`ratio_test_counts` and
+    ``docs/statistics.md``.
+    """
+    from scipy.special import chdtrc
+
+    r1 = _float(rate1)
+    r2 = _float(rate2)
+    total = r1 + r2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.where(total > 0, (r2 - r1) ** 2 / np.where(total > 0, total, 1.0), np.nan)
+    return stat, np.asarray(chdtrc(1.0, stat), dtype=np.float64)
+
+
+def significance_stars(p_value: ArrayLike) -> NDArray[np.str_]:
+    """Label p-values with the publication's stars.
+
+    ``"***"`` p < 0.001, ``"**"`` p < 0.01, ``"*"`` p < 0.05, else ``""`` (also for an undefined
+    p-value).
+    """
+    p = _float(p_value)
+    out = np.full(p.shape, "", dtype="<U3")
+    out[p < 0.05] = "*"
+    out[p < 0.01] = "**"
+    out[p < 0.001] = "***"
+    return out
+
+
+def _log_ratio(
+    o1: ArrayLike, e1: ArrayLike, o2: ArrayLike, e2: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """``log((O2 / E2) / (O1 / E1))`` and its variance ``1 / O1 + 1 / O2``; nan if undefined."""
+    a1, b1, a2, b2 = np.broadcast_arrays(_float(o1), _float(e1), _float(o2), _float(e2))
+    ok = (a1 > 0) & (a2 > 0) & (b1 > 0) & (b2 > 0)
+    s = [np.where(ok, v, 1.0) for v in (a1, b1, a2, b2)]
+    log_ratio = np.log(s[2] / s[3]) - np.log(s[0] / s[1])
+    var = 1.0 / s[0] + 1.0 / s[2]
+    return np.where(ok, log_ratio, np.nan), np.where(ok, var, np.nan)
+
+
+def ratio_test_counts(
+    o1: ArrayLike, e1: ArrayLike, o2: ArrayLike, e2: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Count-based test that two standardised ratios (or rates) are equal.
+
+    Wald test on the log scale: ``z = log((O2/E2) / (O1/E1)) / sqrt(1/O1 + 1/O2)``, returned as
+    ``chi2 = z^2`` (one degree of freedom, so it sits beside the published chi2) with
+    ``p = P(chi2_1 > chi2)``. The variance is the delta-method variance of the log of a Poisson
+    count, with the expected counts ``E`` treated as fixed (they come from national rates over
+    the whole population). It does not depend on the rate unit. ``nan`` where any count or
+    expected count is zero.
+    """
+    from scipy.special import chdtrc
+
+    lr, var = _log_ratio(o1, e1, o2, e2)
+    stat = lr**2 / var
+    return stat, np.asarray(chdtrc(1.0, stat), dtype=np.float64)
+
+
+def ratio_confidence_interval(
+    o1: ArrayLike, e1: ArrayLike, o2: ArrayLike, e2: ArrayLike, conf: float = 0.95
+) -> tuple[FloatArray, FloatArray]:
+    """Confidence interval for the ratio of two standardised rates ``(O2/E2) / (O1/E1)``.
+
+    ``exp(log ratio +/- z sqrt(1/O1 + 1/O2))`` with ``z = z_value(conf)``: the interval that
+    matches :func:`ratio_test_counts` (it excludes 1 exactly when ``p < 1 - conf``).
+    ``nan`` where any count or expected count is zero.
+    """
+    z = z_value(conf)
+    lr, var = _log_ratio(o1, e1, o2, e2)
+    half = z * np.sqrt(var)
+    return np.exp(lr - half), np.exp(lr + half)
