@@ -141,7 +141,7 @@ def test_rust_zero_population_error_is_mapped_to_names(monkeypatch: pytest.Monke
     with pytest.raises(
         ZeroPopulationError, match=r"age band 10-14, IMD quintile 5: 6 'CT Scan' tests"
     ):
-        didcore.ratios.rates_ratios(cube, make_population(pop))
+        ratios_module.rates_ratios(cube, make_population(pop))
 
 
 def test_single_icb_is_the_nation() -> None:
