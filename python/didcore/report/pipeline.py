@@ -1,0 +1,795 @@
+"""The whole publication from one call: statistics, tables, workbook, charts, maps and HTML.
+
+:func:`run_report` runs ``aggregate`` -> ``Population.read`` -> ``standardise`` ->
+``rates_ratios`` -> Annex A, then :func:`write_report` writes every output. ``write_report`` can
+also be given results computed elsewhere (a notebook, a cube built from several years).
+
+Output folder::
+
+    national_rates.csv  icb_rates.csv  rates_ratios.csv  summary.csv  funnel.csv  cube.csv
+    exclusions.csv  annex_a_*.csv  annex_b.xlsx  report.html  provenance.json
+    charts/graph_NN_<measure>.{png,svg}  charts/map_NN_<measure>.{png,svg}
+    charts/funnel_NN_<measure>.{png,svg}
+
+Every file is byte-for-byte the same when the same inputs are run again, except the one field
+``generated_at`` of ``provenance.json`` and the one ``<time id="generated-at">`` element of
+``report.html`` (set ``SOURCE_DATE_EPOCH`` to fix that too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from didcore.errors import InputError
+from didcore.quality import QualityThresholds, annex_a
+from didcore.report.disclosure import DisclosureRule
+from didcore.report.reference import icb_info, provider_names
+from didcore.report.tables import ReportInputs, build_tables, write_csvs
+from didcore.report.yoy import PreviousReport, read_previous, yoy_sentence
+
+__all__ = [
+    "ALL_FORMATS",
+    "ATTRIBUTION",
+    "ReportResult",
+    "run_report",
+    "write_report",
+]
+
+#: Every output format, the default.
+ALL_FORMATS: tuple[str, ...] = ("csv", "xlsx", "png", "svg", "html")
+
+#: The attribution shown in the workbook and the HTML (Open Government Licence v3.0 asks for it).
+ATTRIBUTION = (
+    "Source: NHS England, Diagnostic Imaging Dataset (the extract given to didcore). Contains "
+    "public sector information licensed under the Open Government Licence v3.0. ICB boundaries "
+    "and populations: Office for National Statistics; contains OS data © Crown copyright and "
+    "database right 2022. Deprivation: Ministry of Housing, Communities and Local Government, "
+    "English Indices of Deprivation 2019. Produced with didcore."
+)
+
+ProgressArg = bool | None | Callable[[str, int, int], None]
+
+# Resolution of the PNG charts: sharp on screen and in print at A4 width, and light enough for
+# 42 of them to be embedded in the HTML page.
+_DPI = 120
+
+
+@dataclass
+class ReportResult:
+    """What a report run wrote, and its one-line summary."""
+
+    out_dir: Path
+    files: list[Path]
+    tables: dict[str, pa.Table]
+    provenance: dict[str, Any]
+    summary: str
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Steps:
+    """Progress over the report's steps: a tqdm bar, a caller's callback, or nothing."""
+
+    def __init__(self, total: int, progress: ProgressArg, quiet: bool) -> None:
+        self.total = total
+        self.done = 0
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        show = not quiet and (progress is True or (progress is None and sys.stderr.isatty()))
+        if show and self.callback is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="didcore report", unit=" step", leave=False)
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(what, refresh=False)
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback(what, self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    unknown = [f for f in out if f not in ALL_FORMATS]
+    if unknown:
+        raise InputError(
+            f"unknown output format(s) {', '.join(unknown)}; choose from {', '.join(ALL_FORMATS)}"
+        )
+    if not out:
+        raise InputError(f"no output format chosen; choose from {', '.join(ALL_FORMATS)}")
+    return out
+
+
+# ------------------------------------------------------------------------------ provenance
+
+
+def _sha256(path: Path) -> tuple[str, int, int]:
+    """(hex digest, bytes, newline count) of a file, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    size = lines = 0
+    with path.open("rb") as fh:
+        while block := fh.read(8 << 20):
+            digest.update(block)
+            size += len(block)
+            lines += block.count(b"\n")
+    return digest.hexdigest(), size, lines
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    digest, size, lines = _sha256(path)
+    rec: dict[str, Any] = {"path": str(path), "bytes": size, "sha256": digest}
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        # an unreadable file is reported, with a proper message, by the aggregate step
+        with contextlib.suppress(OSError, pa.ArrowException):
+            rec["rows"] = pq.ParquetFile(path).metadata.num_rows
+    elif path.suffix.lower() in (".csv", ".txt"):
+        # data lines of an uncompressed CSV (header excluded); quoted newlines are rare in DID
+        rec["rows"] = max(lines - 1, 0)
+    return rec
+
+
+def _files_of(source: Any) -> list[dict[str, Any]]:
+    """Provenance records for a source: each file of a path or folder; a note for objects."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            return [_file_record(p) for p in files]
+        if path.is_file():
+            return [_file_record(path)]
+        return [{"path": str(path), "missing": True}]
+    rows = getattr(source, "num_rows", None)
+    return [{"kind": type(source).__name__, "rows": rows}]
+
+
+def _now(clock: Callable[[], dt.datetime] | None) -> str:
+    """The time of the run (UTC, seconds), or ``SOURCE_DATE_EPOCH`` when set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        moment = dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+    else:
+        moment = clock() if clock else dt.datetime.now(tz=dt.UTC)
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("numpy", "pyarrow", "scipy", "matplotlib", "openpyxl", "jinja2"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _didcore_version() -> str:
+    try:
+        from didcore import __version__
+
+        return str(__version__)
+    except ImportError:
+        return "unknown"
+
+
+def build_provenance(
+    *,
+    sources: Sequence[Any] | None,
+    lookups: Any,
+    population: Any,
+    provider_missing: Any,
+    previous: Any,
+    cube: Any,
+    options: Mapping[str, Any],
+    period: str | None,
+    title: str,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> dict[str, Any]:
+    """The run's record: inputs with hashes and rows, software versions, options, time."""
+    inputs: dict[str, Any] = {}
+    if sources is not None:
+        inputs["extracts"] = [rec for s in sources for rec in _files_of(s)]
+    lk_path = (
+        lookups if isinstance(lookups, str | os.PathLike) else getattr(lookups, "source", None)
+    )
+    if lk_path and Path(lk_path).is_dir():
+        inputs["lookups"] = {"path": str(lk_path), "files": _files_of(lk_path)}
+    elif lookups is not None:
+        inputs["lookups"] = {"path": str(lk_path or type(lookups).__name__), "files": []}
+    if population is not None:
+        inputs["population"] = _files_of(population)[0]
+    if provider_missing is not None:
+        inputs["provider_missing"] = _files_of(provider_missing)[0]
+    if previous is not None:
+        inputs["previous"] = {"path": str(previous)}
+    return {
+        "title": title,
+        "period": period,
+        "didcore_version": _didcore_version(),
+        "python": platform.python_version(),
+        "packages": _versions(),
+        "inputs": inputs,
+        "rows": {k: int(v) for k, v in dict(cube.exclusions).items()},
+        "options": dict(options),
+        "generated_at": _now(clock),
+    }
+
+
+# ------------------------------------------------------------------------------ period
+
+
+def _financial_year(day: dt.date) -> str:
+    start = day.year if day.month >= 4 else day.year - 1
+    return f"{start}/{(start + 1) % 100:02d}"
+
+
+def infer_period(sources: Sequence[Any], column: str = "test_date") -> str | None:
+    """The financial year(s) of Parquet extracts, from the column statistics (no data read).
+
+    Returns e.g. ``"2023/24"`` or ``"2022/23 to 2023/24"``; None when it cannot tell (CSV,
+    in-memory sources, no statistics).
+    """
+    import pyarrow.parquet as pq
+
+    lo: dt.date | None = None
+    hi: dt.date | None = None
+    files: list[Path] = []
+    for s in sources:
+        if not isinstance(s, str | os.PathLike):
+            return None
+        p = Path(s)
+        files.extend(sorted(p.rglob("*.parquet")) if p.is_dir() else [p])
+    if not files:
+        return None
+    for f in files:
+        if f.suffix.lower() != ".parquet":
+            return None
+        try:
+            meta = pq.ParquetFile(f).metadata
+        except (OSError, pa.ArrowException):
+            return None
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        if column not in names:
+            return None
+        idx = names.index(column)
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(idx).statistics
+            if st is None or not st.has_min_max:
+                return None
+            mn, mx = st.min, st.max
+            if isinstance(mn, dt.datetime):
+                mn, mx = mn.date(), mx.date()
+            if not isinstance(mn, dt.date):
+                return None
+            lo = mn if lo is None else min(lo, mn)
+            hi = mx if hi is None else max(hi, mx)
+    if lo is None or hi is None:
+        return None
+    first, last = _financial_year(lo), _financial_year(hi)
+    return first if first == last else f"{first} to {last}"
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _points(rows: Sequence[Mapping[str, Any]], icbs: Mapping[str, Any]) -> list[Any]:
+    from didcore.report.charts import IcbPoint
+
+    out = []
+    for r in rows:
+        info = icbs.get(r["icb_code"])
+        out.append(
+            IcbPoint(
+                code=r["icb_code"],
+                label=info.short_name if info else r["icb_code"],
+                region=info.region if info else "",
+                observed=r.get("observed"),
+                expected=r.get("expected"),
+                rate=r.get("standardised_rate"),
+                lower=r.get("sr_lower_95"),
+                upper=r.get("sr_upper_95"),
+                funnel=r.get("funnel_998"),
+            )
+        )
+    return out
+
+
+def _alt_bar(measure: str, points: Sequence[Any], national: float) -> str:
+    from didcore.report.fmt import fmt_rate, is_missing
+
+    shown = sorted((p for p in points if not is_missing(p.rate)), key=lambda p: -p.rate)
+    if not shown:
+        return f"Bar chart of standardised {measure} rates by ICB: no rates to show."
+    above = sum(p.rate > national for p in shown)
+    return (
+        f"Horizontal bar chart of standardised {measure} rates per 10,000 for {len(shown)} "
+        f"ICBs, highest first, coloured by NHS region, with 95% confidence intervals. Highest: "
+        f"{shown[0].label} ({fmt_rate(shown[0].rate)}); lowest: {shown[-1].label} "
+        f"({fmt_rate(shown[-1].rate)}). A dashed line marks the national rate, "
+        f"{fmt_rate(national)}; {above} ICBs are above it."
+    )
+
+
+def _alt_map(measure: str, points: Sequence[Any], bands: Any) -> str:
+    from didcore.report.fmt import is_missing
+
+    counts = [0] * len(bands.labels)
+    for p in points:
+        if not is_missing(p.rate):
+            counts[bands.index(float(p.rate))] += 1
+    parts = [f"{label}: {n} ICBs" for label, n in zip(bands.labels, counts, strict=True)]
+    return (
+        f"Map of England's ICBs shaded by standardised {measure} rate per 10,000, in "
+        f"{len(bands.labels)} bands from light (low) to dark (high), with London enlarged. "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def _alt_funnel(measure: str, points: Sequence[Any]) -> str:
+    high = sorted(p.label for p in points if p.funnel == "high")
+    low = sorted(p.label for p in points if p.funnel == "low")
+    text = (
+        f"Funnel plot of standardised {measure} rates against expected number of tests, with "
+        f"95% and 99.8% control limits around the national rate. {len(high)} ICBs are above "
+        f"the 99.8% limits and {len(low)} below."
+    )
+    if 0 < len(high) <= 6:
+        text += f" Above: {', '.join(high)}."
+    if 0 < len(low) <= 6:
+        text += f" Below: {', '.join(low)}."
+    return text
+
+
+def _charts(
+    tables: Mapping[str, pa.Table],
+    icbs: Mapping[str, Any],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    period: str | None,
+    steps: _Steps,
+    measures: Sequence[str] | None = None,
+) -> tuple[list[Path], dict[str, list[Any]]]:
+    """Graphs, maps and funnel plots per measure: files, and PNGs for the HTML page."""
+    from didcore.report import charts, maps
+    from didcore.report.fmt import slug
+    from didcore.report.html import FigureImage
+
+    file_formats = tuple(f for f in ("png", "svg") if f in formats)
+    want_html = "html" in formats
+    national = {r["measure"]: r for r in tables["national_rates"].to_pylist()}
+    funnel_rows: dict[str, dict[str, Any]] = {}
+    for r in tables["funnel"].to_pylist():
+        funnel_rows.setdefault(r["measure"], r)
+    by_measure: dict[str, list[dict[str, Any]]] = {}
+    for r in tables["icb_rates"].to_pylist():
+        by_measure.setdefault(r["measure"], []).append(r)
+    chart_dir = out_dir / "charts"
+    if file_formats:
+        chart_dir.mkdir(parents=True, exist_ok=True)
+    period_sfx = f", {period}" if period else ""
+    written: list[Path] = []
+    figures: dict[str, list[Any]] = {}
+    names = list(national)
+    for number, measure in enumerate(names, start=1):
+        if measures is not None and measure not in measures:
+            continue
+        points = _points(by_measure.get(measure, []), icbs)
+        rate = national[measure]["rate_per_10000"]
+        n_rate = float(rate) if rate is not None else 0.0
+        bands = maps.rate_bands([p.rate for p in points])
+        specs = (
+            (
+                "map",
+                f"Map {number}. Standardised {measure} rates by ICB{period_sfx}",
+                _alt_map(measure, points, bands),
+            ),
+            (
+                "graph",
+                f"Graph {number}. Standardised {measure} rates by ICB{period_sfx}",
+                _alt_bar(measure, points, n_rate),
+            ),
+            (
+                "funnel",
+                f"Funnel plot {number}. {measure}: standardised rate against expected tests"
+                f"{period_sfx}",
+                _alt_funnel(measure, points),
+            ),
+        )
+        for kind, caption, alt in specs:
+            if kind == "map":
+                fig = maps.choropleth({p.code: p.rate for p in points}, title=caption, bands=bands)
+            elif kind == "graph":
+                fig = charts.bar_chart(points, national_rate=n_rate, title=caption, measure=measure)
+            else:
+                fig = charts.funnel_plot(
+                    points,
+                    national_rate=n_rate,
+                    title=caption,
+                    measure=measure,
+                    funnel=funnel_rows.get(measure),
+                )
+            stem = f"{kind}_{number:02d}_{slug(measure)}"
+            # one PNG serves the file and the page (rendering dominates the run time)
+            render_formats = file_formats + (("png",) if want_html and "png" not in formats else ())
+            rendered = charts.render(fig, render_formats, dpi=_DPI)
+            links = []
+            for fmt in file_formats:
+                path = chart_dir / f"{stem}.{fmt}"
+                path.write_bytes(rendered[fmt])
+                written.append(path)
+                links.append((fmt.upper(), f"charts/{stem}.{fmt}"))
+            if want_html:
+                png = rendered["png"]
+                # displayed at 100 px per inch; the 120-dpi image stays sharp when zoomed
+                width, height = (round(v * 100) for v in fig.get_size_inches())
+                figures.setdefault(measure, []).append(
+                    FigureImage(
+                        id=f"{kind}-{number:02d}",
+                        caption=caption,
+                        alt=alt,
+                        png=png,
+                        width=width,
+                        height=height,
+                        files=links,
+                    )
+                )
+        steps.step(f"charts: {measure}")
+    return written, figures
+
+
+def _notes(period: str | None, rule: DisclosureRule | None, funnel: pa.Table) -> list[str]:
+    method = ""
+    if funnel.num_rows and "method" in funnel.column_names:
+        m = funnel["method"][0].as_py()
+        if m and m != "poisson":
+            method = (
+                " The limits allow for overdispersion between ICBs (Spiegelhalter's random-"
+                f"effects method, {m}d z-scores)."
+            )
+    notes = [
+        "Rates are per 10,000 population. Standardised rates are indirectly standardised for "
+        "age (19 five-year bands), sex and deprivation (IMD quintile) using the national rates"
+        + (f" of {period}" if period else "")
+        + ".",
+        "Observed: tests in the rates (records with a valid ICB, deprivation quintile, sex and "
+        "age). Expected: the tests the ICB would have had at the national rates for its "
+        "population.",
+        "95% confidence intervals by Byar's method (exact Poisson for small counts).",
+        "Within 10% of crude: whether the standardised rate is within 10% of the crude rate.",
+        "Funnel (99.8%): High or Low when the ICB's observed/expected ratio lies outside the "
+        "99.8% funnel-plot control limits." + method,
+        "Indirectly standardised rates compare each ICB with England; they do not allow ICBs to "
+        "be compared directly with each other (icb_rates.csv also has directly standardised "
+        "rates, which do).",
+        "Some ICBs' rates are reduced by missing data: see Annex A (sheets Table A.1 to A.4).",
+    ]
+    if rule is not None:
+        notes.append("Disclosure control: " + rule.describe())
+    return notes
+
+
+def write_report(
+    inputs: ReportInputs,
+    out_dir: str | Path,
+    *,
+    previous: str | Path | PreviousReport | None = None,
+    disclosure_control: bool | DisclosureRule = False,
+    formats: Iterable[str] = ALL_FORMATS,
+    progress: ProgressArg = None,
+    quiet: bool = False,
+    provenance: dict[str, Any] | None = None,
+    measures: Sequence[str] | None = None,
+) -> ReportResult:
+    """Write every output for results already computed (see :class:`ReportInputs`).
+
+    ``measures`` limits the charts to some measures (the tables always have all of them).
+    """
+    start = time.perf_counter()
+    fmts = _check_formats(formats)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rule: DisclosureRule | None
+    if isinstance(disclosure_control, DisclosureRule):
+        rule = disclosure_control
+    else:
+        rule = DisclosureRule() if disclosure_control else None
+    prev = (
+        previous
+        if isinstance(previous, PreviousReport) or previous is None
+        else read_previous(previous)
+    )
+    n_measures = len(inputs.rates.national)
+    steps = _Steps(
+        total=3 + (n_measures if {"png", "svg", "html"} & set(fmts) else 0),
+        progress=progress,
+        quiet=quiet,
+    )
+    try:
+        tables = build_tables(inputs, disclosure=rule, previous=prev)
+        period = inputs.period
+        title = inputs.title or (
+            "Diagnostic Imaging Dataset: Standardised ICB rates" + (f" {period}" if period else "")
+        )
+        prov = dict(provenance or {})
+        prov.setdefault("title", title)
+        prov.setdefault("period", period)
+        prov.setdefault("generated_at", _now(None))
+        prov.setdefault("didcore_version", _didcore_version())
+        prov.setdefault("rows", {k: int(v) for k, v in dict(inputs.cube.exclusions).items()})
+        prov["options"] = {
+            **prov.get("options", {}),
+            "disclosure_control": rule.describe() if rule else "none",
+            "formats": ",".join(fmts),
+            "annex_a_thresholds": json.dumps(asdict(inputs.annex.thresholds), sort_keys=True),
+        }
+        files: list[Path] = []
+        if "csv" in fmts:
+            files += write_csvs(tables, out)
+        steps.step("tables")
+        notes = _notes(period, rule, tables["funnel"])
+        th = inputs.annex.thresholds
+        if "xlsx" in fmts:
+            from didcore.report.excel import write_workbook
+
+            files.append(
+                write_workbook(
+                    out / "annex_b.xlsx",
+                    tables,
+                    title="Annex B - ICB Standardised Imaging Rates per 10,000"
+                    + (f", {period}" if period else ""),
+                    notes=notes,
+                    attribution=ATTRIBUTION,
+                    thresholds={
+                        "a1": f"{th.no_practice_share:.0%} and {th.no_practice_count:,}",
+                        "a2": f"{th.provider_missing_share:.0%} and {th.provider_missing_count:,}",
+                        "a3": f"{th.icb_missing_share:.0%} and {th.icb_missing_count:,}",
+                        "a4": f"{th.icb_shortfall_share:.0%} and {th.icb_shortfall_count:,}",
+                    },
+                    notes_sections={
+                        "About this workbook": [title, *notes],
+                        "Annex A thresholds (a row is listed above both)": [
+                            f"{k}: {v}" for k, v in asdict(th).items()
+                        ],
+                        "Provenance (see provenance.json for the full record)": [
+                            f"didcore {prov.get('didcore_version')}",
+                            *[
+                                f"{e.get('path') or e.get('kind')}: sha256 {e.get('sha256', '-')}"
+                                for e in prov.get("inputs", {}).get("extracts", [])
+                            ],
+                        ],
+                        "Attribution": [ATTRIBUTION],
+                        "Not in this workbook": [
+                            "The count cube (ICB x sex x age band x IMD quintile x measure) is in "
+                            "cube.csv."
+                        ],
+                    },
+                )
+            )
+        steps.step("workbook")
+        figures: dict[str, list[Any]] = {}
+        if {"png", "svg", "html"} & set(fmts):
+            chart_files, figures = _charts(
+                tables, inputs.icbs, out, fmts, period, steps, measures=measures
+            )
+            files += chart_files
+        yoy = None
+        if prev is not None:
+            changes = {r["measure"]: r.get("change") for r in tables["national_rates"].to_pylist()}
+            yoy = yoy_sentence(changes, prev.period)
+            prov.setdefault("inputs", {}).setdefault("previous", {"period": prev.period})
+            prov["inputs"]["previous"]["period"] = prev.period
+        (out / "provenance.json").write_text(
+            json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+        )
+        files.append(out / "provenance.json")
+        if "html" in fmts:
+            from didcore.report.html import render_html, write_html
+
+            downloads = _downloads(files, out)
+            page = render_html(
+                tables,
+                annex=inputs.annex,
+                figures=figures,
+                title=title,
+                period=period,
+                previous_period=prev.period if prev else None,
+                yoy_sentence=yoy,
+                disclosure=rule.describe() if rule else None,
+                provenance=prov,
+                downloads=downloads,
+                attribution=ATTRIBUTION,
+            )
+            files.append(write_html(out / "report.html", page))
+        steps.step("HTML report")
+    finally:
+        steps.close()
+    seconds = time.perf_counter() - start
+    ex = dict(inputs.cube.exclusions)
+    read = int(ex.get("rows_read", 0))
+    included = int(ex.get("included", 0))
+    share = f" ({100 * included / read:.1f}%)" if read else ""
+    summary = (
+        f"didcore report: {read:,} records read, {included:,}{share} in the rates; "
+        f"{n_measures} measures x {len(inputs.cube.icb_codes)} ICBs; "
+        f"{len(files)} files written to {out}"
+    )
+    return ReportResult(
+        out_dir=out,
+        files=files,
+        tables=tables,
+        provenance=prov,
+        summary=summary,
+        seconds=seconds,
+        extra={"figures": figures},
+    )
+
+
+def _downloads(files: Sequence[Path], out: Path) -> list[tuple[str, str, str]]:
+    what = {
+        "annex_b.xlsx": "Annex B workbook (Excel), with a sheet for every table",
+        "national_rates.csv": "Tables 1-2: national rates by measure",
+        "icb_rates.csv": "Annex B: every ICB and measure, with confidence limits and funnel flags",
+        "rates_ratios.csv": "rates-ratio Tables 1-6, with tests and confidence intervals",
+        "summary.csv": "spread of ICB rates by measure (mean, SD, shares)",
+        "funnel.csv": "funnel-plot limits and overdispersion by measure",
+        "cube.csv": "the count cube: ICB x sex x age band x IMD quintile x measure",
+        "exclusions.csv": "records excluded from the rates, by reason (Annex A)",
+        "annex_a_source_shares.csv": "Annex A: how each test's ICB was derived",
+        "annex_a_table_a1.csv": "Annex A Table A.1: providers with tests with no GP practice",
+        "annex_a_table_a2.csv": "Annex A Table A.2: providers with tests missing age, sex or LSOA",
+        "annex_a_table_a3.csv": "Annex A Table A.3: ICBs with tests missing age, sex or LSOA",
+        "annex_a_table_a4.csv": "Annex A Table A.4: ICBs with estimated missing tests",
+        "annex_a_a4_allocation.csv": "estimated missing tests allocated to every ICB",
+        "annex_a_a4_unallocated.csv": "providers whose missing tests could not be allocated",
+        "provenance.json": "inputs, hashes, versions and options of this run",
+    }
+    out_list = []
+    for f in files:
+        rel = f.relative_to(out).as_posix()
+        if rel.startswith("charts/"):
+            continue
+        desc = what.get(rel) or rel
+        out_list.append((rel, rel, desc))
+    return out_list
+
+
+def run_report(
+    sources: Any,
+    *,
+    lookups: Any,
+    population: Any,
+    out_dir: str | Path,
+    previous: str | Path | None = None,
+    disclosure_control: bool | DisclosureRule = False,
+    formats: Iterable[str] = ALL_FORMATS,
+    provider_missing: str | Path | pa.Table | None = None,
+    progress: ProgressArg = None,
+    quiet: bool = False,
+    title: str | None = None,
+    period: str | None = None,
+    thresholds: QualityThresholds | None = None,
+    columns: Any = None,
+    overdispersion: str | None = "winsorise",
+    measures: Sequence[str] | None = None,
+) -> ReportResult:
+    """Run the whole publication: statistics, then every output (see the module docstring).
+
+    Parameters
+    ----------
+    sources:
+        The extract: a path, a list of paths/folders, or an Arrow source (see
+        :func:`didcore.aggregate`).
+    lookups, population:
+        The lookups folder (or a :class:`~didcore.Lookups`) and the population file or table.
+    out_dir:
+        Output folder (created).
+    previous:
+        An earlier report folder, for the year-on-year columns and sentence.
+    disclosure_control:
+        True for the NHS England small-count rule (:mod:`didcore.report.disclosure`), or a
+        :class:`DisclosureRule` with other settings.
+    formats:
+        Any of ``csv``, ``xlsx``, ``png``, ``svg``, ``html``.
+    provider_missing:
+        Providers' estimated missing records, for Annex A Table A.4.
+    progress, quiet:
+        Progress bar (None: on a terminal only), or a callback ``(step, done, total)``;
+        ``quiet`` turns both off.
+    title, period:
+        Report title; period label (e.g. ``"2023/24"``, inferred from Parquet statistics of
+        ``test_date`` when not given).
+    thresholds:
+        Annex A thresholds (the publication's by default).
+    columns:
+        Extract column names, when not the defaults (:class:`didcore.io.Columns`).
+    overdispersion:
+        Funnel-plot overdispersion adjustment (``"winsorise"``, ``"truncate"`` or None for
+        plain Poisson limits).
+    measures:
+        Draw charts and maps for these measures only (the tables always have every measure).
+    """
+    # the functions from their modules: once a submodule such as ``didcore.standardise`` has
+    # been imported, the package attribute of that name is the module, not the function
+    from didcore.cube import aggregate
+    from didcore.lookup import Lookups
+    from didcore.population import Population
+    from didcore.ratios import rates_ratios
+    from didcore.standardise import standardise
+
+    start = time.perf_counter()
+    fmts = _check_formats(formats)
+    src_list = list(sources) if isinstance(sources, list | tuple) else [sources]
+    lk = lookups if isinstance(lookups, Lookups) else Lookups.read(lookups)
+    show = False if quiet else progress if isinstance(progress, bool) else None
+    kwargs: dict[str, Any] = {"progress": show}
+    if columns is not None:
+        kwargs["columns"] = columns
+    cube = aggregate(src_list if len(src_list) > 1 else src_list[0], lk, **kwargs)
+    pop = Population.read(population, cube.icb_codes)
+    rates = standardise(cube, pop, overdispersion=overdispersion)  # type: ignore[arg-type]
+    ratios = rates_ratios(cube, pop)  # type: ignore[arg-type]
+    info = icb_info(cube.icb_codes, lk.icb_names, lk.icb_regions)
+    annex = annex_a(
+        cube,
+        thresholds=thresholds,
+        provider_missing=provider_missing,
+        provider_names=provider_names(),
+        icb_names={c: i.name for c, i in info.items()},
+    )
+    if period is None:
+        col = getattr(columns, "test_date", "test_date") if columns is not None else "test_date"
+        period = infer_period(src_list, col)
+    title = title or (
+        "Diagnostic Imaging Dataset: Standardised ICB rates" + (f" {period}" if period else "")
+    )
+    prov = build_provenance(
+        sources=src_list,
+        lookups=lookups,
+        population=population,
+        provider_missing=provider_missing,
+        previous=previous,
+        cube=cube,
+        options={"overdispersion": overdispersion or "none"},
+        period=period,
+        title=title,
+    )
+    inputs = ReportInputs(
+        cube=cube, rates=rates, ratios=ratios, annex=annex, icbs=info, period=period, title=title
+    )
+    result = write_report(
+        inputs,
+        out_dir,
+        previous=previous,
+        disclosure_control=disclosure_control,
+        formats=fmts,
+        progress=progress,
+        quiet=quiet,
+        provenance=prov,
+        measures=measures,
+    )
+    result.seconds = time.perf_counter() - start
+    result.summary += f" in {result.seconds:.1f} s"
+    return result

@@ -1,0 +1,254 @@
+"""The publication's sentences, written from the published tables.
+
+Each function returns plain text (the HTML template escapes it). The wording follows the 2023/24
+publication: the national rate, the share of ICBs within one standard deviation of the mean, the
+share whose standardised rate is within 10% of the crude rate, and the regional pattern, plus
+what the publication leaves to the reader (highest and lowest ICB, funnel outliers, change on the
+previous year).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from didcore.report.fmt import REGION_ORDER, as_float, fmt_count, fmt_pct, fmt_rate, is_missing
+
+__all__ = [
+    "RATIO_LEVEL_LABELS",
+    "icb_label",
+    "join_words",
+    "measure_noun",
+    "measure_paragraphs",
+    "ratios_sentences",
+]
+
+_NOUNS = {
+    "X-ray": "X-rays",
+    "Ultrasound": "ultrasounds",
+    "CT Scan": "CT scans",
+    "MRI": "MRI scans",
+    "Fluoroscopy": "fluoroscopy tests",
+    "Nuclear Medicine": "nuclear medicine exams",
+    "PET Scan": "PET scans",
+    "SPECT Scan": "SPECT scans",
+    "Medical Photography": "medical photography tests",
+    "Brain MRI": "brain MRIs",
+    "Chest X-ray": "chest X-rays",
+    "Chest CT": "chest CTs",
+    "Kidney or Bladder Ultrasound": "kidney or bladder ultrasounds",
+    "Abdomen or Pelvis Ultrasound": "abdomen or pelvis ultrasounds",
+}
+
+#: How the rates-ratio tables label each level.
+RATIO_LEVEL_LABELS: dict[str, dict[str, str]] = {
+    "sex": {"female": "Female", "male": "Male"},
+    "imd_quintile": {
+        "1": "1 Most deprived",
+        "2": "2 More deprived",
+        "3": "3 Mid quintile",
+        "4": "4 Less deprived",
+        "5": "5 Least deprived",
+    },
+    "age": {
+        "0-<45": "0 - <45",
+        "45-<55": "45 - <55",
+        "55-<65": "55 - <65",
+        "65-<75": "65 - <75",
+        "75+": "75+",
+    },
+}
+
+
+def measure_noun(measure: str) -> str:
+    """What one test of the measure is called in running text ("CT scans")."""
+    return _NOUNS.get(measure, f"{measure} tests")
+
+
+def icb_label(name: str, code: str) -> str:
+    """``NHS Devon Integrated Care Board`` -> ``NHS Devon ICB`` (as the publication writes it)."""
+    label = name or code
+    if label.endswith(" Integrated Care Board"):
+        label = label[: -len(" Integrated Care Board")] + " ICB"
+    return label
+
+
+def join_words(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _n_icbs(n: int) -> str:
+    """``no ICB was``, ``1 ICB was``, ``3 ICBs were``."""
+    if n == 0:
+        return "no ICB was"
+    return f"{n} ICB was" if n == 1 else f"{n} ICBs were"
+
+
+def _regions(rows: Sequence[Mapping[str, Any]], national: float) -> tuple[list[str], list[str]]:
+    """Regions whose ICBs average at least 5% above / below the national rate."""
+    ratios: dict[str, list[float]] = {}
+    for r in rows:
+        if not is_missing(r.get("standardised_rate")) and national > 0:
+            ratios.setdefault(r.get("region") or "", []).append(
+                as_float(r["standardised_rate"]) / national
+            )
+    order = {name: i for i, name in enumerate(REGION_ORDER)}
+    high, low = [], []
+    for region in sorted(ratios, key=lambda g: (order.get(g, 99), g)):
+        if not region:
+            continue
+        mean = sum(ratios[region]) / len(ratios[region])
+        if mean >= 1.05:
+            high.append(region)
+        elif mean <= 0.95:
+            low.append(region)
+    return high, low
+
+
+def measure_paragraphs(
+    measure: str,
+    number: int,
+    rows: Sequence[Mapping[str, Any]],
+    national: Mapping[str, Any],
+    summary: Mapping[str, Any] | None,
+    *,
+    previous_period: str | None = None,
+) -> list[str]:
+    """The text for one measure's section: pattern, national rate and spread, extremes."""
+    rate = national.get("rate_per_10000")
+    n_rate = 0.0 if is_missing(rate) else as_float(rate)
+    noun = measure_noun(measure)
+    out: list[str] = []
+    high, low = _regions(rows, n_rate)
+    if high or low:
+        parts = []
+        if high:
+            parts.append(
+                f"higher than average in ICBs in the {join_words(high)} "
+                f"region{'s' if len(high) > 1 else ''}"
+            )
+        if low:
+            parts.append(f"lower in the {join_words(low)} region{'s' if len(low) > 1 else ''}")
+        out.append(
+            f"There was some regional variation in {measure} rates (Map {number} and Graph "
+            f"{number}), with rates generally {' and '.join(parts)}."
+        )
+    else:
+        out.append(
+            f"{measure} rates showed little consistent regional variation (Map {number} and "
+            f"Graph {number})."
+        )
+    text = f"The national rate was {fmt_rate(rate)} {noun} per 10,000 registered population"
+    if summary and not is_missing(summary.get("share_within_1sd")):
+        text += (
+            f" and {100 * as_float(summary['share_within_1sd']):.0f}% of ICBs were within one "
+            "standard deviation of the mean, that is between "
+            f"{fmt_rate(summary.get('lower_1sd'))} and {fmt_rate(summary.get('upper_1sd'))} "
+            "tests per 10,000 population"
+        )
+    out.append(text + ".")
+    if summary and not is_missing(summary.get("share_within_10pct_of_crude")):
+        out.append(
+            f"{100 * as_float(summary['share_within_10pct_of_crude']):.0f}% of ICBs had a "
+            "standardised rate within 10% of their crude rate."
+        )
+    shown = [r for r in rows if not is_missing(r.get("standardised_rate"))]
+    if shown:
+        top = max(shown, key=lambda r: (as_float(r["standardised_rate"]), r["icb_code"]))
+        bottom = min(shown, key=lambda r: (as_float(r["standardised_rate"]), r["icb_code"]))
+        top_label = icb_label(top.get("icb_name", ""), top["icb_code"])
+        out.append(
+            f"The highest standardised rate was in {top_label} "
+            f"({fmt_rate(top['standardised_rate'])} per 10,000, "
+            f"{float(top['standardised_rate']) / n_rate:.1f} times the national rate) and the "
+            f"lowest in {icb_label(bottom.get('icb_name', ''), bottom['icb_code'])} "
+            f"({fmt_rate(bottom['standardised_rate'])})."
+            if n_rate > 0
+            else ""
+        )
+        n_high = sum(r.get("funnel_998") == "high" for r in shown)
+        n_low = sum(r.get("funnel_998") == "low" for r in shown)
+        out.append(
+            f"On the funnel plot, {_n_icbs(n_high)} above the 99.8% control limits and "
+            f"{n_low or 'none'} below."
+        )
+    suppressed = sum(bool(r.get("suppressed")) for r in rows)
+    if suppressed:
+        out.append(
+            f"{suppressed} ICB rate{'s are' if suppressed != 1 else ' is'} suppressed under "
+            "disclosure control."
+        )
+    prev = national.get("previous_rate_per_10000")
+    pct = national.get("change_pct")
+    if previous_period and not is_missing(prev) and not is_missing(pct):
+        change_pct = as_float(pct)
+        direction = "higher" if change_pct > 0 else "lower" if change_pct < 0 else "the same as"
+        out.append(
+            f"The national rate was {abs(change_pct):.1f}% {direction} than in {previous_period} "
+            f"({fmt_rate(prev)} per 10,000)."
+            if direction != "the same as"
+            else f"The national rate was the same as in {previous_period}."
+        )
+    return [p for p in out if p]
+
+
+def ratios_sentences(
+    ratios: Sequence[Mapping[str, Any]], measures: Sequence[str]
+) -> dict[str, str]:
+    """One summary sentence per factor, naming the measures with significant ratios."""
+    by: dict[tuple[str, str, str], Mapping[str, Any]] = {
+        (r["factor"], str(r["level"]), r["measure"]): r for r in ratios
+    }
+
+    def starred(factor: str, level: str, m: str) -> bool:
+        r = by.get((factor, level, m))
+        return bool(r and r.get("stars"))
+
+    sex = [m for m in measures if starred("sex", "male", m)]
+    out = {
+        "sex": (
+            f"Of the sex rates ratios, those for {join_words(sex)} "
+            f"{'were' if len(sex) > 1 else 'was'} found to be significant."
+            if sex
+            else "None of the sex rates ratios was found to be significant."
+        )
+    }
+    all_levels = [m for m in measures if all(starred("imd_quintile", q, m) for q in "2345")]
+    least = [m for m in measures if starred("imd_quintile", "5", m) and m not in all_levels]
+    text = (
+        f"Deprivation had a significant impact at all levels for {join_words(all_levels)}"
+        if all_levels
+        else "Deprivation had no significant impact at every level for any measure"
+    )
+    if least:
+        text += (
+            f", and the least deprived quintile was significantly different from the most "
+            f"deprived for {join_words(least)}"
+        )
+    out["imd_quintile"] = text + "."
+    old = [m for m in measures if starred("age", "65-<75", m) and starred("age", "75+", m)]
+    count = (
+        f"All {len(measures)}"
+        if len(old) == len(measures)
+        else f"{len(old)} of the {len(measures)}"
+    )
+    out["age"] = (
+        f"Age has a large impact on imaging rates. {count} measures have a significant result "
+        "for both age bands from 65 (65 - <75 and 75+) compared with age under 45."
+    )
+    return out
+
+
+def exclusion_sentence(figures: Mapping[str, Any]) -> str:
+    """How many records the rates leave out, as the method section says it."""
+    removed = sum(int(figures.get(k, 0)) for k in ("no_icb", "no_imd", "no_sex", "no_age"))
+    total = int(figures.get("rows_read", 0))
+    pct = 100.0 * removed / total if total else 0.0
+    return (
+        "Cases that did not have full completeness for all these fields were removed: "
+        f"{fmt_count(removed)} ({fmt_pct(pct)}) of {fmt_count(total)} records read."
+    )

@@ -1,0 +1,122 @@
+"""Year-on-year comparison with a previous report folder.
+
+A previous report is any folder written by ``didcore report`` (or by hand with the same CSV
+columns): ``national_rates.csv`` (``measure``, ``rate_per_10000``) is required, ``icb_rates.csv``
+(``icb_code``, ``measure``, ``standardised_rate``) is used when present, and the period label
+comes from its ``provenance.json`` (``period``) or, failing that, the folder name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from didcore.errors import MissingColumnError, UnreadableInputError
+
+__all__ = ["PreviousReport", "change", "read_previous", "yoy_sentence"]
+
+
+@dataclass(frozen=True)
+class PreviousReport:
+    """The figures of an earlier report that the comparison needs."""
+
+    period: str
+    national: dict[str, float]
+    icb: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def _float(text: str | None) -> float | None:
+    """A CSV cell as a number; empty or ``*`` (suppressed) is None."""
+    if text is None:
+        return None
+    text = text.strip().replace(",", "")
+    if not text or text == "*":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value
+
+
+def _rows(path: Path, needed: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in needed if c not in (reader.fieldnames or [])]
+            if missing:
+                raise MissingColumnError(
+                    f"{path} has no column(s) {', '.join(missing)}: is it a didcore report?"
+                )
+            return list(reader)
+    except OSError as exc:
+        raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
+
+
+def read_previous(folder: str | Path) -> PreviousReport:
+    """Read the national and ICB rates of a previous report folder."""
+    root = Path(folder)
+    nat_path = root / "national_rates.csv"
+    if not nat_path.is_file():
+        raise UnreadableInputError(
+            f"--previous {root}: no national_rates.csv there; give the output folder of an "
+            "earlier `didcore report` run"
+        )
+    national: dict[str, float] = {}
+    for row in _rows(nat_path, ("measure", "rate_per_10000")):
+        value = _float(row["rate_per_10000"])
+        if value is not None:
+            national[row["measure"]] = value
+    icb: dict[tuple[str, str], float] = {}
+    icb_path = root / "icb_rates.csv"
+    if icb_path.is_file():
+        for row in _rows(icb_path, ("icb_code", "measure", "standardised_rate")):
+            value = _float(row["standardised_rate"])
+            if value is not None:
+                icb[(row["icb_code"], row["measure"])] = value
+    period = root.resolve().name
+    prov = root / "provenance.json"
+    if prov.is_file():
+        # a damaged provenance file only costs the period label
+        with contextlib.suppress(OSError, ValueError):
+            period = json.loads(prov.read_text(encoding="utf-8")).get("period") or period
+    return PreviousReport(period=str(period), national=national, icb=icb)
+
+
+def change(current: float | None, previous: float | None) -> tuple[float | None, float | None]:
+    """``(current - previous, percentage change)``; None where either side is unknown."""
+    if current is None or previous is None or math.isnan(current) or math.isnan(previous):
+        return None, None
+    diff = current - previous
+    pct = 100.0 * diff / previous if previous != 0 else None
+    return diff, pct
+
+
+def yoy_sentence(changes: dict[str, float | None], previous_period: str) -> str:
+    """The publication's summary sentence on the change in the national rates.
+
+    For example "Most of these rates are higher than in 2022/23." ``changes`` maps each
+    measure to the change in its national rate (None when not comparable).
+    """
+    known = [v for v in changes.values() if v is not None]
+    if not known:
+        return f"No rates could be compared with {previous_period}."
+    up = sum(v > 0 for v in known)
+    down = sum(v < 0 for v in known)
+    n = len(known)
+    if up == n:
+        return f"All of these rates are higher than in {previous_period}."
+    if down == n:
+        return f"All of these rates are lower than in {previous_period}."
+    if up > n / 2:
+        return f"Most of these rates are higher than in {previous_period}."
+    if down > n / 2:
+        return f"Most of these rates are lower than in {previous_period}."
+    return (
+        f"About as many of these rates are higher than in {previous_period} ({up}) as are "
+        f"lower ({down})."
+    )
