@@ -171,44 +171,22 @@ impl Coded<'_> {
     }
 }
 
-/// A plain integer column.
+/// A plain column of fixed-width values: integers (`Ints`) or dates as days since
+/// 1970-01-01 (`Days`, Arrow `date32`).
 #[derive(Clone, Copy, Debug)]
-pub struct Ints<'a> {
-    pub values: &'a [i64],
+pub struct Values<'a, T> {
+    pub values: &'a [T],
     pub validity: Validity<'a>,
 }
 
-impl Ints<'_> {
+/// An integer column.
+pub type Ints<'a> = Values<'a, i64>;
+/// A date column (days since 1970-01-01).
+pub type Days<'a> = Values<'a, i32>;
+
+impl<T: Copy> Values<'_, T> {
     #[inline]
-    fn get(&self, row: usize) -> Option<i64> {
-        if self.validity.is_valid(row) {
-            Some(self.values[row])
-        } else {
-            None
-        }
-    }
-
-    fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
-        if self.values.len() < len {
-            return Err(CoreError::Shape(format!(
-                "{what}: {} values for {len} rows",
-                self.values.len()
-            )));
-        }
-        self.validity.check(len, what)
-    }
-}
-
-/// A date column as days since 1970-01-01 (Arrow `date32`).
-#[derive(Clone, Copy, Debug)]
-pub struct Days<'a> {
-    pub values: &'a [i32],
-    pub validity: Validity<'a>,
-}
-
-impl Days<'_> {
-    #[inline]
-    fn get(&self, row: usize) -> Option<i32> {
+    fn get(&self, row: usize) -> Option<T> {
         if self.validity.is_valid(row) {
             Some(self.values[row])
         } else {

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::cube::{
-    self, Accumulator, AgeColumn, Batch, Coded, Days, Dims, Ints, N_STATES, SexColumn, Validity,
+    self, Accumulator, AgeColumn, Batch, Coded, Dims, N_STATES, SexColumn, Validity, Values,
 };
 use crate::error::CoreError;
 use crate::expected;
@@ -88,21 +88,17 @@ pub struct CodedArg<'py>(
     usize,
 );
 
-/// An integer column: `(values int64, validity bitmap or None, offset)`.
+/// A plain column: `(values, validity bitmap or None, offset)`; int64 for integers, int32
+/// (days since 1970-01-01) for dates.
 #[derive(FromPyObject)]
-pub struct IntsArg<'py>(
-    PyReadonlyArray1<'py, i64>,
+pub struct ValuesArg<'py, T: numpy::Element>(
+    PyReadonlyArray1<'py, T>,
     Option<PyReadonlyArray1<'py, u8>>,
     usize,
 );
 
-/// A date32 column: `(days int32, validity bitmap or None, offset)`.
-#[derive(FromPyObject)]
-pub struct DaysArg<'py>(
-    PyReadonlyArray1<'py, i32>,
-    Option<PyReadonlyArray1<'py, u8>>,
-    usize,
-);
+type IntsArg<'py> = ValuesArg<'py, i64>;
+type DaysArg<'py> = ValuesArg<'py, i32>;
 
 fn validity<'a>(
     bits: Option<&'a PyReadonlyArray1<'_, u8>>,
@@ -123,19 +119,10 @@ impl CodedArg<'_> {
     }
 }
 
-impl IntsArg<'_> {
-    fn view(&self) -> PyResult<Ints<'_>> {
-        Ok(Ints {
+impl<T: numpy::Element> ValuesArg<'_, T> {
+    fn view(&self) -> PyResult<Values<'_, T>> {
+        Ok(Values {
             values: slice(&self.0, "values")?,
-            validity: validity(self.1.as_ref(), self.2)?,
-        })
-    }
-}
-
-impl DaysArg<'_> {
-    fn view(&self) -> PyResult<Days<'_>> {
-        Ok(Days {
-            values: slice(&self.0, "days")?,
             validity: validity(self.1.as_ref(), self.2)?,
         })
     }

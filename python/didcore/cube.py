@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
 from didcore.errors import ColumnTypeError, InputError, MeasureDefinitionError
 from didcore.io import Columns, open_extract, prefetch
 from didcore.lookup import Lookups
@@ -44,9 +45,6 @@ __all__ = [
     "aggregate",
 ]
 
-SEXES: tuple[str, ...] = ("male", "female")
-AGE_BANDS: tuple[str, ...] = (*(f"{a}-{a + 4}" for a in range(0, 90, 5)), "90+")
-IMD_QUINTILES: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: Exclusion reasons in order of precedence (SPEC section 2).
 EXCLUSION_REASONS: tuple[str, ...] = ("no_icb", "no_imd", "no_sex", "no_age")
 ICB_SOURCES: tuple[str, ...] = ("gp_practice", "other_valid_practice", "lsoa", "unknown")

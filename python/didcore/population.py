@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
 from didcore.errors import MissingColumnError, PopulationError, UnreadableInputError
 
 if TYPE_CHECKING:
@@ -56,12 +57,6 @@ __all__ = [
     "PopulationWarning",
 ]
 
-#: Sex axis of the cube and the population: NHS codes 1 and 2.
-SEXES: tuple[str, ...] = ("male", "female")
-#: The 19 five-year age bands (the last is open-ended).
-AGE_BANDS: tuple[str, ...] = (*(f"{lo}-{lo + 4}" for lo in range(0, 90, 5)), "90+")
-#: IMD quintiles, 1 = most deprived.
-IMD_QUINTILES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 _SHAPE_TAIL = (len(SEXES), len(AGE_BANDS), len(IMD_QUINTILES))
 _FINER_KEYS = ("lsoa11", "lsoa11cd", "lsoa21", "lsoa21cd", "gp_practice_code", "sicbl_code")

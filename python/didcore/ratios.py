@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from didcore import stats
-from didcore.population import AGE_BANDS, IMD_QUINTILES, SEXES, Population
+from didcore.axes import AGE_BANDS, BROAD_AGE_BANDS, BROAD_AGE_OF_BAND, IMD_QUINTILES, SEXES
+from didcore.population import Population
 from didcore.standardise import (
     N_STRATA,
     RATE_UNIT,
@@ -58,10 +59,6 @@ __all__ = ["BROAD_AGE_BANDS", "FACTORS", "rates_ratios"]
 
 #: The factors, in output order.
 FACTORS: tuple[str, ...] = ("sex", "imd_quintile", "age")
-#: Broad age bands of the published tables (base first).
-BROAD_AGE_BANDS: tuple[str, ...] = ("0-<45", "45-<55", "55-<65", "65-<75", "75+")
-#: Broad band of each of the 19 five-year bands.
-BROAD_AGE_OF_BAND: tuple[int, ...] = (0,) * 9 + (1, 1, 2, 2, 3, 3, 4, 4, 4, 4)
 
 
 def _factor_layout(factor: str) -> tuple[int, tuple[str, ...], NDArray[np.int64]]:

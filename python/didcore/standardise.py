@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from didcore import stats
+from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
 from didcore.errors import InternalError, PopulationError, ZeroPopulationError
-from didcore.population import AGE_BANDS, IMD_QUINTILES, SEXES, Population
+from didcore.population import Population
 
 if TYPE_CHECKING:
     import pyarrow as pa

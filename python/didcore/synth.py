@@ -63,6 +63,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from didcore import refdata
+from didcore.axes import AGE_BANDS, BROAD_AGE_BANDS, BROAD_AGE_OF_BAND
+from didcore.cube import QUALITY_COUNTERS
 from didcore.errors import InputError, InternalError
 
 __all__ = [
@@ -83,13 +85,7 @@ SYNTH_VERSION = 1
 DEMO_ROWS = 1_000_000
 DEMO_SEED = 2324
 
-AGE_BANDS: tuple[str, ...] = (
-    *(f"{lo}-{lo + 4}" for lo in range(0, 90, 5)),
-    "90+",
-)
-BROAD_AGE_BANDS: tuple[str, ...] = ("0-<45", "45-<55", "55-<65", "65-<75", "75+")
-# Broad band of each 5-year band: 0-44 -> 0, 45-54 -> 1, 55-64 -> 2, 65-74 -> 3, 75+ -> 4.
-_BROAD_OF_BAND = np.array([0] * 9 + [1, 1, 2, 2, 3, 3, 4, 4, 4, 4], dtype=np.int64)
+_BROAD_OF_BAND = np.array(BROAD_AGE_OF_BAND, dtype=np.int64)
 _N_SEX, _N_AGE, _N_IMD = 2, len(AGE_BANDS), 5
 _N_CELL = _N_SEX * _N_AGE * _N_IMD  # strata per ICB: 190
 
@@ -1280,26 +1276,8 @@ class _RowMaker:
 # Exact counts of what was written (SPEC section 2 applied to the written columns)
 # =============================================================================================
 
-_COUNTERS = (
-    "rows",
-    "no_practice",
-    "no_lsoa",
-    "no_practice_no_lsoa",
-    "src_gp_practice",
-    "src_other_valid_practice",
-    "src_lsoa",
-    "src_unknown",
-    "excl_no_icb",
-    "excl_no_imd",
-    "excl_no_sex",
-    "excl_no_age",
-    "excl_no_measure",
-    "included",
-    "missing_imd",
-    "missing_sex",
-    "missing_age",
-    "missing_any",
-)
+# The cube's counters (docs/architecture.md), so truth.json and Cube compare key for key.
+_COUNTERS = QUALITY_COUNTERS
 
 
 def _normalised(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -1404,9 +1382,10 @@ class _Tally:
         no_imd = ~no_icb & (quintile < 0)
         no_sex = ~no_icb & ~no_imd & (sex < 0)
         no_age = ~no_icb & ~no_imd & ~no_sex & ~age_ok
-        complete = ~(no_icb | no_imd | no_sex | no_age)
-        no_measure = complete & (modality < 0)
-        included = complete & ~no_measure
+        # SPEC section 2: "included" is every record past the four exclusions; "no_measure" is
+        # the part of it whose modality is in no measure (none are generated, but count it).
+        included = ~(no_icb | no_imd | no_sex | no_age)
+        no_measure = included & (modality < 0)
 
         flags = np.stack(
             [
@@ -1422,8 +1401,8 @@ class _Tally:
                 no_imd,
                 no_sex,
                 no_age,
-                no_measure,
                 included,
+                no_measure,
                 quintile < 0,
                 sex < 0,
                 ~age_ok,
@@ -1450,7 +1429,7 @@ class _Tally:
                 icb_key, weights=flags[:, c], minlength=self.n_icb + 1
             ).astype(np.int64)
 
-        inc = np.flatnonzero(included)
+        inc = np.flatnonzero(included & ~no_measure)
         base = (((icb[inc] * 2 + sex[inc]) * _N_AGE + band[inc]) * _N_IMD + quintile[inc]) * 14
         flat = self.cube.reshape(-1)
         flat += np.bincount(base + modality[inc], minlength=flat.size)
@@ -1470,8 +1449,8 @@ class _Tally:
                 "no_imd": named["excl_no_imd"],
                 "no_sex": named["excl_no_sex"],
                 "no_age": named["excl_no_age"],
-                "no_measure": named["excl_no_measure"],
                 "included": named["included"],
+                "no_measure": named["no_measure"],
             },
             "icb_source": {
                 "gp_practice": named["src_gp_practice"],
