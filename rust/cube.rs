@@ -179,8 +179,9 @@ pub struct Values<'a, T> {
     pub validity: Validity<'a>,
 }
 
-/// An integer column.
-pub type Ints<'a> = Values<'a, i64>;
+/// An integer column (wider integers are clamped to `i32` in Python: ages and sex codes
+/// that large are invalid either way).
+pub type Ints<'a> = Values<'a, i32>;
 /// A date column (days since 1970-01-01).
 pub type Days<'a> = Values<'a, i32>;
 
@@ -480,7 +481,7 @@ impl Batch<'_> {
                 },
             };
             let age_years = match self.age {
-                AgeColumn::Years(ints) => ints.get(row),
+                AgeColumn::Years(ints) => ints.get(row).map(i64::from),
                 AgeColumn::Dates { birth, test } => match (birth.get(row), test.get(row)) {
                     (Some(b), Some(t)) => Some(age_in_years(b, t)),
                     _ => None,
@@ -721,9 +722,9 @@ mod tests {
         let lsoa_valid = [0b0110_1111u8]; // row 4 null
         let lsoa_icb = [0, UNRECOGNISED];
         let lsoa_imd = [2i8, -1];
-        let sex_vals = [1i64, 0, 2, 2, 2, 1, 1];
+        let sex_vals = [1i32, 0, 2, 2, 2, 1, 1];
         let sex_valid = [0b0111_1101u8]; // row 1 null
-        let ages = [47i64, 30, 30, 30, 30, 200, 30];
+        let ages = [47i32, 30, 30, 30, 30, 200, 30];
         let modality_idx = [0, 0, 0, 0, 0, 0, 1];
         let modality_ids = [0i16, -1];
         let exam_idx = [1, 0, 0, 0, 0, 0, 0];
@@ -811,7 +812,7 @@ mod tests {
         let ids = [0u32];
         let cls = [0];
         let imd = [0i8];
-        let sex = [1i64];
+        let sex = [1i32];
         let masks = [1u64];
         let mid = [0i16];
         let eid = [0i16];

@@ -88,8 +88,8 @@ pub struct CodedArg<'py>(
     usize,
 );
 
-/// A plain column: `(values, validity bitmap or None, offset)`; int64 for integers, int32
-/// (days since 1970-01-01) for dates.
+/// A plain column: `(values, validity bitmap or None, offset)`; int32 for integers and for
+/// dates (days since 1970-01-01).
 #[derive(FromPyObject)]
 pub struct ValuesArg<'py, T: numpy::Element>(
     PyReadonlyArray1<'py, T>,
@@ -97,7 +97,7 @@ pub struct ValuesArg<'py, T: numpy::Element>(
     usize,
 );
 
-type IntsArg<'py> = ValuesArg<'py, i64>;
+type IntsArg<'py> = ValuesArg<'py, i32>;
 type DaysArg<'py> = ValuesArg<'py, i32>;
 
 fn validity<'a>(

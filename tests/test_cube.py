@@ -101,9 +101,9 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
         if name in text:
             t = pa.dictionary(pa.int32(), pa.string()) if dictionary else pa.string()
         elif name == "sex":
-            t = pa.int16()
+            t = draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64()]))
         elif name == "age":
-            t = pa.int32()
+            t = draw(st.sampled_from([pa.int16(), pa.int32(), pa.int64()]))
         else:
             t = pa.date32()
         fields.append(pa.field(name, t))

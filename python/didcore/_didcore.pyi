@@ -29,7 +29,7 @@ UNRECOGNISED: Final[int]
 OTHER_VALID: Final[int]
 
 _Coded = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
-_Ints = tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8] | None, int]
+_Ints = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
 
 @final
 class Aggregator:

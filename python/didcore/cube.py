@@ -663,6 +663,11 @@ class BatchClassifier:
             args["test"] = self._days(batch, c.test_date)
 
     def _ints(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
+        """An integer column as int32 values for the core (zero-copy when it is int32).
+
+        Wider values are clamped into int32: an age or a sex code that large is invalid
+        either way, and clamping keeps it invalid (never 1, 2 or a valid age).
+        """
         pa = self._pa
         arr = self._column(batch, name)
         t = arr.type
@@ -670,7 +675,8 @@ class BatchClassifier:
             arr = arr.cast(t.value_type)
             t = arr.type
         if pa.types.is_null(t):
-            arr = pa.nulls(len(arr), pa.int64())
+            arr = pa.nulls(len(arr), pa.int32())
+            t = arr.type
         elif pa.types.is_floating(t):
             try:
                 arr = arr.cast(pa.int64())  # safe cast: refuses 41.5, keeps nulls
@@ -679,17 +685,20 @@ class BatchClassifier:
                     f"column {name!r} holds values that are not whole numbers ({exc}); "
                     "give whole years"
                 ) from exc
-        elif pa.types.is_integer(t):
-            if t != pa.int64():
-                try:
-                    arr = arr.cast(pa.int64())
-                except pa.ArrowInvalid as exc:
-                    raise ColumnTypeError(f"column {name!r}: {exc}") from exc
-        else:
+            t = arr.type
+        elif not pa.types.is_integer(t):
             raise ColumnTypeError(
                 f"column {name!r} has type {t}; expected whole numbers (integers)"
             )
-        return _buffers(arr, np.int64)
+        values, validity, offset = _buffers(arr, np.dtype(t.to_pandas_dtype()))
+        if values.dtype != np.int32:
+            info = np.iinfo(np.int32)
+            if values.dtype.kind == "u" and values.dtype.itemsize >= 4:
+                values = np.minimum(values, info.max)
+            elif values.dtype.itemsize > 4:
+                values = np.clip(values, info.min, info.max)
+            values = values.astype(np.int32)
+        return values, validity, offset
 
     def _days(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
         pa = self._pa
