@@ -142,32 +142,52 @@ pub struct Coded<'a> {
 }
 
 impl Coded<'_> {
-    /// The dictionary index of `row`, or `None` when the row is null.
-    #[inline]
-    fn get(&self, row: usize) -> Option<usize> {
-        if self.validity.is_valid(row) {
-            Some(self.indices[row] as usize)
-        } else {
-            None
-        }
-    }
-
-    fn check(&self, len: usize, dict_len: usize, what: &str) -> Result<(), CoreError> {
+    /// Lengths only; indices are checked per worker range by [`Coded::check_indices`].
+    fn check(&self, len: usize, _dict_len: usize, what: &str) -> Result<(), CoreError> {
         if self.indices.len() < len {
             return Err(CoreError::Shape(format!(
                 "{what}: {} indices for {len} rows",
                 self.indices.len()
             )));
         }
-        self.validity.check(len, what)?;
-        for (row, &i) in self.indices[..len].iter().enumerate() {
-            if (i < 0 || i as usize >= dict_len) && self.validity.is_valid(row) {
-                return Err(CoreError::Shape(format!(
-                    "{what}: dictionary index {i} at row {row} is outside a dictionary of {dict_len}"
-                )));
-            }
+        self.validity.check(len, what)
+    }
+
+    /// Every non-null index of rows `start..end` is below `dict_len`.
+    ///
+    /// The usual case (no nulls) is a max over the indices, which vectorises; the row at fault
+    /// is looked for only when there is one.
+    fn check_indices(
+        &self,
+        dict_len: usize,
+        start: usize,
+        end: usize,
+        what: &str,
+    ) -> Result<(), CoreError> {
+        let idx = &self.indices[start..end];
+        // Negative indices become huge as u32, so one comparison catches both ends.
+        let highest: i64 = match self.validity.bits {
+            None => idx.iter().fold(-1, |m, &i| m.max(i64::from(i as u32))),
+            Some(_) => idx.iter().enumerate().fold(-1, |m, (j, &i)| {
+                let v = if self.validity.is_valid(start + j) {
+                    i64::from(i as u32)
+                } else {
+                    -1
+                };
+                m.max(v)
+            }),
+        };
+        if highest < dict_len as i64 {
+            return Ok(());
         }
-        Ok(())
+        let (row, bad) = idx
+            .iter()
+            .enumerate()
+            .find(|&(j, &i)| (i < 0 || i as usize >= dict_len) && self.validity.is_valid(start + j))
+            .map_or((start, -1), |(j, &i)| (start + j, i));
+        Err(CoreError::Shape(format!(
+            "{what}: dictionary index {bad} at row {row} is outside a dictionary of {dict_len}"
+        )))
     }
 }
 
@@ -265,27 +285,59 @@ impl Dims {
     }
 }
 
-/// Counts added by one worker; merged with [`Partial::merge`].
+/// A counter cell: `u32` in a worker's per-batch scratch (half the cache footprint of the hot
+/// tables), `u64` in totals.
+pub trait Counter: Copy + Default + Send + Sync {
+    fn increment(&mut self);
+    fn widen(self) -> u64;
+}
+
+impl Counter for u32 {
+    #[inline]
+    fn increment(&mut self) {
+        *self += 1;
+    }
+    #[inline]
+    fn widen(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Counter for u64 {
+    #[inline]
+    fn increment(&mut self) {
+        *self += 1;
+    }
+    #[inline]
+    fn widen(self) -> u64 {
+        self
+    }
+}
+
+/// The counting tables: the cube and the state histograms.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Partial {
+pub struct Counts<T> {
     /// `[icb][sex][age][imd][measure]`, row-major.
-    pub cube: Vec<u64>,
+    pub cube: Vec<T>,
     /// `[provider][state]`.
-    pub provider_states: Vec<u64>,
+    pub provider_states: Vec<T>,
     /// `[icb or n_icb for none][state]`.
-    pub icb_states: Vec<u64>,
+    pub icb_states: Vec<T>,
     /// `[provider][icb or n_icb for none]`.
-    pub provider_icb: Vec<u64>,
+    pub provider_icb: Vec<T>,
     pub n_providers: usize,
 }
 
-impl Partial {
+/// Totals of one worker, or of a whole run; merged with [`Partial::merge`].
+pub type Partial = Counts<u64>;
+
+impl<T: Counter> Counts<T> {
     #[must_use]
     pub fn new(dims: Dims) -> Self {
-        Partial {
-            cube: vec![0; dims.cube_len()],
+        Counts {
+            cube: vec![T::default(); dims.cube_len()],
             provider_states: Vec::new(),
-            icb_states: vec![0; (dims.n_icb + 1) * N_STATES],
+            icb_states: vec![T::default(); (dims.n_icb + 1) * N_STATES],
             provider_icb: Vec::new(),
             n_providers: 0,
         }
@@ -294,26 +346,57 @@ impl Partial {
     /// Grow the provider axis (providers are discovered batch by batch).
     pub fn ensure_providers(&mut self, dims: Dims, n_providers: usize) {
         if n_providers > self.n_providers {
-            self.provider_states.resize(n_providers * N_STATES, 0);
-            self.provider_icb.resize(n_providers * (dims.n_icb + 1), 0);
+            self.provider_states
+                .resize(n_providers * N_STATES, T::default());
+            self.provider_icb
+                .resize(n_providers * (dims.n_icb + 1), T::default());
             self.n_providers = n_providers;
         }
     }
+}
 
-    /// Add `other` into `self` (cubes are additive).
-    pub fn merge(&mut self, dims: Dims, other: &Partial) {
+impl Partial {
+    /// Add `other` into `self` (cubes are additive), leaving `other` as it is.
+    pub fn merge<T: Counter>(&mut self, dims: Dims, other: &Counts<T>) {
         self.ensure_providers(dims, other.n_providers);
         add_into(&mut self.cube, &other.cube);
         add_into(&mut self.icb_states, &other.icb_states);
         add_into(&mut self.provider_states, &other.provider_states);
         add_into(&mut self.provider_icb, &other.provider_icb);
     }
+
+    /// Add `scratch` into `self` and zero it, ready for the next batch.
+    fn drain(&mut self, dims: Dims, scratch: &mut Counts<u32>) {
+        self.merge(dims, scratch);
+        scratch.clear();
+    }
 }
 
-fn add_into(acc: &mut [u64], other: &[u64]) {
-    for (a, b) in acc.iter_mut().zip(other) {
-        *a += *b;
+impl Counts<u32> {
+    /// Zero every cell.
+    fn clear(&mut self) {
+        for v in [
+            &mut self.cube,
+            &mut self.icb_states,
+            &mut self.provider_states,
+            &mut self.provider_icb,
+        ] {
+            v.fill(0);
+        }
     }
+}
+
+fn add_into<T: Counter>(acc: &mut [u64], other: &[T]) {
+    for (a, b) in acc.iter_mut().zip(other) {
+        *a += b.widen();
+    }
+}
+
+/// One worker: its running totals and its per-batch scratch counts.
+#[derive(Clone, Debug)]
+struct Worker {
+    totals: Partial,
+    scratch: Counts<u32>,
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -443,26 +526,55 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Count rows `start..end` into `acc`. [`Batch::validate`] must have passed.
-    fn count_range(&self, dims: Dims, acc: &mut Partial, start: usize, end: usize) {
+    /// Check the dictionary indices of rows `start..end` (see [`Coded::check_indices`]).
+    fn check_indices(&self, start: usize, end: usize) -> Result<(), CoreError> {
+        self.provider
+            .check_indices(self.provider_ids.len(), start, end, "provider_code")?;
+        self.practice
+            .check_indices(self.practice_class.len(), start, end, "gp_practice_code")?;
+        self.lsoa
+            .check_indices(self.lsoa_icb.len(), start, end, "lsoa11")?;
+        if let SexColumn::Coded { column, class } = self.sex {
+            column.check_indices(class.len(), start, end, "sex")?;
+        }
+        self.modality
+            .check_indices(self.modality_ids.len(), start, end, "modality")?;
+        if let Some(exam) = self.exam {
+            exam.check_indices(self.exam_ids.len(), start, end, "exam_code")?;
+        }
+        Ok(())
+    }
+
+    /// Count rows `start..end` into `acc`. [`Batch::validate`] must have passed. Returns
+    /// `false` if a dictionary index was out of range: `acc` must then be thrown away.
+    #[must_use]
+    fn count_range<T: Counter>(
+        &self,
+        dims: Dims,
+        tables: &Tables,
+        acc: &mut Counts<T>,
+        start: usize,
+        end: usize,
+    ) -> bool {
+        let mut bad = false;
         let n_icb = dims.n_icb;
         let n_m = dims.n_measure;
         let stride_icb = N_SEX * N_AGE * N_IMD * n_m;
         let stride_sex = N_AGE * N_IMD * n_m;
         let stride_age = N_IMD * n_m;
+        let sex_coded = match self.sex {
+            SexColumn::Coded { column, .. } => Some(column),
+            SexColumn::Ints(_) => None,
+        };
         for row in start..end {
-            let provider = match self.provider.get(row) {
-                Some(i) => self.provider_ids[i],
-                None => self.provider_null_id,
-            } as usize;
-            let practice = self
-                .practice
-                .get(row)
-                .map_or(BLANK, |i| self.practice_class[i]);
-            let (lsoa_icb, imd) = match self.lsoa.get(row) {
-                Some(i) => (self.lsoa_icb[i], self.lsoa_imd[i]),
-                None => (BLANK, -1),
-            };
+            let provider = tables.provider
+                [entry(&self.provider, row, tables.provider.len(), &mut bad)]
+                as usize;
+            let practice =
+                tables.practice[entry(&self.practice, row, tables.practice.len(), &mut bad)];
+            let lsoa = tables.lsoa[entry(&self.lsoa, row, tables.lsoa.len(), &mut bad)];
+            let lsoa_icb = lsoa >> 4; // arithmetic shift: the class survives for negatives
+            let imd = (lsoa & 15) - 1;
             let (icb, source) = if practice >= 0 {
                 (practice, IcbSource::GpPractice)
             } else if practice == OTHER_VALID {
@@ -472,79 +584,172 @@ impl Batch<'_> {
             } else {
                 (-1, IcbSource::Unknown)
             };
-            let sex: i8 = match self.sex {
-                SexColumn::Coded { column, class } => column.get(row).map_or(-1, |i| class[i]),
-                SexColumn::Ints(ints) => match ints.get(row) {
+            let sex: i8 = match (sex_coded, self.sex) {
+                (Some(column), _) => tables.sex[entry(&column, row, tables.sex.len(), &mut bad)],
+                (None, SexColumn::Ints(ints)) => match ints.get(row) {
                     Some(1) => 0,
                     Some(2) => 1,
                     _ => -1,
                 },
+                (None, SexColumn::Coded { .. }) => -1,
             };
-            let age_years = match self.age {
-                AgeColumn::Years(ints) => ints.get(row).map(i64::from),
+            let band = match self.age {
+                AgeColumn::Years(ints) => match ints.get(row) {
+                    Some(a) => tables.band_of_age(i64::from(a)),
+                    None => NO_BAND,
+                },
                 AgeColumn::Dates { birth, test } => match (birth.get(row), test.get(row)) {
-                    (Some(b), Some(t)) => Some(age_in_years(b, t)),
-                    _ => None,
+                    (Some(b), Some(t)) => tables.band_of_age(age_in_years(b, t)),
+                    _ => NO_BAND,
                 },
             };
-            let band = age_years.and_then(|a| age_band(a, dims.max_age));
-            let mask = match self.modality.get(row).map(|i| self.modality_ids[i]) {
-                Some(m) if m >= 0 => {
-                    let exam = self
-                        .exam
-                        .and_then(|e| e.get(row))
-                        .map_or(0, |i| self.exam_ids[i] as usize);
-                    self.measure_masks[m as usize * self.n_exam + exam]
-                }
-                _ => 0,
+            let modality =
+                tables.modality[entry(&self.modality, row, tables.modality.len(), &mut bad)];
+            let exam = match self.exam {
+                Some(e) => tables.exam[entry(&e, row, tables.exam.len(), &mut bad)],
+                None => 0,
+            };
+            let mask = if modality >= 0 {
+                self.measure_masks[modality as usize * self.n_exam + exam as usize]
+            } else {
+                0
             };
 
-            let mut flags = 0;
-            if practice == BLANK {
-                flags |= FLAG_NO_PRACTICE;
-            }
-            if lsoa_icb == BLANK {
-                flags |= FLAG_NO_LSOA;
-            }
-            if imd < 0 {
-                flags |= FLAG_MISSING_IMD;
-            }
-            if sex < 0 {
-                flags |= FLAG_MISSING_SEX;
-            }
-            if band.is_none() {
-                flags |= FLAG_MISSING_AGE;
-            }
+            // disjoint bits, so + is |
+            let flags = usize::from(practice == BLANK) * FLAG_NO_PRACTICE
+                + usize::from(lsoa_icb == BLANK) * FLAG_NO_LSOA
+                + usize::from(imd < 0) * FLAG_MISSING_IMD
+                + usize::from(sex < 0) * FLAG_MISSING_SEX
+                + usize::from(band == NO_BAND) * FLAG_MISSING_AGE;
             let outcome = if icb < 0 {
                 Outcome::NoIcb
             } else if imd < 0 {
                 Outcome::NoImd
             } else if sex < 0 {
                 Outcome::NoSex
-            } else if let Some(band) = band {
-                if mask == 0 {
-                    Outcome::NoMeasure
-                } else {
-                    let base = icb as usize * stride_icb
-                        + sex as usize * stride_sex
-                        + band * stride_age
-                        + imd as usize * n_m;
-                    let mut bits = mask;
-                    while bits != 0 {
-                        let m = bits.trailing_zeros() as usize;
-                        acc.cube[base + m] += 1;
-                        bits &= bits - 1;
-                    }
-                    Outcome::Included
-                }
-            } else {
+            } else if band == NO_BAND {
                 Outcome::NoAge
+            } else if mask == 0 {
+                Outcome::NoMeasure
+            } else {
+                let base = icb as usize * stride_icb
+                    + sex as usize * stride_sex
+                    + band as usize * stride_age
+                    + imd as usize * n_m;
+                let mut bits = mask;
+                while bits != 0 {
+                    let m = bits.trailing_zeros() as usize;
+                    acc.cube[base + m].increment();
+                    bits &= bits - 1;
+                }
+                Outcome::Included
             };
             let state = state_code(source, outcome, flags);
             let icb_slot = if icb < 0 { n_icb } else { icb as usize };
-            acc.provider_states[provider * N_STATES + state] += 1;
-            acc.icb_states[icb_slot * N_STATES + state] += 1;
-            acc.provider_icb[provider * (n_icb + 1) + icb_slot] += 1;
+            acc.provider_states[provider * N_STATES + state].increment();
+            acc.icb_states[icb_slot * N_STATES + state].increment();
+            acc.provider_icb[provider * (n_icb + 1) + icb_slot].increment();
+        }
+        !bad
+    }
+}
+
+/// "No valid age band" in [`Tables::band_of_age`].
+const NO_BAND: u8 = u8::MAX;
+
+/// The dictionary index of `row`, or `null_entry` (the extra last entry of every prepared
+/// table) when the row is null. A non-null index outside the dictionary sets `bad` (the
+/// batch is then rejected whole) and reads as null, so nothing is ever indexed out of bounds.
+#[inline]
+fn entry(column: &Coded<'_>, row: usize, table_len: usize, bad: &mut bool) -> usize {
+    let null_entry = table_len - 1;
+    if column.validity.is_valid(row) {
+        // negative indices become huge, so one comparison checks both ends
+        let i = column.indices[row] as u32 as usize;
+        if i < null_entry {
+            i
+        } else {
+            *bad = true;
+            null_entry
+        }
+    } else {
+        null_entry
+    }
+}
+
+/// A batch's classification tables, each with one extra last entry for null rows, and the
+/// LSOA's ICB and IMD quintile packed into one `i32` (`icb << 4 | quintile + 1`) so one load
+/// serves both.
+#[derive(Debug)]
+pub(crate) struct Tables {
+    provider: Vec<u32>,
+    practice: Vec<i32>,
+    lsoa: Vec<i32>,
+    sex: Vec<i8>,
+    modality: Vec<i16>,
+    exam: Vec<i16>,
+    bands: Vec<u8>,
+    max_age: i64,
+}
+
+impl Tables {
+    fn new(dims: Dims) -> Self {
+        // Ages 0..=max_age are looked up (at most 256 of them; older valid ages are 90+).
+        let top = dims.max_age.clamp(-1, 255);
+        let bands = (0..=top.max(0))
+            .map(|a| age_band(a, dims.max_age).map_or(NO_BAND, |b| b as u8))
+            .collect();
+        Tables {
+            provider: Vec::new(),
+            practice: Vec::new(),
+            lsoa: Vec::new(),
+            sex: Vec::new(),
+            modality: Vec::new(),
+            exam: Vec::new(),
+            bands,
+            max_age: dims.max_age,
+        }
+    }
+
+    /// Fill the tables for `batch`, reusing their buffers (a fresh 200 KB allocation per
+    /// batch costs page faults).
+    fn refill(&mut self, batch: &Batch<'_>) {
+        fn with_null<T: Copy>(v: &mut Vec<T>, table: &[T], null: T) {
+            v.clear();
+            v.extend_from_slice(table);
+            v.push(null);
+        }
+        with_null(
+            &mut self.provider,
+            batch.provider_ids,
+            batch.provider_null_id,
+        );
+        with_null(&mut self.practice, batch.practice_class, BLANK);
+        self.lsoa.clear();
+        self.lsoa.extend(
+            batch
+                .lsoa_icb
+                .iter()
+                .zip(batch.lsoa_imd)
+                .map(|(&icb, &imd)| (icb << 4) | i32::from(imd + 1)),
+        );
+        self.lsoa.push(BLANK << 4);
+        match batch.sex {
+            SexColumn::Coded { class, .. } => with_null(&mut self.sex, class, -1),
+            SexColumn::Ints(_) => with_null(&mut self.sex, &[], -1),
+        }
+        with_null(&mut self.modality, batch.modality_ids, -1);
+        with_null(&mut self.exam, batch.exam_ids, 0);
+    }
+
+    #[inline]
+    fn band_of_age(&self, age: i64) -> u8 {
+        if age < 0 || age > self.max_age {
+            NO_BAND
+        } else if let Some(&b) = self.bands.get(age as usize) {
+            b
+        } else {
+            (N_AGE - 1) as u8
         }
     }
 }
@@ -573,7 +778,8 @@ fn check_classes(table: &[i32], n_icb: usize, what: &str, other_ok: bool) -> Res
 #[derive(Debug)]
 pub struct Accumulator {
     dims: Dims,
-    partials: Vec<Partial>,
+    workers: Vec<Worker>,
+    tables: Tables,
     n_providers: usize,
     rows: u64,
 }
@@ -596,7 +802,13 @@ impl Accumulator {
         let n_workers = n_workers.max(1);
         Ok(Accumulator {
             dims,
-            partials: (0..n_workers).map(|_| Partial::new(dims)).collect(),
+            workers: (0..n_workers)
+                .map(|_| Worker {
+                    totals: Partial::new(dims),
+                    scratch: Counts::new(dims),
+                })
+                .collect(),
+            tables: Tables::new(dims),
             n_providers: 0,
             rows: 0,
         })
@@ -616,23 +828,54 @@ impl Accumulator {
     /// (every id in the batch is below it). Runs on the current rayon pool.
     pub fn add(&mut self, batch: &Batch<'_>, n_providers: usize) -> Result<(), CoreError> {
         batch.validate(self.dims, n_providers)?;
-        self.n_providers = self.n_providers.max(n_providers);
+        if batch.n_rows > u32::MAX as usize {
+            // The u32 scratch cells must not overflow; Python never sends batches this big.
+            return Err(CoreError::Shape(format!(
+                "a batch of {} rows is larger than {} rows",
+                batch.n_rows,
+                u32::MAX
+            )));
+        }
         let dims = self.dims;
         let n = batch.n_rows;
-        let workers = self.partials.len();
+        let workers = self.workers.len();
         // Small batches are not worth waking the other workers for.
         let active = if n < 65_536 { 1 } else { workers };
         let per = n.div_ceil(active.max(1));
-        self.partials
+        let ranges: Vec<(usize, usize)> = (0..active)
+            .map(|w| ((w * per).min(n), ((w + 1) * per).min(n)))
+            .collect();
+        self.n_providers = self.n_providers.max(n_providers);
+        self.tables.refill(batch);
+        let tables = &self.tables;
+        // Count into the scratch tables; only when every worker saw valid dictionary indices
+        // are they added to the totals, so a bad batch leaves the totals as they were.
+        let ok = self
+            .workers
             .par_iter_mut()
-            .take(active)
-            .enumerate()
-            .for_each(|(w, acc)| {
-                acc.ensure_providers(dims, n_providers);
-                let start = (w * per).min(n);
-                let end = ((w + 1) * per).min(n);
-                batch.count_range(dims, acc, start, end);
-            });
+            .zip(ranges.par_iter())
+            .map(|(worker, &(start, end))| {
+                worker.totals.ensure_providers(dims, n_providers);
+                worker.scratch.ensure_providers(dims, n_providers);
+                batch.count_range(dims, tables, &mut worker.scratch, start, end)
+            })
+            .collect::<Vec<bool>>();
+        let all_ok = ok.iter().all(|&k| k);
+        self.workers.par_iter_mut().for_each(|worker| {
+            if all_ok {
+                worker.totals.drain(dims, &mut worker.scratch);
+            } else {
+                worker.scratch.clear();
+            }
+        });
+        if !all_ok {
+            for &(start, end) in &ranges {
+                batch.check_indices(start, end)?;
+            }
+            return Err(CoreError::Shape(
+                "a dictionary index is out of range".into(),
+            ));
+        }
         self.rows += n as u64;
         Ok(())
     }
@@ -642,8 +885,8 @@ impl Accumulator {
     pub fn finish(&self) -> Partial {
         let mut total = Partial::new(self.dims);
         total.ensure_providers(self.dims, self.n_providers);
-        for p in &self.partials {
-            total.merge(self.dims, p);
+        for w in &self.workers {
+            total.merge(self.dims, &w.totals);
         }
         total
     }
