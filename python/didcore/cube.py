@@ -362,15 +362,20 @@ def aggregate(
     agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
     classifier = BatchClassifier(lk, cols, extract.use_age)
     bar = _progress_bar(extract.total_rows, progress)
+    # The reader thread reads and classifies batch k+1 (Arrow kernels, GIL released) while
+    # this thread counts batch k in Rust (GIL released): on two cores they overlap.
+    classified = (
+        (batch.num_rows, classifier.classify(batch))
+        for batch in extract.batches
+        if batch.num_rows > 0
+    )
     try:
-        for batch in prefetch(extract.batches):
-            if batch.num_rows == 0:
-                continue
-            args = classifier.classify(batch)
+        for n_rows, args in prefetch(classified):
             agg.add_batch(**args)
             if bar is not None:
-                bar.update(batch.num_rows)
+                bar.update(n_rows)
     finally:
+        classifier.close()
         if bar is not None:
             bar.close()
     result = agg.finish()
@@ -498,6 +503,11 @@ class BatchClassifier:
         self._masks = masks.ravel()
         self._n_exam = len(exams) + 1
 
+        import os
+
+        self._threads = min(os.cpu_count() or 1, 4)
+        self._pool: Any = None
+        self._encoded: dict[str, Any] = {}
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
         self._cache: dict[str, tuple[Any, Any]] = {}
@@ -507,6 +517,7 @@ class BatchClassifier:
         """Keyword arguments for ``Aggregator.add_batch`` for this batch."""
         c = self.columns
         args: dict[str, Any] = {"n_rows": batch.num_rows}
+        self._encoded = self._encode_plain(batch)
 
         arr, dictionary = self._coded(batch, c.provider_code)
         args["provider"] = arr
@@ -552,12 +563,46 @@ class BatchClassifier:
     def _column(self, batch: pa.RecordBatch, name: str) -> Any:
         return batch.column(batch.schema.get_field_index(name))
 
+    def _encode_plain(self, batch: pa.RecordBatch) -> dict[str, Any]:
+        """Dictionary-encode the batch's plain text code columns, several at once.
+
+        Hashing every row of a plain string column is the costly part of the plain-string
+        path; Arrow's kernel releases the GIL, so the columns are encoded on parallel threads.
+        """
+        pa = self._pa
+        import pyarrow.compute as pc
+
+        c = self.columns
+        names = [
+            n for n in (*c.codes, c.exam_code, c.sex) if _is_text(pa, self._column(batch, n).type)
+        ]
+        if not names:
+            return {}
+        if len(names) == 1 or self._threads <= 1:
+            return {n: pc.dictionary_encode(self._column(batch, n)) for n in names}
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="didcore-encode")
+        futures = {
+            n: self._pool.submit(pc.dictionary_encode, self._column(batch, n)) for n in names
+        }
+        return {n: f.result() for n, f in futures.items()}
+
+    def close(self) -> None:
+        """Stop the encoding threads, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
     def _coded(self, batch: pa.RecordBatch, name: str) -> tuple[tuple[Any, ...], Any]:
         """Dictionary-encode a code column; return the Rust column argument and dictionary."""
         pa = self._pa
         import pyarrow.compute as pc
 
-        arr = self._column(batch, name)
+        arr = self._encoded.get(name)
+        if arr is None:
+            arr = self._column(batch, name)
         t = arr.type
         if pa.types.is_dictionary(t):
             if not _is_text(pa, t.value_type):
@@ -589,18 +634,29 @@ class BatchClassifier:
 
         return pc.ascii_upper(pc.ascii_trim_whitespace(dictionary))
 
-    def _lookup(self, dictionary: Any, keys: Any, table: np.ndarray, missing: int) -> np.ndarray:
-        """``table[index of normalised value in keys]``; ``missing`` if absent; BLANK if blank."""
+    def _positions(self, dictionary: Any, keys: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where each normalised dictionary value is in ``keys``: (position, found, blank)."""
         import pyarrow.compute as pc
 
         norm = self._normalise(dictionary)
         pos = pc.index_in(norm, value_set=keys)
         found = pos.is_valid().to_numpy(zero_copy_only=False)
         where = pos.fill_null(0).to_numpy(zero_copy_only=False).astype(np.intp)
-        out = np.where(found, table[where] if len(table) else missing, missing).astype(table.dtype)
-        blank = _blank_mask(norm)
+        return where, found, _blank_mask(norm)
+
+    def _take(
+        self, positions: tuple[np.ndarray, np.ndarray, np.ndarray], table: np.ndarray, missing: int
+    ) -> np.ndarray:
+        """``table[position]``, ``missing`` where not found, BLANK where blank."""
+        where, found, blank = positions
+        values = table[where] if len(table) else np.full(len(where), missing, table.dtype)
+        out = np.where(found, values, missing).astype(table.dtype)
         out[blank] = self._blank
         return out
+
+    def _lookup(self, dictionary: Any, keys: Any, table: np.ndarray, missing: int) -> np.ndarray:
+        """``table[index of normalised value in keys]``; ``missing`` if absent; BLANK if blank."""
+        return self._take(self._positions(dictionary, keys), table, missing)
 
     def _classify_practice(self, dictionary: Any) -> np.ndarray:
         return self._lookup(
@@ -608,8 +664,9 @@ class BatchClassifier:
         )
 
     def _classify_lsoa(self, dictionary: Any) -> tuple[np.ndarray, np.ndarray]:
-        icb = self._lookup(dictionary, self._lsoa_keys, self._lsoa_icb_table, self._unrecognised)
-        imd = self._lookup(dictionary, self._lsoa_keys, self._lsoa_imd_table, -1)
+        positions = self._positions(dictionary, self._lsoa_keys)  # one hash lookup for both
+        icb = self._take(positions, self._lsoa_icb_table, self._unrecognised)
+        imd = self._take(positions, self._lsoa_imd_table.astype(np.int32), -1)
         imd[imd == self._blank] = -1
         return icb, imd.astype(np.int8)
 

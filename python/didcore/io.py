@@ -97,7 +97,7 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
     if isinstance(source, pa.Table):
         names, use_age = cols.needed(source.column_names)
         table = source.select(names)
-        return Extract(iter(table.to_batches(max_chunksize=_BATCH_ROWS)), use_age, len(table), ())
+        return Extract(_table_batches(table), use_age, len(table), ())
     if isinstance(source, pa.RecordBatch):
         names, use_age = cols.needed(source.schema.names)
         return Extract(iter([source.select(names)]), use_age, source.num_rows, ())
@@ -112,6 +112,21 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
         f"cannot read an extract from {type(source).__name__}: give a Parquet/CSV path, a folder, "
         "a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream"
     )
+
+
+def _table_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
+    """Batches of about a million rows from an in-memory table.
+
+    Tables read with ``pq.read_table`` come in chunks of ~100k rows; every batch costs a
+    classification of its dictionaries, so small chunks are combined first (one slice at a
+    time, so memory stays bounded).
+    """
+    n_chunks = max((c.num_chunks for c in table.columns), default=0)
+    if n_chunks == 0 or len(table) / n_chunks >= _BATCH_ROWS / 2:
+        yield from table.to_batches(max_chunksize=_BATCH_ROWS)
+        return
+    for start in range(0, len(table), _BATCH_ROWS):
+        yield from table.slice(start, _BATCH_ROWS).combine_chunks().to_batches()
 
 
 def _open_reader(reader: pa.RecordBatchReader, cols: Columns) -> Extract:
