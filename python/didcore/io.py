@@ -117,12 +117,18 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
 def _table_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
     """Batches of about a million rows from an in-memory table.
 
-    Tables read with ``pq.read_table`` come in chunks of ~100k rows; every batch costs a
-    classification of its dictionaries, so small chunks are combined first (one slice at a
-    time, so memory stays bounded).
+    Tables read with ``pq.read_table`` come in chunks of ~100k rows. With plain text columns
+    every batch pays a dictionary encoding and classification, so small chunks are combined
+    first (one slice at a time, so memory stays bounded). Dictionary columns are left as they
+    are: their chunks usually share one dictionary, whose classification is then reused.
     """
+    import pyarrow as pa
+
     n_chunks = max((c.num_chunks for c in table.columns), default=0)
-    if n_chunks == 0 or len(table) / n_chunks >= _BATCH_ROWS / 2:
+    plain_text = any(
+        pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in table.schema
+    )
+    if not plain_text or n_chunks == 0 or len(table) / n_chunks >= _BATCH_ROWS / 2:
         yield from table.to_batches(max_chunksize=_BATCH_ROWS)
         return
     for start in range(0, len(table), _BATCH_ROWS):

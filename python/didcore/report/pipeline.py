@@ -731,8 +731,7 @@ def run_report(
     measures:
         Draw charts and maps for these measures only (the tables always have every measure).
     """
-    # the functions from their modules: once a submodule such as ``didcore.standardise`` has
-    # been imported, the package attribute of that name is the module, not the function
+    # imported here so `import didcore.report` stays light
     from didcore.cube import aggregate
     from didcore.lookup import Lookups
     from didcore.population import Population
