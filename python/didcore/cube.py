@@ -73,7 +73,7 @@ MISSING_PROVIDER = "(missing)"
 _DEFAULT_MAX_AGE = 130
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Cube:
     """Counts of imaging tests by ICB x sex x age band x IMD quintile x measure.
 
@@ -118,6 +118,19 @@ class Cube:
         n_prov = len(self.provider_codes)
         if self.provider_icb_counts is None:
             object.__setattr__(self, "provider_icb_counts", np.zeros((n_prov, n_icb + 1), np.int64))
+
+    def __repr__(self) -> str:
+        ex = self.exclusions
+        source = (
+            f"{ex['rows_read']:,} records, {ex['included']:,} included"
+            if self.has_records
+            else "from counts"
+        )
+        return (
+            f"<didcore.Cube {len(self.icb_codes)} ICBs x 2 sexes x {len(AGE_BANDS)} age bands x "
+            f"5 IMD quintiles x {len(self.measures)} measures; {int(self.counts.sum()):,} counted; "
+            f"{source}>"
+        )
 
     # ------------------------------------------------------------------ labels
     @property
