@@ -268,9 +268,13 @@ def funnel_plot(
                 np.geomspace(lo_e, hi_e, 200) if log_x else np.linspace(lo_e, hi_e, 200)
             ).tolist()
             narrowest_upper = national_rate
+            raw_tau2 = (funnel or {}).get("tau2")
+            adjusted = not is_missing(raw_tau2) and as_float(raw_tau2) > 0
+            # say which limits these are: Poisson, or widened for overdispersion
+            kind = " (overdispersion-adjusted)" if adjusted else " (Poisson)"
             for level, style, label in (
-                (0.95, ":", "95% limits"),
-                (0.998, "-", "99.8% limits"),
+                (0.95, ":", "95% limits" + kind),
+                (0.998, "-", "99.8% limits" + kind),
             ):
                 lo, hi = funnel_limits(grid, level, funnel)
                 narrowest_upper = max(narrowest_upper, national_rate * hi[-1])
