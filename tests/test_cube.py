@@ -62,7 +62,12 @@ modality_st = st.one_of(
     st.none(), st.sampled_from(DID_MODALITIES).flatmap(_variants), st.just("Other Thing")
 )
 exam_st = st.one_of(st.none(), st.sampled_from(EXAMS).flatmap(_variants))
-sex_text_st = st.one_of(st.none(), st.sampled_from(["1", "2", "0", "9", " 1", "2 ", "M", "", "x"]))
+sex_text_st = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["1", "2", "0", "9", " 1", "2 ", "M", "", "x", "1.0", "02", "+1", "2.", "1e0", "1_0", "1.5"]
+    ),
+)
 sex_int_st = st.one_of(st.none(), st.sampled_from([1, 2, 0, 9, -1, 3]))
 age_st = st.one_of(st.none(), st.integers(-3, 140))
 date_st = st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2030, 12, 31)))

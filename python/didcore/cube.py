@@ -20,6 +20,7 @@ Conservation holds for every run and every provider:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -794,12 +795,20 @@ def _is_text(pa: Any, t: Any) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
+# A whole number 1 or 2 written as text: "1", "01", "+2", "1.0" (CSVs written from a float
+# column with missing values say "1.0").
+_SEX_TEXT = re.compile(r"\+?0*([12])(?:\.0*)?")
+
+
 def _classify_sex(dictionary: Any) -> np.ndarray:
-    """NHS Person Gender Code as text: ``1`` male (0), ``2`` female (1), anything else -1."""
+    """NHS Person Gender Code as text: 1 male (0), 2 female (1), anything else -1."""
     import pyarrow.compute as pc
 
-    norm = pc.ascii_trim_whitespace(dictionary).to_pylist()
-    return np.asarray([{"1": 0, "2": 1}.get(v, -1) for v in norm], np.int8)
+    out = []
+    for v in pc.ascii_trim_whitespace(dictionary).to_pylist():
+        m = _SEX_TEXT.fullmatch(v) if v is not None else None
+        out.append(int(m.group(1)) - 1 if m else -1)
+    return np.asarray(out, np.int8)
 
 
 def _blank_mask(norm: Any) -> np.ndarray:

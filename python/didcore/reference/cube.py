@@ -50,8 +50,14 @@ def _sex(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
-        value = value.strip(" \t\n\v\f\r")
-        return {"1": "male", "2": "female"}.get(value)
+        # a whole number written as text: "1", "01", "+2", "1.0", "2."
+        text = value.strip(" \t\n\v\f\r")
+        if text.startswith("+"):
+            text = text[1:]
+        whole, dot, fraction = text.partition(".")
+        if not (whole.isascii() and whole.isdigit()) or (dot and fraction.strip("0")):
+            return None
+        return {1: "male", 2: "female"}.get(int(whole))
     if isinstance(value, float):
         if value != value or not value.is_integer():  # NaN or fractional
             return None
