@@ -545,7 +545,10 @@ def render_html(
             "average but does not allow direct comparison between ICBs; the directly "
             "standardised rates (2013 European Standard Population) in icb_rates.csv do. "
             "Confidence intervals use Byar's method (exact Poisson for small counts); funnel "
-            "plots show 95% and 99.8% control limits around the national rate.",
+            "plots show 95% and 99.8% control limits around the national rate, widened for "
+            "overdispersion (Spiegelhalter's additive random-effects method on winsorised "
+            "z-scores) when ICBs vary more than chance alone allows; each plot's legend says "
+            "which limits it shows.",
         ],
         "national_tables": _national_tables(national, period_sfx),
         "results": results,
