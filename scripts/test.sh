@@ -23,6 +23,9 @@ step "ruff"
 ruff check python tests benches
 ruff format --check python tests benches
 
+step "mypy: type hints of the package"
+mypy python/didcore
+
 step "stubtest: the hand-written stub matches the compiled module"
 (cd /tmp && python -m mypy.stubtest didcore._didcore)
 

@@ -26,9 +26,9 @@ from didcore.errors import DidcoreError, InputError
 from didcore.standardise import StandardisedRates, standardise
 
 try:
-    from didcore._didcore import __version__
+    from didcore._didcore import __version__ as __version__
 except ImportError:  # the compiled core is missing: a source checkout without a build
-    __version__ = "0+unknown"
+    __version__ = "0+unknown"  # type: ignore[misc]
 
 if TYPE_CHECKING:
     from didcore.cube import Cube, aggregate

@@ -979,8 +979,8 @@ def _plan(model: _Model, rows: int, seed: int) -> _Plan:
     for r, n_r in zip(range(1, len(_REASONS)), reason_counts, strict=True):
         w = per_provider * (shares[_REASONS[r]] * inflate).T[None, :, :]
         counts = rng.multinomial(int(n_r), (w / w.sum()).ravel())
-        k, i, p = np.unravel_index(np.arange(w.size), w.shape)
-        cats.append((np.full(w.size, r), k, i, np.full(w.size, -1), p, counts))
+        kind_of, icb_of, provider_of = np.unravel_index(np.arange(w.size), w.shape)
+        cats.append((np.full(w.size, r), kind_of, icb_of, np.full(w.size, -1), provider_of, counts))
     reason, kind, icb, cell, provider, counts = (np.concatenate(c) for c in zip(*cats, strict=True))
     keep = counts > 0
     return _Plan(
