@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from scipy import stats
 
 from didcore.cube import QUALITY_COUNTERS as QUALITY_COUNTERS
+from didcore.ratios import RATIO_COLUMNS
 
 DATA = Path(__file__).resolve().parents[1] / "python" / "didcore" / "data"
 
@@ -191,26 +192,7 @@ def _ratios(counts: np.ndarray, pop: np.ndarray, measures: tuple, kinds: tuple) 
         "age": (1, ["0-<45", "45-<55", "55-<65", "65-<75", "75+"], broad),
     }
     bases = {"sex": "female", "imd_quintile": "1", "age": "0-<45"}
-    rows: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "factor",
-            "level",
-            "measure",
-            "kind",
-            "observed",
-            "expected",
-            "standardised_rate",
-            "ratio",
-            "chi2",
-            "p_value",
-            "stars",
-            "chi2_counts",
-            "p_value_counts",
-            "ratio_lower_95",
-            "ratio_upper_95",
-        )
-    }
+    rows: dict[str, list[Any]] = {k: [] for k in RATIO_COLUMNS}
     for factor, (axis, levels, mapping) in specs.items():
         o_f = np.moveaxis(o_all, axis, 0)
         p_f = np.moveaxis(p_all, axis, 0)

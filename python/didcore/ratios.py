@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from numpy.typing import NDArray
 
-__all__ = ["BROAD_AGE_BANDS", "FACTORS", "rates_ratios"]
+__all__ = ["BROAD_AGE_BANDS", "FACTORS", "RATIO_COLUMNS", "rates_ratios"]
 
 #: The factors, in output order.
 FACTORS: tuple[str, ...] = ("sex", "imd_quintile", "age")
@@ -131,7 +131,7 @@ def rates_ratios(
     pop_nat = pop.sum(axis=0)  # (2, 19, 5)
     national_rate = stats.rate(obs_nat.sum(axis=(0, 1, 2)), pop_nat.sum())  # per 10,000
 
-    rows: dict[str, list[Any]] = {k: [] for k in _COLUMNS}
+    rows: dict[str, list[Any]] = {k: [] for k in RATIO_COLUMNS}
     for factor in FACTORS:
         axis, levels, level_of_unit = _factor_layout(factor)
         n_units, n_levels = obs_nat.shape[axis], len(levels)
@@ -192,7 +192,8 @@ def rates_ratios(
     return _table(rows)
 
 
-_COLUMNS: tuple[str, ...] = (
+#: Columns of the table :func:`rates_ratios` returns, in order.
+RATIO_COLUMNS: tuple[str, ...] = (
     "factor",
     "level",
     "measure",
@@ -225,7 +226,7 @@ def _table(rows: dict[str, list[Any]]) -> pa.Table:
         "ratio_upper_95": "SR / SR of the base level",
     }
     fields, arrays = [], []
-    for name in _COLUMNS:
+    for name in RATIO_COLUMNS:
         unit = units.get(name)
         meta = {"unit": unit} if unit else None
         if name in ("factor", "level", "measure", "kind", "stars"):
