@@ -4,15 +4,18 @@
 //! quintile, modality and exam code -> measures); this module then walks the rows once,
 //! looking every value up through those small tables, and adds into
 //!
-//! * the dense cube `ICB x sex x age band x IMD quintile x measure`,
+//! * the dense cube `ICB x sex x age band x IMD quintile x measure` (counted per batch by
+//!   measure *combination*, one increment per row, and spread over the measures at the end
+//!   of the batch),
 //! * a histogram of row *states* per provider and per derived ICB, from which every
 //!   data-quality counter of Annex A is derived at the end (one increment per table per row
 //!   instead of one per counter), and
 //! * provider x derived-ICB counts (to allocate providers' missing records to ICBs).
 //!
 //! The rows of a batch are split into one contiguous range per worker thread and each worker
-//! adds into its own [`Partial`]; partials persist across batches and are merged once at the
-//! end, so nothing is shared or locked on the hot path.
+//! counts into its own `u32` scratch tables, which are added into its [`Partial`] (u64) when
+//! every worker has checked its rows; partials persist across batches and are merged once at
+//! the end, so nothing is shared or locked on the hot path.
 //!
 //! Nothing here knows about Python: the inputs are plain slices.
 
@@ -58,8 +61,8 @@ pub enum Outcome {
     Included = 5,
 }
 
-/// Bits of a row state, see [`state_code`]. The state of a row packs its ICB source (2 bits),
-/// outcome (3 bits) and five flags; [`N_STATES`] states in all.
+/// Bits of a row state, see [`state_code`]. The state of a row packs its ICB source (4 values),
+/// outcome (6 values) and five flags; [`N_STATES`] states in all.
 pub const N_STATES: usize = 4 * 6 * 32;
 const FLAG_NO_PRACTICE: usize = 1;
 const FLAG_NO_LSOA: usize = 2;
@@ -80,16 +83,19 @@ pub struct RowState {
     pub missing_age: bool,
 }
 
+/// Flags are the most significant part of the code: most rows have no flag set, so the states
+/// they fall in are the first 24 of a provider's or ICB's histogram, a cache line or two, and
+/// the histograms stay hot in cache however many providers there are.
 #[inline]
-fn state_code(source: IcbSource, outcome: Outcome, flags: usize) -> usize {
-    ((source as usize) * 6 + outcome as usize) * 32 + flags
+fn state_code(source: usize, outcome: usize, flags: usize) -> usize {
+    flags * 24 + source * 6 + outcome
 }
 
 /// Decode a state index produced by the counting pass.
 #[must_use]
 pub fn decode_state(code: usize) -> RowState {
-    let flags = code % 32;
-    let rest = code / 32;
+    let flags = code / 24;
+    let rest = code % 24;
     RowState {
         source: (rest / 6) as u8,
         outcome: (rest % 6) as u8,
@@ -364,12 +370,6 @@ impl Partial {
         add_into(&mut self.provider_states, &other.provider_states);
         add_into(&mut self.provider_icb, &other.provider_icb);
     }
-
-    /// Add `scratch` into `self` and zero it, ready for the next batch.
-    fn drain(&mut self, dims: Dims, scratch: &mut Counts<u32>) {
-        self.merge(dims, scratch);
-        scratch.clear();
-    }
 }
 
 impl Counts<u32> {
@@ -396,7 +396,64 @@ fn add_into<T: Counter>(acc: &mut [u64], other: &[T]) {
 #[derive(Clone, Debug)]
 struct Worker {
     totals: Partial,
-    scratch: Counts<u32>,
+    scratch: Scratch,
+    block: Block,
+}
+
+/// A worker's counts for the current batch: the state histograms (`counts.cube` is not used)
+/// and the cube by measure *combination*, `[icb][sex][age][imd][combination]`, which
+/// [`Scratch::drain_into`] spreads over the measures. Counting combinations costs one
+/// increment per row, however many measures the row is in.
+#[derive(Clone, Debug)]
+struct Scratch {
+    counts: Counts<u32>,
+    combos: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(dims: Dims) -> Self {
+        let mut counts = Counts::new(dims);
+        counts.cube = Vec::new();
+        Scratch {
+            counts,
+            combos: Vec::new(),
+        }
+    }
+
+    /// Size the tables for `n_providers` providers and `n_combo` combinations.
+    fn ensure(&mut self, dims: Dims, n_providers: usize, n_combo: usize) {
+        self.counts.ensure_providers(dims, n_providers);
+        let len = dims.n_icb * N_SEX * N_AGE * N_IMD * n_combo;
+        if self.combos.len() != len {
+            self.combos.clear();
+            self.combos.resize(len, 0);
+        }
+    }
+
+    /// Zero every cell.
+    fn clear(&mut self) {
+        self.counts.clear();
+        self.combos.fill(0);
+    }
+
+    /// Add the counts into `totals`, each combination into each of its measures
+    /// (`combo_masks`), and zero them, ready for the next batch.
+    fn drain_into(&mut self, dims: Dims, totals: &mut Partial, combo_masks: &[u64]) {
+        let n_m = dims.n_measure;
+        let cells = self.combos.chunks_exact(combo_masks.len());
+        for (counts, out) in cells.zip(totals.cube.chunks_exact_mut(n_m)) {
+            // combination 0 is "in no measure" (and where rows not included land)
+            for (&n, &mask) in counts.iter().zip(combo_masks).skip(1) {
+                let mut bits = mask;
+                while bits != 0 {
+                    out[bits.trailing_zeros() as usize] += u64::from(n);
+                    bits &= bits - 1;
+                }
+            }
+        }
+        totals.merge(dims, &self.counts);
+        self.clear();
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -547,135 +604,260 @@ impl Batch<'_> {
 
     /// Count rows `start..end` into `acc`. [`Batch::validate`] must have passed. Returns
     /// `false` if a dictionary index was out of range: `acc` must then be thrown away.
+    ///
+    /// Rows go through in blocks of [`BLOCK`], in two stages: first each column is looked up
+    /// through its table into a per-block array ([`Block`]), one tight loop per column, which
+    /// is also where every dictionary index is checked; then one branch-free loop over the
+    /// block derives each row and adds it into the tables ([`count_block`]).
     #[must_use]
-    fn count_range<T: Counter>(
+    fn count_range(
         &self,
         dims: Dims,
         tables: &Tables,
-        acc: &mut Counts<T>,
+        scratch: &mut Scratch,
+        block: &mut Block,
         start: usize,
         end: usize,
     ) -> bool {
-        let mut bad = false;
-        let n_icb = dims.n_icb;
-        let n_m = dims.n_measure;
-        let stride_icb = N_SEX * N_AGE * N_IMD * n_m;
-        let stride_sex = N_AGE * N_IMD * n_m;
-        let stride_age = N_IMD * n_m;
-        let sex_coded = match self.sex {
-            SexColumn::Coded { column, .. } => Some(column),
-            SexColumn::Ints(_) => None,
-        };
-        for row in start..end {
-            let provider = tables.provider
-                [entry(&self.provider, row, tables.provider.len(), &mut bad)]
-                as usize;
-            let practice =
-                tables.practice[entry(&self.practice, row, tables.practice.len(), &mut bad)];
-            let lsoa = tables.lsoa[entry(&self.lsoa, row, tables.lsoa.len(), &mut bad)];
-            let lsoa_icb = lsoa >> 4; // arithmetic shift: the class survives for negatives
-            let imd = (lsoa & 15) - 1;
-            let (icb, source) = if practice >= 0 {
-                (practice, IcbSource::GpPractice)
-            } else if practice == OTHER_VALID {
-                (-1, IcbSource::OtherValidPractice)
-            } else if lsoa_icb >= 0 {
-                (lsoa_icb, IcbSource::Lsoa)
-            } else {
-                (-1, IcbSource::Unknown)
-            };
-            let sex: i8 = match (sex_coded, self.sex) {
-                (Some(column), _) => tables.sex[entry(&column, row, tables.sex.len(), &mut bad)],
-                (None, SexColumn::Ints(ints)) => match ints.get(row) {
-                    Some(1) => 0,
-                    Some(2) => 1,
-                    _ => -1,
-                },
-                (None, SexColumn::Coded { .. }) => -1,
-            };
-            let band = match self.age {
-                AgeColumn::Years(ints) => match ints.get(row) {
-                    Some(a) => tables.band_of_age(i64::from(a)),
-                    None => NO_BAND,
-                },
-                AgeColumn::Dates { birth, test } => match (birth.get(row), test.get(row)) {
-                    (Some(b), Some(t)) => tables.band_of_age(age_in_years(b, t)),
-                    _ => NO_BAND,
-                },
-            };
-            let modality =
-                tables.modality[entry(&self.modality, row, tables.modality.len(), &mut bad)];
-            let exam = match self.exam {
-                Some(e) => tables.exam[entry(&e, row, tables.exam.len(), &mut bad)],
-                None => 0,
-            };
-            let mask = if modality >= 0 {
-                self.measure_masks[modality as usize * self.n_exam + exam as usize]
-            } else {
-                0
-            };
-
-            // disjoint bits, so + is |
-            let flags = usize::from(practice == BLANK) * FLAG_NO_PRACTICE
-                + usize::from(lsoa_icb == BLANK) * FLAG_NO_LSOA
-                + usize::from(imd < 0) * FLAG_MISSING_IMD
-                + usize::from(sex < 0) * FLAG_MISSING_SEX
-                + usize::from(band == NO_BAND) * FLAG_MISSING_AGE;
-            let outcome = if icb < 0 {
-                Outcome::NoIcb
-            } else if imd < 0 {
-                Outcome::NoImd
-            } else if sex < 0 {
-                Outcome::NoSex
-            } else if band == NO_BAND {
-                Outcome::NoAge
-            } else if mask == 0 {
-                Outcome::NoMeasure
-            } else {
-                let base = icb as usize * stride_icb
-                    + sex as usize * stride_sex
-                    + band as usize * stride_age
-                    + imd as usize * n_m;
-                let mut bits = mask;
-                while bits != 0 {
-                    let m = bits.trailing_zeros() as usize;
-                    acc.cube[base + m].increment();
-                    bits &= bits - 1;
-                }
-                Outcome::Included
-            };
-            let state = state_code(source, outcome, flags);
-            let icb_slot = if icb < 0 { n_icb } else { icb as usize };
-            acc.provider_states[provider * N_STATES + state].increment();
-            acc.icb_states[icb_slot * N_STATES + state].increment();
-            acc.provider_icb[provider * (n_icb + 1) + icb_slot].increment();
+        let mut ok = true;
+        let mut from = start;
+        while from < end {
+            let len = BLOCK.min(end - from);
+            ok &= self.look_up(tables, block, from, len);
+            count_block(dims, tables.combo_masks.len(), block, len, scratch);
+            from += len;
         }
-        !bad
+        ok
+    }
+
+    /// Stage one: fill `block` with the table values of rows `from..from + len`.
+    fn look_up(&self, tables: &Tables, block: &mut Block, from: usize, len: usize) -> bool {
+        let mut ok = gather(
+            &self.provider,
+            &tables.provider,
+            from,
+            &mut block.provider[..len],
+        );
+        ok &= gather(
+            &self.practice,
+            &tables.practice,
+            from,
+            &mut block.practice[..len],
+        );
+        ok &= gather(&self.lsoa, &tables.lsoa, from, &mut block.lsoa[..len]);
+        let sex = &mut block.sex[..len];
+        match self.sex {
+            SexColumn::Coded { column, .. } => ok &= gather(&column, &tables.sex, from, sex),
+            SexColumn::Ints(ints) => {
+                map_values(&ints, from, sex, -1, |v| match v {
+                    1 => 0,
+                    2 => 1,
+                    _ => -1,
+                });
+            }
+        }
+        let band = &mut block.band[..len];
+        match self.age {
+            AgeColumn::Years(ints) => {
+                map_values(&ints, from, band, NO_BAND, |a| {
+                    tables.band_of_age(i64::from(a))
+                });
+            }
+            AgeColumn::Dates { birth, test } => {
+                for (j, b) in band.iter_mut().enumerate() {
+                    let row = from + j;
+                    *b = match (birth.get(row), test.get(row)) {
+                        (Some(b), Some(t)) => tables.band_of_age(age_in_years(b, t)),
+                        _ => NO_BAND,
+                    };
+                }
+            }
+        }
+        ok &= gather(
+            &self.modality,
+            &tables.modality,
+            from,
+            &mut block.modality[..len],
+        );
+        match self.exam {
+            Some(exam) => ok &= gather(&exam, &tables.exam, from, &mut block.exam[..len]),
+            None => block.exam[..len].fill(0),
+        }
+        let n_exam = self.n_exam;
+        let combos = block.modality[..len].iter().zip(&block.exam[..len]);
+        for (c, (&m, &e)) in block.combo[..len].iter_mut().zip(combos) {
+            // modality -1 (in no measure) reads the table's last entry, combination 0
+            let at = if m >= 0 {
+                m as usize * n_exam + e as usize
+            } else {
+                tables.combo_of.len() - 1
+            };
+            *c = tables.combo_of[at];
+        }
+        ok
+    }
+}
+
+/// Rows per block of the counting pass: the block's arrays (23 bytes a row) stay in L1.
+const BLOCK: usize = 1024;
+
+/// The table values of one block of rows (see [`Batch::count_range`]).
+#[derive(Clone, Debug)]
+struct Block {
+    provider: Vec<u32>,
+    practice: Vec<i32>,
+    lsoa: Vec<i32>,
+    sex: Vec<i8>,
+    band: Vec<u8>,
+    modality: Vec<i16>,
+    exam: Vec<i16>,
+    /// Measure combination of the row (see [`Tables::combo_masks`]); 0: in no measure.
+    combo: Vec<u16>,
+}
+
+impl Block {
+    fn new() -> Self {
+        Block {
+            provider: vec![0; BLOCK],
+            practice: vec![0; BLOCK],
+            lsoa: vec![0; BLOCK],
+            sex: vec![0; BLOCK],
+            band: vec![0; BLOCK],
+            modality: vec![0; BLOCK],
+            exam: vec![0; BLOCK],
+            combo: vec![0; BLOCK],
+        }
+    }
+}
+
+/// `out[j] = table[index of row from + j]`, where a null row reads the table's extra last
+/// entry. Returns `false` if a non-null index is outside the dictionary (the batch is then
+/// rejected whole); such a row also reads the null entry, so nothing is indexed out of bounds.
+#[inline]
+fn gather<T: Copy>(column: &Coded<'_>, table: &[T], from: usize, out: &mut [T]) -> bool {
+    let null = table.len() - 1;
+    let indices = &column.indices[from..from + out.len()];
+    // One more than the largest index of a non-null row (0 if none); negative indices become
+    // huge as u32, so this one number checks both ends.
+    let mut highest = 0u64;
+    match column.validity.bits {
+        None => {
+            for (o, &i) in out.iter_mut().zip(indices) {
+                let i = i as u32;
+                highest = highest.max(u64::from(i) + 1);
+                *o = table[(i as usize).min(null)];
+            }
+        }
+        Some(bits) => {
+            let offset = column.validity.offset + from;
+            for (j, (o, &i)) in out.iter_mut().zip(indices).enumerate() {
+                let k = offset + j;
+                let valid = bits[k >> 3] >> (k & 7) & 1 != 0;
+                let i = i as u32;
+                highest = highest.max(if valid { u64::from(i) + 1 } else { 0 });
+                *o = table[if valid { (i as usize).min(null) } else { null }];
+            }
+        }
+    }
+    highest <= null as u64
+}
+
+/// `out[j] = f(value of row from + j)`, or `null` where the row is null.
+#[inline]
+fn map_values<T: Copy>(
+    column: &Ints<'_>,
+    from: usize,
+    out: &mut [T],
+    null: T,
+    f: impl Fn(i32) -> T,
+) {
+    let values = &column.values[from..from + out.len()];
+    match column.validity.bits {
+        None => {
+            for (o, &v) in out.iter_mut().zip(values) {
+                *o = f(v);
+            }
+        }
+        Some(bits) => {
+            let offset = column.validity.offset + from;
+            for (j, (o, &v)) in out.iter_mut().zip(values).enumerate() {
+                let k = offset + j;
+                *o = if bits[k >> 3] >> (k & 7) & 1 != 0 {
+                    f(v)
+                } else {
+                    null
+                };
+            }
+        }
+    }
+}
+
+/// Stage two: derive each row of `block` (SPEC section 2: ICB source, exclusion, measures)
+/// and add it into `scratch`.
+///
+/// Branch-free: which exclusion applies to a row is close to random, so branches on it would be
+/// mispredicted often. A row adds one to its cell's *measure combination* (every row, whatever
+/// its outcome, so that there is no branch: rows not included land in cell 0, combination 0,
+/// which is never read), and one to each state histogram.
+fn count_block(dims: Dims, n_combo: usize, block: &Block, len: usize, scratch: &mut Scratch) {
+    let n_icb = dims.n_icb;
+    let stride_icb = N_SEX * N_AGE * N_IMD;
+    let stride_sex = N_AGE * N_IMD;
+    let rows = block.provider[..len]
+        .iter()
+        .zip(&block.practice[..len])
+        .zip(&block.lsoa[..len])
+        .zip(&block.sex[..len])
+        .zip(&block.band[..len])
+        .zip(&block.combo[..len]);
+    for (((((&provider, &practice), &lsoa), &sex), &band), &combo) in rows {
+        let provider = provider as usize;
+        let lsoa_icb = lsoa >> 4; // arithmetic shift: the class survives for negatives
+        let imd = (lsoa & 15) - 1;
+        // A practice in a lookup decides (its ICB, or none for OTHER_VALID); otherwise the LSOA.
+        let by_practice = practice >= OTHER_VALID;
+        let icb = if by_practice { practice } else { lsoa_icb };
+        let source = if by_practice {
+            usize::from(practice < 0)
+        } else {
+            2 + usize::from(lsoa_icb < 0)
+        };
+        let no_band = band == NO_BAND;
+        // The first reason that applies is the outcome (NoIcb = 0 ... Included = 5).
+        let reasons = usize::from(icb < 0)
+            | usize::from(imd < 0) << 1
+            | usize::from(sex < 0) << 2
+            | usize::from(no_band) << 3
+            | usize::from(combo == 0) << 4
+            | 1 << 5;
+        let outcome = reasons.trailing_zeros() as usize;
+        // disjoint bits, so + is |
+        let flags = usize::from(practice == BLANK) * FLAG_NO_PRACTICE
+            + usize::from(lsoa_icb == BLANK) * FLAG_NO_LSOA
+            + usize::from(imd < 0) * FLAG_MISSING_IMD
+            + usize::from(sex < 0) * FLAG_MISSING_SEX
+            + usize::from(no_band) * FLAG_MISSING_AGE;
+        let cell = (icb as usize)
+            .wrapping_mul(stride_icb)
+            .wrapping_add((sex as usize).wrapping_mul(stride_sex))
+            .wrapping_add(usize::from(band).wrapping_mul(N_IMD))
+            .wrapping_add(imd as usize);
+        let at = if outcome == Outcome::Included as usize {
+            cell * n_combo + usize::from(combo)
+        } else {
+            0
+        };
+        scratch.combos[at] += 1;
+        let state = state_code(source, outcome, flags);
+        let icb_slot = if icb < 0 { n_icb } else { icb as usize };
+        scratch.counts.provider_states[provider * N_STATES + state] += 1;
+        scratch.counts.icb_states[icb_slot * N_STATES + state] += 1;
+        scratch.counts.provider_icb[provider * (n_icb + 1) + icb_slot] += 1;
     }
 }
 
 /// "No valid age band" in [`Tables::band_of_age`].
 const NO_BAND: u8 = u8::MAX;
-
-/// The dictionary index of `row`, or `null_entry` (the extra last entry of every prepared
-/// table) when the row is null. A non-null index outside the dictionary sets `bad` (the
-/// batch is then rejected whole) and reads as null, so nothing is ever indexed out of bounds.
-#[inline]
-fn entry(column: &Coded<'_>, row: usize, table_len: usize, bad: &mut bool) -> usize {
-    let null_entry = table_len - 1;
-    if column.validity.is_valid(row) {
-        // negative indices become huge, so one comparison checks both ends
-        let i = column.indices[row] as u32 as usize;
-        if i < null_entry {
-            i
-        } else {
-            *bad = true;
-            null_entry
-        }
-    } else {
-        null_entry
-    }
-}
 
 /// A batch's classification tables, each with one extra last entry for null rows, and the
 /// LSOA's ICB and IMD quintile packed into one `i32` (`icb << 4 | quintile + 1`) so one load
@@ -688,6 +870,11 @@ pub(crate) struct Tables {
     sex: Vec<i8>,
     modality: Vec<i16>,
     exam: Vec<i16>,
+    /// Measure combination of each (modality id, exam id), `[modality][exam]`, and one last
+    /// entry (combination 0) for rows in no measure's modality.
+    combo_of: Vec<u16>,
+    /// The measures (bit mask) of each combination; combination 0 is the empty mask.
+    combo_masks: Vec<u64>,
     bands: Vec<u8>,
     max_age: i64,
 }
@@ -706,6 +893,8 @@ impl Tables {
             sex: Vec::new(),
             modality: Vec::new(),
             exam: Vec::new(),
+            combo_of: Vec::new(),
+            combo_masks: Vec::new(),
             bands,
             max_age: dims.max_age,
         }
@@ -713,7 +902,7 @@ impl Tables {
 
     /// Fill the tables for `batch`, reusing their buffers (a fresh 200 KB allocation per
     /// batch costs page faults).
-    fn refill(&mut self, batch: &Batch<'_>) {
+    fn refill(&mut self, batch: &Batch<'_>) -> Result<(), CoreError> {
         fn with_null<T: Copy>(v: &mut Vec<T>, table: &[T], null: T) {
             v.clear();
             v.extend_from_slice(table);
@@ -740,6 +929,39 @@ impl Tables {
         }
         with_null(&mut self.modality, batch.modality_ids, -1);
         with_null(&mut self.exam, batch.exam_ids, 0);
+        if self.combo_of.len() != batch.measure_masks.len() + 1
+            || self
+                .combo_of
+                .iter()
+                .zip(batch.measure_masks)
+                .any(|(&c, &mask)| self.combo_masks[usize::from(c)] != mask)
+        {
+            self.combine(batch.measure_masks)?;
+        }
+        Ok(())
+    }
+
+    /// Number the distinct measure masks (combinations), 0 for the empty mask.
+    fn combine(&mut self, measure_masks: &[u64]) -> Result<(), CoreError> {
+        let mut ids = std::collections::HashMap::from([(0u64, 0u16)]);
+        self.combo_masks.clear();
+        self.combo_masks.push(0);
+        self.combo_of.clear();
+        for &mask in measure_masks {
+            let id = if let Some(&id) = ids.get(&mask) {
+                id
+            } else {
+                let id = u16::try_from(self.combo_masks.len()).map_err(|_| {
+                    CoreError::Shape("more than 65,535 distinct measure combinations".into())
+                })?;
+                ids.insert(mask, id);
+                self.combo_masks.push(mask);
+                id
+            };
+            self.combo_of.push(id);
+        }
+        self.combo_of.push(0);
+        Ok(())
     }
 
     #[inline]
@@ -805,7 +1027,8 @@ impl Accumulator {
             workers: (0..n_workers)
                 .map(|_| Worker {
                     totals: Partial::new(dims),
-                    scratch: Counts::new(dims),
+                    scratch: Scratch::new(dims),
+                    block: Block::new(),
                 })
                 .collect(),
             tables: Tables::new(dims),
@@ -846,8 +1069,9 @@ impl Accumulator {
             .map(|w| ((w * per).min(n), ((w + 1) * per).min(n)))
             .collect();
         self.n_providers = self.n_providers.max(n_providers);
-        self.tables.refill(batch);
+        self.tables.refill(batch)?;
         let tables = &self.tables;
+        let n_combo = tables.combo_masks.len();
         // Count into the scratch tables; only when every worker saw valid dictionary indices
         // are they added to the totals, so a bad batch leaves the totals as they were.
         let ok = self
@@ -856,14 +1080,23 @@ impl Accumulator {
             .zip(ranges.par_iter())
             .map(|(worker, &(start, end))| {
                 worker.totals.ensure_providers(dims, n_providers);
-                worker.scratch.ensure_providers(dims, n_providers);
-                batch.count_range(dims, tables, &mut worker.scratch, start, end)
+                worker.scratch.ensure(dims, n_providers, n_combo);
+                batch.count_range(
+                    dims,
+                    tables,
+                    &mut worker.scratch,
+                    &mut worker.block,
+                    start,
+                    end,
+                )
             })
             .collect::<Vec<bool>>();
         let all_ok = ok.iter().all(|&k| k);
         self.workers.par_iter_mut().for_each(|worker| {
             if all_ok {
-                worker.totals.drain(dims, &mut worker.scratch);
+                worker
+                    .scratch
+                    .drain_into(dims, &mut worker.totals, &tables.combo_masks);
             } else {
                 worker.scratch.clear();
             }
@@ -943,7 +1176,7 @@ mod tests {
                 | usize::from(s.missing_sex) << 3
                 | usize::from(s.missing_age) << 4;
             assert_eq!(
-                (usize::from(s.source) * 6 + usize::from(s.outcome)) * 32 + flags,
+                flags * 24 + usize::from(s.source) * 6 + usize::from(s.outcome),
                 code
             );
         }
