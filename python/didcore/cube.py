@@ -376,18 +376,16 @@ def aggregate(
     agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
     classifier = BatchClassifier(lk, cols, extract.use_age)
     bar = _progress_bar(extract.total_rows, progress)
-    # The reader thread reads and classifies batch k+1 (Arrow kernels, GIL released) while
-    # this thread counts batch k in Rust (GIL released): on two cores they overlap.
-    classified = (
-        (batch.num_rows, classifier.classify(batch))
-        for batch in extract.batches
-        if batch.num_rows > 0
-    )
+    # The reader thread only reads (pyarrow decodes with the GIL released), so the next batch
+    # is read while this thread classifies and counts the current one. Classifying on the
+    # reader thread as well put it on the reader's critical path: 10% slower end to end.
     try:
-        for n_rows, args in prefetch(classified):
-            agg.add_batch(**args)
+        for batch in prefetch(iter(extract.batches)):
+            if batch.num_rows == 0:
+                continue
+            agg.add_batch(**classifier.classify(batch))
             if bar is not None:
-                bar.update(n_rows)
+                bar.update(batch.num_rows)
     finally:
         classifier.close()
         if bar is not None:
