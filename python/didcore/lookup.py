@@ -245,9 +245,10 @@ def _read_table(path: Path) -> pa.Table:
     try:
         if path.name.endswith((".parquet", ".pq")):
             return pq.read_table(path)
-        # Every column as text: codes such as 01A or 0001 must not be read as numbers.
-        header = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
-        types = {name: pa.string() for name in header.column_names}
+        # Every column as text: codes such as 01A or 0001 must not be read as numbers. The
+        # streaming reader parses only the first block to learn the column names.
+        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as head:
+            types = {name: pa.string() for name in head.schema.names}
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     except (OSError, pa.ArrowInvalid) as exc:
         raise UnreadableInputError(f"cannot read lookup {path}: {exc}") from exc
@@ -275,9 +276,33 @@ def _require(table: pa.Table, name: str, columns: Iterable[str]) -> None:
         )
 
 
+def _normalised_text(column: Any) -> Any:
+    """A text column normalised as :func:`normalise_code` does (blank -> null).
+
+    With Arrow kernels; ``None`` for a column that is not text (the row loop handles those).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column = column.cast(t.value_type)
+        t = t.value_type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return None
+    norm = pc.ascii_upper(pc.ascii_trim_whitespace(column))
+    return pc.if_else(pc.equal(norm, ""), pa.scalar(None, norm.type), norm)
+
+
 def _pairs(table: pa.Table, name: str, key: str, value: str) -> dict[str, str]:
     """Key -> value, refusing keys that map to two different values."""
     _require(table, name, (key, value))
+    fast = _pairs_vectorised(table, key, value)
+    return fast if fast is not None else _pairs_rows(table, name, key, value)
+
+
+def _pairs_rows(table: pa.Table, name: str, key: str, value: str) -> dict[str, str]:
+    """:func:`_pairs` as a loop over rows: any column type, and the errors' details."""
     out: dict[str, str] = {}
     conflicts: dict[str, set[str]] = {}
     blank_values = 0
@@ -309,6 +334,34 @@ def _pairs(table: pa.Table, name: str, key: str, value: str) -> dict[str, str]:
     return out
 
 
+def _pairs_vectorised(table: pa.Table, key: str, value: str) -> dict[str, str] | None:
+    """:func:`_pairs` with Arrow kernels, for the usual case.
+
+    That is text columns, no blank values and no key mapped to two values; ``None`` otherwise,
+    and the row loop finds what is wrong.
+    """
+    import pyarrow.compute as pc
+
+    keys = _normalised_text(table.column(key))
+    values = _normalised_text(table.column(value))
+    if keys is None or values is None:
+        return None
+    keep = pc.is_valid(keys)
+    keys, values = keys.filter(keep), values.filter(keep)
+    if values.null_count:
+        return None
+    return _unique_mapping(keys.to_pylist(), values.to_pylist())
+
+
+def _unique_mapping(keys: list[Any], values: list[Any]) -> dict[Any, Any] | None:
+    """``dict(zip(keys, values))``, or ``None`` if a key is given two different values."""
+    out = dict(zip(keys, values, strict=True))
+    # dict() keeps each key's first position, as the row loop does, and its last value
+    if len(out) != len(keys) and any(out[k] != v for k, v in zip(keys, values, strict=True)):
+        return None
+    return out
+
+
 def _imd(table: pa.Table) -> dict[str, int]:
     """LSOA -> IMD quintile 1..5 (1 = most deprived); deciles d give quintile ceil(d / 2)."""
     has_decile = "imd_decile" in table.column_names
@@ -320,6 +373,12 @@ def _imd(table: pa.Table) -> dict[str, int]:
             f"(it has: {', '.join(table.column_names)})"
         )
     column, top = ("imd_decile", 10) if has_decile else ("imd_quintile", 5)
+    fast = _imd_vectorised(table, column, top, has_decile)
+    return fast if fast is not None else _imd_rows(table, column, top, has_decile)
+
+
+def _imd_rows(table: pa.Table, column: str, top: int, has_decile: bool) -> dict[str, int]:
+    """:func:`_imd` as a loop over rows: any column type, and the errors' details."""
     out: dict[str, int] = {}
     conflicts: set[str] = set()
     bad: list[object] = []
@@ -349,6 +408,40 @@ def _imd(table: pa.Table) -> dict[str, int]:
             f"(e.g. {sorted(conflicts)[0]})"
         )
     return out
+
+
+def _imd_vectorised(
+    table: pa.Table, column: str, top: int, has_decile: bool
+) -> dict[str, int] | None:
+    """:func:`_imd` with Arrow kernels, for the usual case.
+
+    That is text LSOA codes, every level a whole number in range and no LSOA given two
+    quintiles; ``None`` otherwise.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = _normalised_text(table.column("lsoa11"))
+    if keys is None:
+        return None
+    raw = table.column(column)
+    if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+        text = pc.ascii_trim_whitespace(raw)
+        if not pc.all(pc.match_substring_regex(text, r"^[0-9]{1,3}$")).as_py():
+            return None
+        levels = text.cast(pa.int64())
+    elif pa.types.is_integer(raw.type):
+        levels = raw.cast(pa.int64())
+    else:
+        return None
+    keep = pc.is_valid(keys)
+    keys, levels = keys.filter(keep), levels.filter(keep)
+    if levels.null_count:
+        return None
+    if len(levels) and not 1 <= pc.min(levels).as_py() <= pc.max(levels).as_py() <= top:
+        return None
+    quintiles = pc.divide(pc.add(levels, 1), 2) if has_decile else levels
+    return _unique_mapping(keys.to_pylist(), quintiles.to_pylist())
 
 
 def _shipped_measures() -> pa.Table:
