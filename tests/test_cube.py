@@ -182,6 +182,43 @@ def test_rust_cube_equals_reference(data: tuple[list[pa.RecordBatch], pa.Schema,
     assert_equal_to_reference(cube, ref)
 
 
+@st.composite
+def measure_tables(draw: Any) -> dict[str, list[Any]]:
+    """Measure definitions of any shape: modality- and exam-level measures that overlap, so
+    that rows fall in one, several or no measures (up to the 64 a run can count)."""
+    n = draw(st.integers(1, 64))
+    table: dict[str, list[Any]] = {"measure": [], "kind": [], "modality": [], "exam_code": []}
+    for i in range(n):
+        by_exam = draw(st.booleans())
+        modalities = draw(st.lists(st.sampled_from(DID_MODALITIES), min_size=1, max_size=2))
+        for modality in dict.fromkeys(modalities):
+            exams = draw(st.lists(st.sampled_from(EXAMS), min_size=1, max_size=3))
+            for exam in dict.fromkeys(exams) if by_exam else [None]:
+                table["measure"].append(f"M{i}")
+                table["kind"].append("edoc" if by_exam else "modality")
+                table["modality"].append(modality)
+                table["exam_code"].append(exam)
+    return table
+
+
+@given(extracts(), measure_tables())
+def test_any_measure_definitions_equal_reference(
+    data: tuple[list[pa.RecordBatch], pa.Schema, bool], measures: dict[str, list[Any]]
+) -> None:
+    batches, schema, use_age = data
+    lookups = Lookups.from_tables(
+        practice_icb={"gp_practice_code": list(PRACTICES), "icb_code": list(PRACTICES.values())},
+        lsoa_icb={"lsoa11": list(LSOA_ICB), "icb_code": list(LSOA_ICB.values())},
+        lsoa_imd={"lsoa11": list(LSOA_IMD), "imd_decile": [str(v) for v in LSOA_IMD.values()]},
+        other_practices={"gp_practice_code": OTHER},
+        icb={"icb_code": ICBS, "icb_name": ["A", "B", "C"], "region": ["R", "R", "S"]},
+        measures=measures,
+    )
+    cube = didcore.aggregate(pa.RecordBatchReader.from_batches(schema, batches), lookups)
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert_equal_to_reference(cube, aggregate_reference(rows, lookups, use_age=use_age))
+
+
 @given(extracts(), st.integers(1, 3))
 def test_cubes_add_like_their_union(
     data: tuple[list[pa.RecordBatch], pa.Schema, bool], n_threads: int
