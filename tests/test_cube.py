@@ -98,13 +98,19 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
     use_age = draw(st.booleans())
     rows = draw(st.lists(records(int_sex=int_sex, use_age=use_age), max_size=120))
     dictionary = draw(st.booleans())
+    # every Arrow text layout an extract may arrive in (polars exports string_view)
+    plain_type = draw(st.sampled_from([pa.string(), pa.large_string(), pa.string_view()]))
+    dict_type = pa.dictionary(
+        draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64()])),
+        draw(st.sampled_from([pa.string(), pa.large_string()])),
+    )
     text = ["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code"]
     if not int_sex:
         text.append("sex")
     fields = []
     for name in rows[0] if rows else records_columns(use_age):
         if name in text:
-            t = pa.dictionary(pa.int32(), pa.string()) if dictionary else pa.string()
+            t = dict_type if dictionary else plain_type
         elif name == "sex":
             t = draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64()]))
         elif name == "age":
@@ -122,7 +128,8 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
         for f in schema:
             values = [r[f.name] for r in part]
             if pa.types.is_dictionary(f.type):
-                cols.append(pa.array(values, pa.string()).dictionary_encode())
+                encoded = pa.array(values, f.type.value_type).dictionary_encode()
+                cols.append(encoded.cast(f.type))
             else:
                 cols.append(pa.array(values, f.type))
         batches.append(pa.RecordBatch.from_arrays(cols, schema=schema))
