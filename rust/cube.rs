@@ -116,7 +116,7 @@ pub struct Validity<'a> {
 
 impl Validity<'_> {
     #[inline]
-    fn is_valid(&self, row: usize) -> bool {
+    pub(crate) fn is_valid(&self, row: usize) -> bool {
         match self.bits {
             None => true,
             Some(bits) => {
@@ -126,7 +126,7 @@ impl Validity<'_> {
         }
     }
 
-    fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
+    pub(crate) fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
         if let Some(bits) = self.bits
             && bits.len() * 8 < self.offset + len
         {
@@ -221,7 +221,7 @@ impl<T: Copy> Values<'_, T> {
         }
     }
 
-    fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
+    pub(crate) fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
         if self.values.len() < len {
             return Err(CoreError::Shape(format!(
                 "{what}: {} values for {len} rows",

@@ -1,7 +1,8 @@
-//! didcore's Rust core. `cube` and `expected` are plain Rust (tested with `cargo test`);
+//! didcore's Rust core. `cube`, `encode` and `expected` are plain Rust (tested with `cargo test`);
 //! `py_api` converts Python arguments and delegates; this file only declares the module.
 
 pub mod cube;
+pub mod encode;
 pub mod error;
 pub mod expected;
 mod py_api;
@@ -11,7 +12,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _didcore {
     #[pymodule_export]
-    use crate::py_api::{PyAggregator, expected_counts, state_table};
+    use crate::py_api::{PyAggregator, PyTextEncoder, expected_counts, state_table};
 
     use pyo3::prelude::*;
 

@@ -14,6 +14,7 @@ use pyo3::types::PyDict;
 use crate::cube::{
     self, Accumulator, AgeColumn, Batch, Coded, Dims, N_STATES, SexColumn, Validity, Values,
 };
+use crate::encode::{Encoder, Strings};
 use crate::error::CoreError;
 use crate::expected;
 
@@ -46,26 +47,32 @@ fn build_pool(n_threads: usize) -> Result<rayon::ThreadPool, CoreError> {
 }
 
 /// Run `work` on `pool` with the interpreter released.
-///
-/// Any panic is caught here and becomes `InternalError`: a panic must never cross into Python.
 fn run_detached<T: Send>(
     py: Python<'_>,
     pool: &rayon::ThreadPool,
     work: impl FnOnce() -> Result<T, CoreError> + Send,
 ) -> PyResult<T> {
-    let result = py.detach(
-        move || match catch_unwind(AssertUnwindSafe(|| pool.install(work))) {
-            Ok(r) => r,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(ToString::to_string)
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(CoreError::Shape(format!("panic in the Rust core: {what}")))
-            }
-        },
-    );
+    detached(py, move || pool.install(work))
+}
+
+/// Run `work` with the interpreter released.
+///
+/// Any panic is caught here and becomes `InternalError`: a panic must never cross into Python.
+fn detached<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<T, CoreError> + Send,
+) -> PyResult<T> {
+    let result = py.detach(move || match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(CoreError::Shape(format!("panic in the Rust core: {what}")))
+        }
+    });
     result.map_err(to_py_err)
 }
 
@@ -268,6 +275,76 @@ impl PyAggregator {
         Ok(out)
     }
 }
+
+/// An Arrow `string` array from Python: `(offsets, data, validity bitmap or None, bit offset)`,
+/// with the `len + 1` int32 offsets already advanced to the array's offset.
+#[derive(FromPyObject)]
+pub struct StringsArg<'py>(
+    PyReadonlyArray1<'py, i32>,
+    PyReadonlyArray1<'py, u8>,
+    Option<PyReadonlyArray1<'py, u8>>,
+    usize,
+);
+
+impl StringsArg<'_> {
+    fn view(&self) -> PyResult<Strings<'_>> {
+        Ok(Strings {
+            offsets: slice(&self.0, "offsets")?,
+            data: slice(&self.1, "data")?,
+            validity: validity(self.2.as_ref(), self.3)?,
+        })
+    }
+}
+
+/// One plain text column's dictionary across batches (see `rust/encode.rs`). Used by
+/// `didcore.aggregate`; not a public API.
+#[pyclass(module = "didcore._didcore", name = "TextEncoder")]
+pub struct PyTextEncoder {
+    encoder: Encoder,
+}
+
+#[pymethods]
+impl PyTextEncoder {
+    #[new]
+    fn new() -> Self {
+        PyTextEncoder {
+            encoder: Encoder::new(),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.encoder.len()
+    }
+
+    /// int32 dictionary index of each value, growing the dictionary with new values.
+    fn encode<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        strings: StringsArg<'py>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let py = slf.py();
+        let view = strings.view()?;
+        let encoder = &mut slf.encoder;
+        let ids = detached(py, || encoder.encode(&view))?;
+        Ok(PyArray1::from_vec(py, ids))
+    }
+
+    /// The dictionary: `(offsets int32, data uint8, index of the null entry or None)`.
+    fn dictionary<'py>(&self, py: Python<'py>) -> DictionaryParts<'py> {
+        let (offsets, data, null) = self.encoder.dictionary();
+        (
+            PyArray1::from_slice(py, offsets),
+            PyArray1::from_slice(py, data),
+            null,
+        )
+    }
+}
+
+/// A dictionary's `(offsets, data, null entry)` as returned to Python.
+type DictionaryParts<'py> = (
+    Bound<'py, PyArray1<i32>>,
+    Bound<'py, PyArray1<u8>>,
+    Option<i32>,
+);
 
 /// The decoded row states, int8 of shape `(N_STATES * 7,)`: for each state, source, outcome,
 /// no_practice, no_lsoa, missing_imd, missing_sex, missing_age.

@@ -14,6 +14,7 @@ __all__ = [
     "OTHER_VALID",
     "UNRECOGNISED",
     "Aggregator",
+    "TextEncoder",
     "__version__",
     "build_profile",
     "expected_counts",
@@ -30,6 +31,16 @@ OTHER_VALID: Final[int]
 
 _Coded = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
 _Ints = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
+_Strings = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None, int]
+
+@final
+class TextEncoder:
+    def __new__(cls) -> TextEncoder: ...
+    def __len__(self) -> int: ...
+    def encode(self, strings: _Strings) -> npt.NDArray[np.int32]: ...
+    def dictionary(
+        self,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8], int | None]: ...
 
 @final
 class Aggregator:

@@ -522,6 +522,8 @@ class BatchClassifier:
         self._threads = min(os.cpu_count() or 1, 4)
         self._pool: Any = None
         self._encoded: dict[str, Any] = {}
+        self._encoders: dict[str, Any] = {}
+        self._dictionaries: dict[str, Any] = {}
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
         self._cache: dict[str, tuple[Any, Any]] = {}
@@ -566,9 +568,25 @@ class BatchClassifier:
         return args
 
     def _cached(self, column: str, dictionary: Any, fn: Any) -> Any:
+        """``fn(dictionary)``, reusing the last result for this column where it can.
+
+        The same dictionary reuses it whole; one that extends the last (the plain text
+        encoders' dictionaries only grow) has only its new tail classified.
+        """
         hit = self._cache.get(column)
-        if hit is not None and (hit[0] is dictionary or hit[0].equals(dictionary)):
-            return hit[1]
+        if hit is not None:
+            previous, result = hit
+            if previous is dictionary or previous.equals(dictionary):
+                return result
+            n = len(previous)
+            if len(dictionary) > n and dictionary.slice(0, n).equals(previous):
+                tail = fn(dictionary.slice(n))
+                if isinstance(result, tuple):
+                    result = tuple(np.concatenate(p) for p in zip(result, tail, strict=True))
+                else:
+                    result = np.concatenate([result, tail])
+                self._cache[column] = (dictionary, result)
+                return result
         result = fn(dictionary)
         self._cache[column] = (dictionary, result)
         return result
@@ -581,11 +599,11 @@ class BatchClassifier:
         """Dictionary-encode the batch's plain text code columns, several at once.
 
         Hashing every row of a plain string column is the costly part of the plain-string
-        path; Arrow's kernel releases the GIL, so the columns are encoded on parallel threads.
+        path. Each column has a Rust ``TextEncoder`` that keeps one dictionary for the whole
+        run, so the dictionary (and its classification) changes only when a new code turns
+        up; the encoders release the GIL, so the columns are encoded on parallel threads.
         """
         pa = self._pa
-        import pyarrow.compute as pc
-
         c = self.columns
         names = [
             n for n in (*c.codes, c.exam_code, c.sex) if _is_text(pa, self._column(batch, n).type)
@@ -593,15 +611,31 @@ class BatchClassifier:
         if not names:
             return {}
         if len(names) == 1 or self._threads <= 1:
-            return {n: pc.dictionary_encode(self._column(batch, n)) for n in names}
+            return {n: self._encode_column(batch, n) for n in names}
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="didcore-encode")
-        futures = {
-            n: self._pool.submit(pc.dictionary_encode, self._column(batch, n)) for n in names
-        }
+        futures = {n: self._pool.submit(self._encode_column, batch, n) for n in names}
         return {n: f.result() for n, f in futures.items()}
+
+    def _encode_column(self, batch: pa.RecordBatch, name: str) -> Any:
+        """One plain text column as a dictionary array over its run-long dictionary."""
+        from didcore import _didcore
+
+        pa = self._pa
+        arr = self._column(batch, name)
+        if arr.type != pa.string():  # large_string, string_view
+            arr = arr.cast(pa.string())
+        encoder = self._encoders.get(name)
+        if encoder is None:
+            encoder = self._encoders[name] = _didcore.TextEncoder()
+        ids = encoder.encode(_string_buffers(pa, arr))
+        cached = self._dictionaries.get(name)
+        if cached is None or len(cached) != len(encoder):
+            cached = self._dictionaries[name] = _dictionary_array(pa, *encoder.dictionary())
+        # the encoder's indices are all inside its dictionary: no need to check them again
+        return pa.DictionaryArray.from_arrays(pa.array(ids), cached, safe=False)
 
     def close(self) -> None:
         """Stop the encoding threads, if any were started."""
@@ -816,6 +850,42 @@ def _blank_mask(norm: Any) -> np.ndarray:
 
     blank = pc.or_kleene(pc.is_null(norm), pc.equal(norm, ""))
     return blank.fill_null(True).to_numpy(zero_copy_only=False)
+
+
+def _string_buffers(pa: Any, arr: Any) -> tuple[Any, ...]:
+    """``(offsets, data, validity bitmap or None, bit offset)`` viewing an Arrow ``string``
+    array's buffers, no copy; the ``len + 1`` offsets start at the array's offset.
+    """
+    validity, offsets, data = arr.buffers()
+    n = len(arr)
+    offsets_view = (
+        np.zeros(1, np.int32)
+        if offsets is None
+        else np.frombuffer(offsets, np.int32, count=n + 1, offset=arr.offset * 4)
+    )
+    data_view = np.zeros(0, np.uint8) if data is None else np.frombuffer(data, np.uint8)
+    if arr.null_count == 0:
+        return offsets_view, data_view, None, 0
+    if validity is None:  # every value null
+        return offsets_view, data_view, np.zeros((n + 7) // 8, np.uint8), 0
+    return offsets_view, data_view, np.frombuffer(validity, np.uint8), arr.offset
+
+
+def _dictionary_array(pa: Any, offsets: np.ndarray, data: np.ndarray, null: int | None) -> Any:
+    """A ``TextEncoder``'s dictionary as an Arrow ``string`` array (its null entry null)."""
+    n = len(offsets) - 1
+    bitmap = None
+    if null is not None:
+        valid = np.ones(n, bool)
+        valid[null] = False
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.StringArray.from_buffers(
+        n,
+        pa.py_buffer(offsets),
+        pa.py_buffer(data),
+        bitmap,
+        null_count=0 if null is None else 1,
+    )
 
 
 def _buffers(arr: Any, dtype: Any) -> tuple[Any, ...]:
