@@ -524,6 +524,7 @@ class BatchClassifier:
         self._encoded: dict[str, Any] = {}
         self._encoders: dict[str, Any] = {}
         self._dictionaries: dict[str, Any] = {}
+        self._last: dict[str, tuple[Any, Any]] = {}
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
         self._cache: dict[str, tuple[Any, Any]] = {}
@@ -568,15 +569,38 @@ class BatchClassifier:
         return args
 
     def _cached(self, column: str, dictionary: Any, fn: Any) -> Any:
-        """``fn(dictionary)``, reusing the last result for this column where it can.
+        """``fn(dictionary)`` (a table with one entry per dictionary value), reused where it can.
 
-        The same dictionary reuses it whole; one that extends the last (the plain text
-        encoders' dictionaries only grow) has only its new tail classified.
+        A plain text column's dictionary is its encoder's run-long one, classified value by
+        value as it grows. Any other dictionary (a Parquet row group has its own) is
+        classified whole, unless it equals the last one of the column. (Mapping row groups'
+        values onto a run-long dictionary instead was slower: dirty codes make it grow every
+        batch.)
         """
-        hit = self._cache.get(column)
+        if dictionary is self._dictionaries.get(column):
+            return self._grown(column, dictionary, fn)
+        last = self._last.get(column)
+        if last is not None and (last[0] is dictionary or last[0].equals(dictionary)):
+            return last[1]
+        result = fn(dictionary)
+        self._last[column] = (dictionary, result)
+        return result
+
+    def _run_dictionary(self, key: str, encoder: Any) -> Any:
+        """An encoder's dictionary as an Arrow array, rebuilt only when it has grown."""
+        cached = self._dictionaries.get(key)
+        if cached is None or len(cached) != len(encoder):
+            cached = self._dictionaries[key] = _dictionary_array(self._pa, *encoder.dictionary())
+        return cached
+
+    def _grown(self, key: str, dictionary: Any, fn: Any) -> Any:
+        """``fn(dictionary)`` for a run-long dictionary: reused while it is unchanged, and
+        extended by its new tail alone when it has grown (they only grow).
+        """
+        hit = self._cache.get(key)
         if hit is not None:
             previous, result = hit
-            if previous is dictionary or previous.equals(dictionary):
+            if previous is dictionary:
                 return result
             n = len(previous)
             if len(dictionary) > n and dictionary.slice(0, n).equals(previous):
@@ -585,10 +609,10 @@ class BatchClassifier:
                     result = tuple(np.concatenate(p) for p in zip(result, tail, strict=True))
                 else:
                     result = np.concatenate([result, tail])
-                self._cache[column] = (dictionary, result)
+                self._cache[key] = (dictionary, result)
                 return result
         result = fn(dictionary)
-        self._cache[column] = (dictionary, result)
+        self._cache[key] = (dictionary, result)
         return result
 
     # ------------------------------------------------------------------ columns
@@ -631,11 +655,9 @@ class BatchClassifier:
         if encoder is None:
             encoder = self._encoders[name] = _didcore.TextEncoder()
         ids = encoder.encode(_string_buffers(pa, arr))
-        cached = self._dictionaries.get(name)
-        if cached is None or len(cached) != len(encoder):
-            cached = self._dictionaries[name] = _dictionary_array(pa, *encoder.dictionary())
+        dictionary = self._run_dictionary(name, encoder)
         # the encoder's indices are all inside its dictionary: no need to check them again
-        return pa.DictionaryArray.from_arrays(pa.array(ids), cached, safe=False)
+        return pa.DictionaryArray.from_arrays(pa.array(ids), dictionary, safe=False)
 
     def close(self) -> None:
         """Stop the encoding threads, if any were started."""
@@ -649,8 +671,9 @@ class BatchClassifier:
         import pyarrow.compute as pc
 
         arr = self._encoded.get(name)
-        if arr is None:
-            arr = self._column(batch, name)
+        if arr is not None:  # plain text, encoded over the run-long dictionary
+            return _buffers(arr.indices, np.int32), self._dictionaries[name]
+        arr = self._column(batch, name)
         t = arr.type
         if pa.types.is_dictionary(t):
             if not _is_text(pa, t.value_type):
