@@ -26,13 +26,20 @@ OTHER = ["W91001", "P99001"]
 LSOA_ICB = {"E01000001": "QAA", "E01000002": "QBB", "E01000003": "QCC", "E01000004": "QBB"}
 LSOA_IMD = {"E01000001": 1, "E01000002": 4, "E01000003": 7, "E01000005": 10}  # 4: no IMD; 5: no ICB
 
-LOOKUPS = Lookups.from_tables(
-    practice_icb={"gp_practice_code": list(PRACTICES), "icb_code": list(PRACTICES.values())},
-    lsoa_icb={"lsoa11": list(LSOA_ICB), "icb_code": list(LSOA_ICB.values())},
-    lsoa_imd={"lsoa11": list(LSOA_IMD), "imd_decile": [str(v) for v in LSOA_IMD.values()]},
-    other_practices={"gp_practice_code": OTHER},
-    icb={"icb_code": ICBS, "icb_name": ["A", "B", "C"], "region": ["R", "R", "S"]},
-)
+
+def make_lookups(measures: dict[str, list[Any]] | None = None) -> Lookups:
+    """The test lookups, with the shipped measures or ``measures``."""
+    return Lookups.from_tables(
+        practice_icb={"gp_practice_code": list(PRACTICES), "icb_code": list(PRACTICES.values())},
+        lsoa_icb={"lsoa11": list(LSOA_ICB), "icb_code": list(LSOA_ICB.values())},
+        lsoa_imd={"lsoa11": list(LSOA_IMD), "imd_decile": [str(v) for v in LSOA_IMD.values()]},
+        other_practices={"gp_practice_code": OTHER},
+        icb={"icb_code": ICBS, "icb_name": ["A", "B", "C"], "region": ["R", "R", "S"]},
+        measures=measures,
+    )
+
+
+LOOKUPS = make_lookups()
 EXAMS = ["XCHES", "MBRAI", "CCHES", "UKIDB", "UABPE", "XKNEE", "ZZZZZ"]
 
 
@@ -213,14 +220,7 @@ def test_any_measure_definitions_equal_reference(
     data: tuple[list[pa.RecordBatch], pa.Schema, bool], measures: dict[str, list[Any]]
 ) -> None:
     batches, schema, use_age = data
-    lookups = Lookups.from_tables(
-        practice_icb={"gp_practice_code": list(PRACTICES), "icb_code": list(PRACTICES.values())},
-        lsoa_icb={"lsoa11": list(LSOA_ICB), "icb_code": list(LSOA_ICB.values())},
-        lsoa_imd={"lsoa11": list(LSOA_IMD), "imd_decile": [str(v) for v in LSOA_IMD.values()]},
-        other_practices={"gp_practice_code": OTHER},
-        icb={"icb_code": ICBS, "icb_name": ["A", "B", "C"], "region": ["R", "R", "S"]},
-        measures=measures,
-    )
+    lookups = make_lookups(measures)
     cube = didcore.aggregate(pa.RecordBatchReader.from_batches(schema, batches), lookups)
     rows = [r for b in batches for r in b.to_pylist()]
     assert_equal_to_reference(cube, aggregate_reference(rows, lookups, use_age=use_age))
