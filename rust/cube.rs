@@ -1182,6 +1182,74 @@ mod tests {
         }
     }
 
+    /// Measure combinations are numbered per batch: a batch whose masks differ from the last
+    /// (three measures overlapping another way) is spread over the measures its own way.
+    #[test]
+    fn combinations_follow_each_batchs_masks() {
+        let d = Dims {
+            n_icb: 1,
+            n_measure: 3,
+            max_age: 130,
+        };
+        let zeros = [0i32; 4];
+        let exam_idx = [0, 1, 1, 0];
+        let sexes = [1i32; 4];
+        let ages = [30i32; 4];
+        let batch = |masks: &'static [u64]| Batch {
+            n_rows: 4,
+            provider: Coded {
+                indices: &zeros,
+                validity: Validity::default(),
+            },
+            provider_ids: &[0],
+            provider_null_id: 0,
+            practice: Coded {
+                indices: &zeros,
+                validity: Validity::default(),
+            },
+            practice_class: &[0],
+            lsoa: Coded {
+                indices: &zeros,
+                validity: Validity::default(),
+            },
+            lsoa_icb: &[0],
+            lsoa_imd: &[0],
+            sex: SexColumn::Ints(Ints {
+                values: &sexes,
+                validity: Validity::default(),
+            }),
+            age: AgeColumn::Years(Ints {
+                values: &ages,
+                validity: Validity::default(),
+            }),
+            modality: Coded {
+                indices: &zeros,
+                validity: Validity::default(),
+            },
+            modality_ids: &[0],
+            exam: Some(Coded {
+                indices: &exam_idx,
+                validity: Validity::default(),
+            }),
+            exam_ids: &[0, 1],
+            measure_masks: masks,
+            n_exam: 2,
+        };
+        let mut acc = Accumulator::new(d, 1).unwrap();
+        acc.add(&batch(&[0b011, 0b111]), 1).unwrap(); // exam 0: m0 m1; exam 1: all three
+        acc.add(&batch(&[0b100, 0]), 1).unwrap(); // exam 0: m2; exam 1: none
+        let total = acc.finish();
+        let cell = &total.cube[(6 * N_IMD) * 3..(6 * N_IMD + 1) * 3]; // male, 30-34, quintile 1
+        // m0, m1: 2 + 2 rows in batch one; m2: 2 in batch one and 2 in batch two
+        assert_eq!(cell, [4, 4, 4]);
+        assert_eq!(total.cube.iter().sum::<u64>(), 12);
+        let no_measure: u64 = (0..N_STATES)
+            .filter(|&c| decode_state(c).outcome == Outcome::NoMeasure as u8)
+            .map(|c| total.provider_states[c])
+            .sum();
+        assert_eq!(no_measure, 2);
+    }
+
     /// Rows: 0 practice->ICB1, all valid, modality 0 exam 1 (two measures)
     ///       1 no practice, LSOA->ICB0, sex null
     ///       2 other valid practice
