@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from didcore.errors import LookupConflictError
-from didcore.lookup import _imd_rows, _imd_vectorised, _pairs_rows, _pairs_vectorised
+from didcore.lookup import _imd, _imd_rows, _imd_vectorised, _pairs_rows, _pairs_vectorised
 
 CODES = ["E01000001", "E01000002", "A81001", "QAA", "QBB"]
 
@@ -87,3 +87,19 @@ def test_fast_path_steps_aside_for_the_errors(values: list[Any]) -> None:
     assert _pairs_vectorised(table, "k", "v") is None
     with pytest.raises(LookupConflictError):
         _pairs_rows(table, "lookup", "k", "v")
+
+
+def test_imd_ranks_give_equal_fifths() -> None:
+    """IMD 2019 ranks 32,844 LSOAs: quintile 1 is ranks 1-6,568 (deciles 1-2 end at 6,568)."""
+    ranks = [1, 6568, 6569, 13137, 13138, 32844]
+    table = pa.table({"lsoa11": [f"E{r:08d}" for r in ranks], "imd_rank": ranks})
+    assert list(_imd(table).values()) == [1, 1, 2, 2, 3, 5]
+    text = pa.table({"lsoa11": ["e1 ", "E2"], "imd_rank": [" 2", "1"]})
+    assert _imd(text) == {"E1": 5, "E2": 3}
+
+
+@pytest.mark.parametrize("rank", ["0", "x", "-3", None])
+def test_imd_bad_ranks_are_named(rank: Any) -> None:
+    table = pa.table({"lsoa11": ["E1", "E2"], "imd_rank": ["1", rank]})
+    with pytest.raises(LookupConflictError, match="imd_rank"):
+        _imd(table)

@@ -8,7 +8,8 @@ file                          columns
 ``practice_icb``              ``gp_practice_code``, ``icb_code``
 ``other_practices`` (opt.)    ``gp_practice_code``: valid practices outside the English ICBs
 ``lsoa_icb``                  ``lsoa11``, ``icb_code``
-``lsoa_imd``                  ``lsoa11``, ``imd_decile`` (1 = most deprived) or ``imd_quintile``
+``lsoa_imd``                  ``lsoa11``, ``imd_decile`` (1 = most deprived), ``imd_quintile``
+                              or ``imd_rank`` (1 = most deprived, of every LSOA ranked)
 ``measures``                  ``measure``, ``kind`` (``modality``/``edoc``), ``modality``,
                               ``exam_code`` (empty = every code of that modality)
 ``icb`` (optional)            ``icb_code``, ``icb_name``, ``region``
@@ -363,13 +364,21 @@ def _unique_mapping(keys: list[Any], values: list[Any]) -> dict[Any, Any] | None
 
 
 def _imd(table: pa.Table) -> dict[str, int]:
-    """LSOA -> IMD quintile 1..5 (1 = most deprived); deciles d give quintile ceil(d / 2)."""
+    """LSOA -> IMD quintile 1..5 (1 = most deprived).
+
+    From a decile d, quintile ceil(d / 2); from a rank r among the N LSOAs ranked (N the
+    highest rank in the table, so the table must hold every ranked LSOA, e.g. all 32,844 of
+    England for IMD 2019), quintile ceil(5 r / N): the equal fifths the published deciles and
+    quintiles are cut from.
+    """
     has_decile = "imd_decile" in table.column_names
     has_quintile = "imd_quintile" in table.column_names
     _require(table, "lsoa_imd", ("lsoa11",))
+    if not (has_decile or has_quintile) and "imd_rank" in table.column_names:
+        return _imd_from_ranks(table)
     if not (has_decile or has_quintile):
         raise MissingColumnError(
-            "lookup lsoa_imd needs imd_decile (1..10) or imd_quintile (1..5) "
+            "lookup lsoa_imd needs imd_decile (1..10), imd_quintile (1..5) or imd_rank "
             f"(it has: {', '.join(table.column_names)})"
         )
     column, top = ("imd_decile", 10) if has_decile else ("imd_quintile", 5)
@@ -408,6 +417,33 @@ def _imd_rows(table: pa.Table, column: str, top: int, has_decile: bool) -> dict[
             f"(e.g. {sorted(conflicts)[0]})"
         )
     return out
+
+
+def _imd_from_ranks(table: pa.Table) -> dict[str, int]:
+    """LSOA -> quintile ceil(5 r / N) from IMD ranks r (1 = most deprived), N the highest."""
+    ranks: dict[str, int] = {}
+    bad: list[object] = []
+    for raw_key, raw_value in zip(
+        table.column("lsoa11").to_pylist(), table.column("imd_rank").to_pylist(), strict=True
+    ):
+        k = normalise_code(raw_key)
+        if k is None:
+            continue
+        try:
+            rank = int(str(raw_value).strip())
+        except ValueError:
+            rank = 0
+        if rank < 1:
+            bad.append(raw_value)
+        elif ranks.setdefault(k, rank) != rank:
+            raise LookupConflictError(f"lookup lsoa_imd: LSOA {k} has two different ranks")
+    if bad:
+        raise LookupConflictError(
+            f"lookup lsoa_imd: {len(bad)} rows have an imd_rank that is not a whole number "
+            f"from 1 (e.g. {bad[0]!r})"
+        )
+    n = max(ranks.values(), default=0)
+    return {k: (5 * r + n - 1) // n for k, r in ranks.items()}
 
 
 def _imd_vectorised(
