@@ -1129,6 +1129,22 @@ impl Accumulator {
 mod tests {
     use super::*;
 
+    /// A column with no nulls.
+    fn coded(indices: &[i32]) -> Coded<'_> {
+        Coded {
+            indices,
+            validity: Validity::default(),
+        }
+    }
+
+    /// An integer column with no nulls.
+    fn ints(values: &[i32]) -> Ints<'_> {
+        Ints {
+            values,
+            validity: Validity::default(),
+        }
+    }
+
     fn dims() -> Dims {
         Dims {
             n_icb: 2,
@@ -1197,40 +1213,19 @@ mod tests {
         let ages = [30i32; 4];
         let batch = |masks: &'static [u64]| Batch {
             n_rows: 4,
-            provider: Coded {
-                indices: &zeros,
-                validity: Validity::default(),
-            },
+            provider: coded(&zeros),
             provider_ids: &[0],
             provider_null_id: 0,
-            practice: Coded {
-                indices: &zeros,
-                validity: Validity::default(),
-            },
+            practice: coded(&zeros),
             practice_class: &[0],
-            lsoa: Coded {
-                indices: &zeros,
-                validity: Validity::default(),
-            },
+            lsoa: coded(&zeros),
             lsoa_icb: &[0],
             lsoa_imd: &[0],
-            sex: SexColumn::Ints(Ints {
-                values: &sexes,
-                validity: Validity::default(),
-            }),
-            age: AgeColumn::Years(Ints {
-                values: &ages,
-                validity: Validity::default(),
-            }),
-            modality: Coded {
-                indices: &zeros,
-                validity: Validity::default(),
-            },
+            sex: SexColumn::Ints(ints(&sexes)),
+            age: AgeColumn::Years(ints(&ages)),
+            modality: coded(&zeros),
             modality_ids: &[0],
-            exam: Some(Coded {
-                indices: &exam_idx,
-                validity: Validity::default(),
-            }),
+            exam: Some(coded(&exam_idx)),
             exam_ids: &[0, 1],
             measure_masks: masks,
             n_exam: 2,
@@ -1278,10 +1273,7 @@ mod tests {
         let provider_ids = [0u32];
         let batch = Batch {
             n_rows: 7,
-            provider: Coded {
-                indices: &provider_idx,
-                validity: Validity::default(),
-            },
+            provider: coded(&provider_idx),
             provider_ids: &provider_ids,
             provider_null_id: 1,
             practice: Coded {
@@ -1308,19 +1300,10 @@ mod tests {
                     offset: 0,
                 },
             }),
-            age: AgeColumn::Years(Ints {
-                values: &ages,
-                validity: Validity::default(),
-            }),
-            modality: Coded {
-                indices: &modality_idx,
-                validity: Validity::default(),
-            },
+            age: AgeColumn::Years(ints(&ages)),
+            modality: coded(&modality_idx),
             modality_ids: &modality_ids,
-            exam: Some(Coded {
-                indices: &exam_idx,
-                validity: Validity::default(),
-            }),
+            exam: Some(coded(&exam_idx)),
             exam_ids: &exam_ids,
             measure_masks: &masks,
             n_exam: 2,
@@ -1360,32 +1343,20 @@ mod tests {
         let masks = [1u64];
         let mid = [0i16];
         let eid = [0i16];
-        let coded = Coded {
-            indices: &idx,
-            validity: Validity::default(),
-        };
-        let ok = Coded {
-            indices: &[0],
-            validity: Validity::default(),
-        };
+        let bad = coded(&idx);
+        let ok = coded(&[0]);
         let batch = Batch {
             n_rows: 1,
             provider: ok,
             provider_ids: &ids,
             provider_null_id: 0,
-            practice: coded,
+            practice: bad,
             practice_class: &cls,
             lsoa: ok,
             lsoa_icb: &cls,
             lsoa_imd: &imd,
-            sex: SexColumn::Ints(Ints {
-                values: &sex,
-                validity: Validity::default(),
-            }),
-            age: AgeColumn::Years(Ints {
-                values: &sex,
-                validity: Validity::default(),
-            }),
+            sex: SexColumn::Ints(ints(&sex)),
+            age: AgeColumn::Years(ints(&sex)),
             modality: ok,
             modality_ids: &mid,
             exam: None,

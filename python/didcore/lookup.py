@@ -23,7 +23,7 @@ publication's 9 modalities and 5 early-diagnosis-of-cancer tests) are used.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -302,18 +302,23 @@ def _pairs(table: pa.Table, name: str, key: str, value: str) -> dict[str, str]:
     return fast if fast is not None else _pairs_rows(table, name, key, value)
 
 
+def _keyed_rows(table: pa.Table, key: str, value: str) -> Iterator[tuple[str, Any]]:
+    """(normalised key, raw value) of each row whose key is not blank."""
+    for raw_key, raw_value in zip(
+        table.column(key).to_pylist(), table.column(value).to_pylist(), strict=True
+    ):
+        k = normalise_code(raw_key)
+        if k is not None:
+            yield k, raw_value
+
+
 def _pairs_rows(table: pa.Table, name: str, key: str, value: str) -> dict[str, str]:
     """:func:`_pairs` as a loop over rows: any column type, and the errors' details."""
     out: dict[str, str] = {}
     conflicts: dict[str, set[str]] = {}
     blank_values = 0
-    for raw_key, raw_value in zip(
-        table.column(key).to_pylist(), table.column(value).to_pylist(), strict=True
-    ):
-        k = normalise_code(raw_key)
+    for k, raw_value in _keyed_rows(table, key, value):
         v = normalise_code(raw_value)
-        if k is None:
-            continue
         if v is None:
             blank_values += 1
             continue
@@ -391,12 +396,7 @@ def _imd_rows(table: pa.Table, column: str, top: int, has_decile: bool) -> dict[
     out: dict[str, int] = {}
     conflicts: set[str] = set()
     bad: list[object] = []
-    for raw_key, raw_value in zip(
-        table.column("lsoa11").to_pylist(), table.column(column).to_pylist(), strict=True
-    ):
-        k = normalise_code(raw_key)
-        if k is None:
-            continue
+    for k, raw_value in _keyed_rows(table, "lsoa11", column):
         try:
             level = int(str(raw_value).strip())
         except ValueError:
@@ -423,12 +423,7 @@ def _imd_from_ranks(table: pa.Table) -> dict[str, int]:
     """LSOA -> quintile ceil(5 r / N) from IMD ranks r (1 = most deprived), N the highest."""
     ranks: dict[str, int] = {}
     bad: list[object] = []
-    for raw_key, raw_value in zip(
-        table.column("lsoa11").to_pylist(), table.column("imd_rank").to_pylist(), strict=True
-    ):
-        k = normalise_code(raw_key)
-        if k is None:
-            continue
+    for k, raw_value in _keyed_rows(table, "lsoa11", "imd_rank"):
         try:
             rank = int(str(raw_value).strip())
         except ValueError:
