@@ -679,8 +679,8 @@ class BatchClassifier:
             if not _is_text(pa, t.value_type):
                 arr = arr.cast(pa.dictionary(t.index_type, pa.string()))
         elif _is_text(pa, t) or pa.types.is_integer(t):
-            # The slower, correct path for plain strings (CSV, in-memory tables): hash each
-            # row once here; integers are codes written as numbers.
+            # Codes written as numbers. (Plain text code columns were encoded over their
+            # run-long dictionaries by _encode_plain already; this also serves any other.)
             if pa.types.is_integer(t):
                 arr = arr.cast(pa.string())
             arr = pc.dictionary_encode(arr)

@@ -118,9 +118,10 @@ def _table_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
     """Batches of about a million rows from an in-memory table.
 
     Tables read with ``pq.read_table`` come in chunks of ~100k rows. With plain text columns
-    every batch pays a dictionary encoding and classification, so small chunks are combined
-    first (one slice at a time, so memory stays bounded). Dictionary columns are left as they
-    are: their chunks usually share one dictionary, whose classification is then reused.
+    small chunks are combined first (one slice at a time, so memory stays bounded): each batch
+    has a fixed cost (encoding calls, classification, a counting pass), and counting 125k-row
+    chunks as they are was 25% slower at 50M rows. Dictionary columns are left as they are:
+    their chunks usually share one dictionary, whose classification is then reused.
     """
     import pyarrow as pa
 
