@@ -151,20 +151,25 @@ def _group_ids(*keys: list[Any]) -> np.ndarray:
 def _national(inputs: ReportInputs, previous: PreviousReport | None) -> pa.Table:
     table = _reorder(inputs.rates.national, _NATIONAL_FIRST)
     if previous is not None:
-        measures = table["measure"].to_pylist()
-        current = _num(table, "rate_per_10000")
-        prev = [previous.national.get(m) for m in measures]
-        pairs = [change(float(c), p) for c, p in zip(current, prev, strict=True)]
-        table = table.append_column(
-            "previous_rate_per_10000",
-            _float_array(np.array([np.nan if p is None else p for p in prev])),
+        prev = [previous.national.get(m) for m in table["measure"].to_pylist()]
+        table = _append_changes(
+            table,
+            _num(table, "rate_per_10000"),
+            prev,
+            ("previous_rate_per_10000", "change", "change_pct"),
         )
-        table = table.append_column(
-            "change", _float_array(np.array([np.nan if d is None else d for d, _ in pairs]))
-        )
-        table = table.append_column(
-            "change_pct", _float_array(np.array([np.nan if q is None else q for _, q in pairs]))
-        )
+    return table
+
+
+def _append_changes(
+    table: pa.Table, current: np.ndarray, prev: list[float | None], names: tuple[str, str, str]
+) -> pa.Table:
+    """Append the previous year's value, the change and the % change (NaN where unknown)."""
+    pairs = [change(float(c), p) for c, p in zip(current, prev, strict=True)]
+    columns = (prev, [d for d, _ in pairs], [q for _, q in pairs])
+    for name, values in zip(names, columns, strict=True):
+        array = np.array([np.nan if v is None else v for v in values], dtype=float)
+        table = table.append_column(name, _float_array(array))
     return table
 
 
@@ -197,22 +202,12 @@ def _icb(
             table = _null_where(table, name, mask)
         table = table.append_column("suppressed", pa.array(mask, pa.bool_()))
     if previous is not None:
-        current = _num(table, "standardised_rate")
         prev = [previous.icb.get((c, m)) for c, m in zip(codes, measures, strict=True)]
-        pairs = [
-            change(None if math.isnan(c) else float(c), p)
-            for c, p in zip(current, prev, strict=True)
-        ]
-        table = table.append_column(
-            "previous_standardised_rate",
-            _float_array(np.array([np.nan if p is None else p for p in prev])),
-        )
-        table = table.append_column(
-            "sr_change", _float_array(np.array([np.nan if d is None else d for d, _ in pairs]))
-        )
-        table = table.append_column(
-            "sr_change_pct",
-            _float_array(np.array([np.nan if q is None else q for _, q in pairs])),
+        table = _append_changes(
+            table,
+            _num(table, "standardised_rate"),
+            prev,
+            ("previous_standardised_rate", "sr_change", "sr_change_pct"),
         )
     return table
 
