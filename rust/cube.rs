@@ -148,7 +148,8 @@ pub struct Coded<'a> {
 }
 
 impl Coded<'_> {
-    /// Lengths only; indices are checked per worker range by [`Coded::check_indices`].
+    /// Lengths only: the counting pass checks every index as it looks it up, and
+    /// [`Coded::check_indices`] finds the row at fault when one is out of range.
     fn check(&self, len: usize, _dict_len: usize, what: &str) -> Result<(), CoreError> {
         if self.indices.len() < len {
             return Err(CoreError::Shape(format!(
@@ -294,15 +295,10 @@ impl Dims {
 /// A counter cell: `u32` in a worker's per-batch scratch (half the cache footprint of the hot
 /// tables), `u64` in totals.
 pub trait Counter: Copy + Default + Send + Sync {
-    fn increment(&mut self);
     fn widen(self) -> u64;
 }
 
 impl Counter for u32 {
-    #[inline]
-    fn increment(&mut self) {
-        *self += 1;
-    }
     #[inline]
     fn widen(self) -> u64 {
         u64::from(self)
@@ -310,10 +306,6 @@ impl Counter for u32 {
 }
 
 impl Counter for u64 {
-    #[inline]
-    fn increment(&mut self) {
-        *self += 1;
-    }
     #[inline]
     fn widen(self) -> u64 {
         self
