@@ -70,6 +70,74 @@ const FLAG_MISSING_IMD: usize = 4;
 const FLAG_MISSING_SEX: usize = 8;
 const FLAG_MISSING_AGE: usize = 16;
 
+/// A row is derived as one `u32` *row word*, the sum of one word per column looked up in the
+/// batch's tables (see [`count_block`]). The fields are disjoint, so the sum never carries:
+///
+/// - bits 0..8: the row's offset within its ICB's block of the cube,
+///   `sex * N_AGE * N_IMD + band * N_IMD + imd` (at most 189);
+/// - bits 8..16: the *state key*, bits `K_*`, from which [`STATE_OF_KEY`] gives the state;
+/// - bits 16..31: the ICB slot (`n_icb` for none);
+/// - bit 31, practice words only: [`DEFER`], the ICB comes from the LSOA.
+const W_KEY: u32 = 8;
+const W_ICB: u32 = 16;
+/// State key: the ICB source is 1 or 3 (no ICB).
+const K_NO_ICB: u32 = 1;
+/// State key: the ICB source is 2 or 3 (the LSOA decided).
+const K_BY_LSOA: u32 = 2;
+const K_NO_PRACTICE: u32 = 4;
+const K_NO_LSOA: u32 = 8;
+const K_MISSING_IMD: u32 = 16;
+const K_MISSING_SEX: u32 = 32;
+const K_MISSING_AGE: u32 = 64;
+const K_NO_MEASURE: u32 = 128;
+/// State key bits of which any excludes the row.
+const K_EXCLUDED: u32 = K_NO_ICB | K_MISSING_IMD | K_MISSING_SEX | K_MISSING_AGE | K_NO_MEASURE;
+/// Practice word: the practice decides nothing (blank or unrecognised); the LSOA word's ICB
+/// fields are used.
+const DEFER: u32 = 1 << 31;
+/// The fields of an LSOA word that count whichever decided the ICB: the IMD quintile and
+/// the no-LSOA and missing-IMD keys.
+const LSOA_ALWAYS: u32 = 0xFF | (K_NO_LSOA | K_MISSING_IMD) << W_KEY;
+/// Largest number of ICBs the row word has room for.
+const MAX_ICBS: usize = (1 << (31 - W_ICB)) - 2;
+
+/// The state code ([`state_code`]) of each state key.
+static STATE_OF_KEY: [u16; 256] = state_of_key();
+
+const fn state_of_key() -> [u16; 256] {
+    const fn flag(key: u32, bit: u32, flag: usize) -> usize {
+        if key & bit != 0 { flag } else { 0 }
+    }
+    let mut out = [0u16; 256];
+    let mut key = 0;
+    while key < 256 {
+        let k = key as u32;
+        let source = (k & (K_NO_ICB | K_BY_LSOA)) as usize;
+        // the first reason that applies, in the published precedence
+        let outcome = if k & K_NO_ICB != 0 {
+            Outcome::NoIcb
+        } else if k & K_MISSING_IMD != 0 {
+            Outcome::NoImd
+        } else if k & K_MISSING_SEX != 0 {
+            Outcome::NoSex
+        } else if k & K_MISSING_AGE != 0 {
+            Outcome::NoAge
+        } else if k & K_NO_MEASURE != 0 {
+            Outcome::NoMeasure
+        } else {
+            Outcome::Included
+        };
+        let flags = flag(k, K_NO_PRACTICE, FLAG_NO_PRACTICE)
+            | flag(k, K_NO_LSOA, FLAG_NO_LSOA)
+            | flag(k, K_MISSING_IMD, FLAG_MISSING_IMD)
+            | flag(k, K_MISSING_SEX, FLAG_MISSING_SEX)
+            | flag(k, K_MISSING_AGE, FLAG_MISSING_AGE);
+        out[key] = state_code(source, outcome as usize, flags) as u16;
+        key += 1;
+    }
+    out
+}
+
 /// Decoded row state (the inverse of [`state_code`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)] // flags mirror the counters of Annex A one to one
@@ -87,7 +155,7 @@ pub struct RowState {
 /// they fall in are the first 24 of a provider's or ICB's histogram, a cache line or two, and
 /// the histograms stay hot in cache however many providers there are.
 #[inline]
-fn state_code(source: usize, outcome: usize, flags: usize) -> usize {
+const fn state_code(source: usize, outcome: usize, flags: usize) -> usize {
     flags * 24 + source * 6 + outcome
 }
 
@@ -641,17 +709,17 @@ impl Batch<'_> {
         match self.sex {
             SexColumn::Coded { column, .. } => ok &= gather(&column, &tables.sex, from, sex),
             SexColumn::Ints(ints) => {
-                map_values(&ints, from, sex, -1, |v| match v {
-                    1 => 0,
-                    2 => 1,
-                    _ => -1,
+                map_values(&ints, from, sex, SEX_MISSING, |v| match v {
+                    1 => sex_word(0),
+                    2 => sex_word(1),
+                    _ => SEX_MISSING,
                 });
             }
         }
         let band = &mut block.band[..len];
         match self.age {
             AgeColumn::Years(ints) => {
-                map_values(&ints, from, band, NO_BAND, |a| {
+                map_values(&ints, from, band, AGE_MISSING, |a| {
                     tables.band_of_age(i64::from(a))
                 });
             }
@@ -660,7 +728,7 @@ impl Batch<'_> {
                     let row = from + j;
                     *b = match (birth.get(row), test.get(row)) {
                         (Some(b), Some(t)) => tables.band_of_age(age_in_years(b, t)),
-                        _ => NO_BAND,
+                        _ => AGE_MISSING,
                     };
                 }
             }
@@ -690,17 +758,18 @@ impl Batch<'_> {
     }
 }
 
-/// Rows per block of the counting pass: the block's arrays (23 bytes a row) stay in L1.
+/// Rows per block of the counting pass: the block's arrays (22 bytes a row) stay in L1.
 const BLOCK: usize = 1024;
 
-/// The table values of one block of rows (see [`Batch::count_range`]).
+/// The table values of one block of rows (see [`Batch::count_range`]): the parts of each
+/// row's word, its provider and its measure combination.
 #[derive(Clone, Debug)]
 struct Block {
     provider: Vec<u32>,
-    practice: Vec<i32>,
-    lsoa: Vec<i32>,
-    sex: Vec<i8>,
-    band: Vec<u8>,
+    practice: Vec<u32>,
+    lsoa: Vec<u32>,
+    sex: Vec<u16>,
+    band: Vec<u16>,
     modality: Vec<i16>,
     exam: Vec<i16>,
     /// Measure combination of the row (see [`Tables::combo_masks`]); 0: in no measure.
@@ -725,36 +794,63 @@ impl Block {
 /// `out[j] = table[index of row from + j]`, where a null row reads the table's extra last
 /// entry. Returns `false` if a non-null index is outside the dictionary (the batch is then
 /// rejected whole); such a row also reads the null entry, so nothing is indexed out of bounds.
+///
+/// Every row is looked up as if valid, then null rows are overwritten ([`for_each_null`]):
+/// nulls are a few rows in a hundred, and testing each row's validity bit cost more than the
+/// look-up itself. A null row's index may hold anything, so only when the quick check fails
+/// are the non-null rows checked one by one.
 #[inline]
 fn gather<T: Copy>(column: &Coded<'_>, table: &[T], from: usize, out: &mut [T]) -> bool {
     let null = table.len() - 1;
     let indices = &column.indices[from..from + out.len()];
-    // One more than the largest index of a non-null row (0 if none); negative indices become
-    // huge as u32, so this one number checks both ends.
-    let mut highest = 0u64;
-    match column.validity.bits {
-        None => {
-            for (o, &i) in out.iter_mut().zip(indices) {
-                let i = i as u32;
-                highest = highest.max(u64::from(i) + 1);
-                *o = table[(i as usize).min(null)];
-            }
-        }
-        Some(bits) => {
-            let offset = column.validity.offset + from;
-            for (j, (o, &i)) in out.iter_mut().zip(indices).enumerate() {
-                let k = offset + j;
-                let valid = bits[k >> 3] >> (k & 7) & 1 != 0;
-                let i = i as u32;
-                highest = highest.max(if valid { u64::from(i) + 1 } else { 0 });
-                *o = table[if valid { (i as usize).min(null) } else { null }];
-            }
-        }
+    // Negative indices become huge as u32, so one maximum checks both ends.
+    let mut highest = 0u32;
+    for (o, &i) in out.iter_mut().zip(indices) {
+        let i = i as u32;
+        highest = highest.max(i);
+        *o = table[(i as usize).min(null)];
     }
-    highest <= null as u64
+    let all_in = out.is_empty() || (highest as usize) < null;
+    let Some(bits) = column.validity.bits else {
+        return all_in;
+    };
+    let start = column.validity.offset + from;
+    for_each_null(bits, start, out.len(), |j| out[j] = table[null]);
+    all_in
+        || indices.iter().enumerate().all(|(j, &i)| {
+            let k = start + j;
+            bits[k >> 3] >> (k & 7) & 1 == 0 || (i as u32 as usize) < null
+        })
 }
 
-/// `out[j] = f(value of row from + j)`, or `null` where the row is null.
+/// Call `f(j)` for each null row `j` of the `len` rows whose validity bits start at bit
+/// `start` of `bits` (LSB first), reading the bitmap 64 rows at a time.
+#[inline]
+fn for_each_null(bits: &[u8], start: usize, len: usize, mut f: impl FnMut(usize)) {
+    let mut j = 0;
+    while j < len {
+        let k = start + j;
+        let (byte, shift) = (k >> 3, k & 7);
+        let mut word = [0xFF; 8];
+        let avail = (bits.len() - byte).min(8);
+        word[..avail].copy_from_slice(&bits[byte..byte + avail]);
+        let take = (64 - shift).min(len - j);
+        let mask = if take == 64 {
+            u64::MAX
+        } else {
+            (1 << take) - 1
+        };
+        let mut nulls = !(u64::from_le_bytes(word) >> shift) & mask;
+        while nulls != 0 {
+            f(j + nulls.trailing_zeros() as usize);
+            nulls &= nulls - 1;
+        }
+        j += take;
+    }
+}
+
+/// `out[j] = f(value of row from + j)`, or `null` where the row is null (`f` is applied to
+/// every row, null or not, so it must accept any value).
 #[inline]
 fn map_values<T: Copy>(
     column: &Ints<'_>,
@@ -764,37 +860,31 @@ fn map_values<T: Copy>(
     f: impl Fn(i32) -> T,
 ) {
     let values = &column.values[from..from + out.len()];
-    match column.validity.bits {
-        None => {
-            for (o, &v) in out.iter_mut().zip(values) {
-                *o = f(v);
-            }
-        }
-        Some(bits) => {
-            let offset = column.validity.offset + from;
-            for (j, (o, &v)) in out.iter_mut().zip(values).enumerate() {
-                let k = offset + j;
-                *o = if bits[k >> 3] >> (k & 7) & 1 != 0 {
-                    f(v)
-                } else {
-                    null
-                };
-            }
-        }
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = f(v);
+    }
+    if let Some(bits) = column.validity.bits {
+        for_each_null(bits, column.validity.offset + from, out.len(), |j| {
+            out[j] = null;
+        });
     }
 }
 
 /// Stage two: derive each row of `block` (SPEC section 2: ICB source, exclusion, measures)
 /// and add it into `scratch`.
 ///
+/// The row's word is the sum of its column words (see [`W_KEY`]): the practice word, or the
+/// LSOA's ICB fields when the practice [`DEFER`]s, and the LSOA, sex, age and measure fields.
+/// Its state key then gives the state through [`STATE_OF_KEY`], with the exclusion
+/// precedence and the flags worked out once per key rather than once per row.
+///
 /// Branch-free: which exclusion applies to a row is close to random, so branches on it would be
 /// mispredicted often. A row adds one to its cell's *measure combination* (every row, whatever
 /// its outcome, so that there is no branch: rows not included land in cell 0, combination 0,
 /// which is never read), and one to each state histogram.
 fn count_block(dims: Dims, n_combo: usize, block: &Block, len: usize, scratch: &mut Scratch) {
-    let n_icb = dims.n_icb;
+    let n_slots = dims.n_icb + 1;
     let stride_icb = N_SEX * N_AGE * N_IMD;
-    let stride_sex = N_AGE * N_IMD;
     let rows = block.provider[..len]
         .iter()
         .zip(&block.practice[..len])
@@ -804,62 +894,52 @@ fn count_block(dims: Dims, n_combo: usize, block: &Block, len: usize, scratch: &
         .zip(&block.combo[..len]);
     for (((((&provider, &practice), &lsoa), &sex), &band), &combo) in rows {
         let provider = provider as usize;
-        let lsoa_icb = lsoa >> 4; // arithmetic shift: the class survives for negatives
-        let imd = (lsoa & 15) - 1;
-        // A practice in a lookup decides (its ICB, or none for OTHER_VALID); otherwise the LSOA.
-        let by_practice = practice >= OTHER_VALID;
-        let icb = if by_practice { practice } else { lsoa_icb };
-        let source = if by_practice {
-            usize::from(practice < 0)
-        } else {
-            2 + usize::from(lsoa_icb < 0)
-        };
-        let no_band = band == NO_BAND;
-        // The first reason that applies is the outcome (NoIcb = 0 ... Included = 5).
-        let reasons = usize::from(icb < 0)
-            | usize::from(imd < 0) << 1
-            | usize::from(sex < 0) << 2
-            | usize::from(no_band) << 3
-            | usize::from(combo == 0) << 4
-            | 1 << 5;
-        let outcome = reasons.trailing_zeros() as usize;
-        // disjoint bits, so + is |
-        let flags = usize::from(practice == BLANK) * FLAG_NO_PRACTICE
-            + usize::from(lsoa_icb == BLANK) * FLAG_NO_LSOA
-            + usize::from(imd < 0) * FLAG_MISSING_IMD
-            + usize::from(sex < 0) * FLAG_MISSING_SEX
-            + usize::from(no_band) * FLAG_MISSING_AGE;
-        let cell = (icb as usize)
-            .wrapping_mul(stride_icb)
-            .wrapping_add((sex as usize).wrapping_mul(stride_sex))
-            .wrapping_add(usize::from(band).wrapping_mul(N_IMD))
-            .wrapping_add(imd as usize);
-        let at = if outcome == Outcome::Included as usize {
+        let lsoa_part = lsoa
+            & if practice & DEFER != 0 {
+                u32::MAX
+            } else {
+                LSOA_ALWAYS
+            };
+        let word = (practice & !DEFER)
+            + lsoa_part
+            + u32::from(sex)
+            + u32::from(band)
+            + ((u32::from(combo == 0) * K_NO_MEASURE) << W_KEY);
+        let key = (word >> W_KEY) & 0xFF;
+        let icb_slot = (word >> W_ICB) as usize;
+        let cell = icb_slot * stride_icb + (word & 0xFF) as usize;
+        let at = if key & K_EXCLUDED == 0 {
             cell * n_combo + usize::from(combo)
         } else {
             0
         };
         scratch.combos[at] += 1;
-        let state = state_code(source, outcome, flags);
-        let icb_slot = if icb < 0 { n_icb } else { icb as usize };
+        let state = usize::from(STATE_OF_KEY[key as usize]);
         scratch.counts.provider_states[provider * N_STATES + state] += 1;
         scratch.counts.icb_states[icb_slot * N_STATES + state] += 1;
-        scratch.counts.provider_icb[provider * (n_icb + 1) + icb_slot] += 1;
+        scratch.counts.provider_icb[provider * n_slots + icb_slot] += 1;
     }
 }
 
-/// "No valid age band" in [`Tables::band_of_age`].
-const NO_BAND: u8 = u8::MAX;
+/// Sex word of a row: sex 0 (male) or 1 (female).
+#[inline]
+const fn sex_word(sex: usize) -> u16 {
+    (sex * N_AGE * N_IMD) as u16
+}
 
-/// A batch's classification tables, each with one extra last entry for null rows, and the
-/// LSOA's ICB and IMD quintile packed into one `i32` (`icb << 4 | quintile + 1`) so one load
-/// serves both.
+/// Sex word of a row with no valid sex.
+const SEX_MISSING: u16 = (K_MISSING_SEX << W_KEY) as u16;
+/// Age word of a row with no valid age (see [`Tables::band_of_age`]).
+const AGE_MISSING: u16 = (K_MISSING_AGE << W_KEY) as u16;
+
+/// A batch's classification tables, each with one extra last entry for null rows. Practice,
+/// LSOA, sex and age hold row-word parts (see [`W_KEY`]).
 #[derive(Debug)]
 pub(crate) struct Tables {
     provider: Vec<u32>,
-    practice: Vec<i32>,
-    lsoa: Vec<i32>,
-    sex: Vec<i8>,
+    practice: Vec<u32>,
+    lsoa: Vec<u32>,
+    sex: Vec<u16>,
     modality: Vec<i16>,
     exam: Vec<i16>,
     /// Measure combination of each (modality id, exam id), `[modality][exam]`, and one last
@@ -867,8 +947,10 @@ pub(crate) struct Tables {
     combo_of: Vec<u16>,
     /// The measures (bit mask) of each combination; combination 0 is the empty mask.
     combo_masks: Vec<u64>,
-    bands: Vec<u8>,
+    /// Age word of each age in years from 0 (see [`Tables::band_of_age`]).
+    bands: Vec<u16>,
     max_age: i64,
+    n_icb: usize,
 }
 
 impl Tables {
@@ -876,7 +958,7 @@ impl Tables {
         // Ages 0..=max_age are looked up (at most 256 of them; older valid ages are 90+).
         let top = dims.max_age.clamp(-1, 255);
         let bands = (0..=top.max(0))
-            .map(|a| age_band(a, dims.max_age).map_or(NO_BAND, |b| b as u8))
+            .map(|a| age_band(a, dims.max_age).map_or(AGE_MISSING, |b| (b * N_IMD) as u16))
             .collect();
         Tables {
             provider: Vec::new(),
@@ -889,6 +971,7 @@ impl Tables {
             combo_masks: Vec::new(),
             bands,
             max_age: dims.max_age,
+            n_icb: dims.n_icb,
         }
     }
 
@@ -905,20 +988,33 @@ impl Tables {
             batch.provider_ids,
             batch.provider_null_id,
         );
-        with_null(&mut self.practice, batch.practice_class, BLANK);
+        let n_icb = self.n_icb;
+        self.practice.clear();
+        self.practice.extend(
+            batch
+                .practice_class
+                .iter()
+                .chain(&[BLANK])
+                .map(|&class| practice_word(class, n_icb)),
+        );
         self.lsoa.clear();
         self.lsoa.extend(
             batch
                 .lsoa_icb
                 .iter()
                 .zip(batch.lsoa_imd)
-                .map(|(&icb, &imd)| (icb << 4) | i32::from(imd + 1)),
+                .chain([(&BLANK, &-1)])
+                .map(|(&class, &imd)| lsoa_word(class, imd, n_icb)),
         );
-        self.lsoa.push(BLANK << 4);
-        match batch.sex {
-            SexColumn::Coded { class, .. } => with_null(&mut self.sex, class, -1),
-            SexColumn::Ints(_) => with_null(&mut self.sex, &[], -1),
+        self.sex.clear();
+        if let SexColumn::Coded { class, .. } = batch.sex {
+            self.sex.extend(
+                class
+                    .iter()
+                    .map(|&c| usize::try_from(c).map_or(SEX_MISSING, sex_word)),
+            );
         }
+        self.sex.push(SEX_MISSING);
         with_null(&mut self.modality, batch.modality_ids, -1);
         with_null(&mut self.exam, batch.exam_ids, 0);
         if self.combo_of.len() != batch.measure_masks.len() + 1
@@ -956,16 +1052,40 @@ impl Tables {
         Ok(())
     }
 
+    /// Age word of an age in years: `band * N_IMD`, or [`AGE_MISSING`] when the age is
+    /// invalid (see [`age_band`]).
     #[inline]
-    fn band_of_age(&self, age: i64) -> u8 {
+    fn band_of_age(&self, age: i64) -> u16 {
         if age < 0 || age > self.max_age {
-            NO_BAND
+            AGE_MISSING
         } else if let Some(&b) = self.bands.get(age as usize) {
             b
         } else {
-            (N_AGE - 1) as u8
+            ((N_AGE - 1) * N_IMD) as u16
         }
     }
+}
+
+/// Practice word of a practice class ([`Batch::practice_class`]; checked by
+/// [`Batch::validate`]).
+fn practice_word(class: i32, n_icb: usize) -> u32 {
+    match class {
+        OTHER_VALID => (n_icb as u32) << W_ICB | K_NO_ICB << W_KEY,
+        BLANK => DEFER | K_NO_PRACTICE << W_KEY,
+        UNRECOGNISED => DEFER,
+        icb => (icb as u32) << W_ICB,
+    }
+}
+
+/// LSOA word of an LSOA class ([`Batch::lsoa_icb`]) and IMD quintile 0..4 (-1: none).
+fn lsoa_word(class: i32, imd: i8, n_icb: usize) -> u32 {
+    let icb = match class {
+        BLANK => (n_icb as u32) << W_ICB | (K_BY_LSOA | K_NO_ICB | K_NO_LSOA) << W_KEY,
+        UNRECOGNISED => (n_icb as u32) << W_ICB | (K_BY_LSOA | K_NO_ICB) << W_KEY,
+        icb => (icb as u32) << W_ICB | K_BY_LSOA << W_KEY,
+    };
+    let imd = u32::try_from(imd).map_or(K_MISSING_IMD << W_KEY, |q| q);
+    icb | imd
 }
 
 fn check_classes(table: &[i32], n_icb: usize, what: &str, other_ok: bool) -> Result<(), CoreError> {
@@ -1007,9 +1127,9 @@ impl Accumulator {
                 dims.n_measure
             )));
         }
-        if dims.n_icb == 0 || dims.n_icb > i32::MAX as usize {
+        if dims.n_icb == 0 || dims.n_icb > MAX_ICBS {
             return Err(CoreError::Shape(format!(
-                "{} ICBs: need at least one",
+                "{} ICBs: between 1 and {MAX_ICBS} are supported",
                 dims.n_icb
             )));
         }
