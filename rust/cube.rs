@@ -432,20 +432,6 @@ impl Partial {
     }
 }
 
-impl Counts<u32> {
-    /// Zero every cell.
-    fn clear(&mut self) {
-        for v in [
-            &mut self.cube,
-            &mut self.icb_states,
-            &mut self.provider_states,
-            &mut self.provider_icb,
-        ] {
-            v.fill(0);
-        }
-    }
-}
-
 fn add_into<T: Counter>(acc: &mut [u64], other: &[T]) {
     for (a, b) in acc.iter_mut().zip(other) {
         *a += b.widen();
@@ -460,59 +446,100 @@ struct Worker {
     block: Block,
 }
 
-/// A worker's counts for the current batch: the state histograms (`counts.cube` is not used)
-/// and the cube by measure *combination*, `[icb][sex][age][imd][combination]`, which
-/// [`Scratch::drain_into`] spreads over the measures. Counting combinations costs one
-/// increment per row, however many measures the row is in.
-#[derive(Clone, Debug)]
+/// A worker's counts for the current batch, in `u32` (half the cache footprint of the hot
+/// tables), added into its `u64` totals by [`Scratch::drain_into`] after each batch.
+#[derive(Clone, Debug, Default)]
 struct Scratch {
-    counts: Counts<u32>,
+    /// `[state][provider]`: state-major, unlike [`Counts`], so that the few states most rows
+    /// fall in are a few runs of cells however many providers there are, and states no row fell
+    /// in are skipped when draining.
+    provider_states: Vec<u32>,
+    /// `[state][icb or n_icb for none]`, likewise.
+    icb_states: Vec<u32>,
+    /// `[provider][icb or n_icb for none]`.
+    provider_icb: Vec<u32>,
+    n_providers: usize,
+    /// The cube by measure *combination*, `[combination][icb][sex][age][imd]`, which
+    /// [`Scratch::drain_into`] spreads over the measures. Counting combinations costs one
+    /// increment per row, however many measures the row is in. Combinations are the outer
+    /// axis because most rows fall in a few of them: their cells are then packed together.
     combos: Vec<u32>,
 }
 
 impl Scratch {
-    fn new(dims: Dims) -> Self {
-        let mut counts = Counts::new(dims);
-        counts.cube = Vec::new();
-        Scratch {
-            counts,
-            combos: Vec::new(),
-        }
-    }
-
-    /// Size the tables for `n_providers` providers and `n_combo` combinations.
+    /// Size the (cleared) tables for `n_providers` providers and `n_combo` combinations.
     fn ensure(&mut self, dims: Dims, n_providers: usize, n_combo: usize) {
-        self.counts.ensure_providers(dims, n_providers);
-        let len = dims.n_icb * N_SEX * N_AGE * N_IMD * n_combo;
-        if self.combos.len() != len {
-            self.combos.clear();
-            self.combos.resize(len, 0);
+        let n_slots = dims.n_icb + 1;
+        for (v, len) in [
+            (&mut self.provider_states, N_STATES * n_providers),
+            (&mut self.icb_states, N_STATES * n_slots),
+            (&mut self.provider_icb, n_providers * n_slots),
+            (
+                &mut self.combos,
+                dims.n_icb * N_SEX * N_AGE * N_IMD * n_combo,
+            ),
+        ] {
+            if v.len() != len {
+                v.clear();
+                v.resize(len, 0);
+            }
         }
+        self.n_providers = n_providers;
     }
 
     /// Zero every cell.
     fn clear(&mut self) {
-        self.counts.clear();
-        self.combos.fill(0);
+        for v in [
+            &mut self.provider_states,
+            &mut self.icb_states,
+            &mut self.provider_icb,
+            &mut self.combos,
+        ] {
+            v.fill(0);
+        }
     }
 
     /// Add the counts into `totals`, each combination into each of its measures
     /// (`combo_masks`), and zero them, ready for the next batch.
     fn drain_into(&mut self, dims: Dims, totals: &mut Partial, combo_masks: &[u64]) {
         let n_m = dims.n_measure;
-        let cells = self.combos.chunks_exact(combo_masks.len());
-        for (counts, out) in cells.zip(totals.cube.chunks_exact_mut(n_m)) {
-            // combination 0 is "in no measure" (and where rows not included land)
-            for (&n, &mask) in counts.iter().zip(combo_masks).skip(1) {
-                let mut bits = mask;
-                while bits != 0 {
-                    out[bits.trailing_zeros() as usize] += u64::from(n);
-                    bits &= bits - 1;
+        let n_cells = dims.n_icb * N_SEX * N_AGE * N_IMD;
+        let by_combo = self.combos.chunks_exact(n_cells).zip(combo_masks);
+        // combination 0 is "in no measure" (and where rows not included land)
+        for (counts, &mask) in by_combo.skip(1) {
+            let mut bits = mask;
+            while bits != 0 {
+                let measure = bits.trailing_zeros() as usize;
+                for (&n, out) in counts.iter().zip(totals.cube.chunks_exact_mut(n_m)) {
+                    out[measure] += u64::from(n);
                 }
+                bits &= bits - 1;
             }
         }
-        totals.merge(dims, &self.counts);
-        self.clear();
+        self.combos.fill(0);
+        totals.ensure_providers(dims, self.n_providers);
+        drain_states(&mut self.provider_states, &mut totals.provider_states);
+        drain_states(&mut self.icb_states, &mut totals.icb_states);
+        add_into(&mut totals.provider_icb, &self.provider_icb);
+        self.provider_icb.fill(0);
+    }
+}
+
+/// Add state-major counts (`[state][i]`) into `[i][state]` totals and zero them. Most states
+/// are seen in no row, and their rows are skipped.
+fn drain_states(counts: &mut [u32], totals: &mut [u64]) {
+    let width = counts.len() / N_STATES;
+    if width == 0 {
+        return;
+    }
+    for (state, row) in counts.chunks_exact_mut(width).enumerate() {
+        if row.iter().fold(0, |any, &n| any | n) == 0 {
+            continue;
+        }
+        for (i, n) in row.iter_mut().enumerate() {
+            totals[i * N_STATES + state] += u64::from(*n);
+            *n = 0;
+        }
     }
 }
 
@@ -684,7 +711,7 @@ impl Batch<'_> {
         while from < end {
             let len = BLOCK.min(end - from);
             ok &= self.look_up(tables, block, from, len);
-            count_block(dims, tables.combo_masks.len(), block, len, scratch);
+            count_block(dims, block, len, scratch);
             from += len;
         }
         ok
@@ -733,32 +760,44 @@ impl Batch<'_> {
                 }
             }
         }
-        ok &= gather(
-            &self.modality,
-            &tables.modality,
-            from,
-            &mut block.modality[..len],
-        );
-        match self.exam {
-            Some(exam) => ok &= gather(&exam, &tables.exam, from, &mut block.exam[..len]),
-            None => block.exam[..len].fill(0),
-        }
-        let n_exam = self.n_exam;
-        let combos = block.modality[..len].iter().zip(&block.exam[..len]);
-        for (c, (&m, &e)) in block.combo[..len].iter_mut().zip(combos) {
-            // modality -1 (in no measure) reads the table's last entry, combination 0
-            let at = if m >= 0 {
-                m as usize * n_exam + e as usize
-            } else {
-                tables.combo_of.len() - 1
-            };
-            *c = tables.combo_of[at];
+        // The combination is `combos[m + e]`: by dictionary index (m the modality's index
+        // times the exam stride, e the exam code's index) or, when that table would be too
+        // big, by id (the parts looked up per dictionary entry).
+        let (modality, exam) = (&mut block.modality[..len], &mut block.exam[..len]);
+        let combos = if tables.combo_by_index.is_empty() {
+            ok &= gather(&self.modality, &tables.modality, from, modality);
+            match self.exam {
+                Some(column) => ok &= gather(&column, &tables.exam, from, exam),
+                None => exam.fill(0),
+            }
+            &tables.combo_of
+        } else {
+            let n_modality = self.modality_ids.len();
+            ok &= indices(
+                &self.modality,
+                n_modality,
+                tables.exam_stride,
+                from,
+                modality,
+            );
+            match self.exam {
+                Some(column) => ok &= indices(&column, self.exam_ids.len(), 1, from, exam),
+                None => exam.fill(0),
+            }
+            &tables.combo_by_index
+        };
+        let last = combos.len() - 1;
+        for (c, (&m, &e)) in block.combo[..len]
+            .iter_mut()
+            .zip(modality.iter().zip(&*exam))
+        {
+            *c = combos[(m as usize + e as usize).min(last)];
         }
         ok
     }
 }
 
-/// Rows per block of the counting pass: the block's arrays (22 bytes a row) stay in L1.
+/// Rows per block of the counting pass: the block's arrays (26 bytes a row) stay in L1.
 const BLOCK: usize = 1024;
 
 /// The table values of one block of rows (see [`Batch::count_range`]): the parts of each
@@ -770,8 +809,9 @@ struct Block {
     lsoa: Vec<u32>,
     sex: Vec<u16>,
     band: Vec<u16>,
-    modality: Vec<i16>,
-    exam: Vec<i16>,
+    /// The two parts of the index of the row's measure combination (see [`Batch::look_up`]).
+    modality: Vec<u32>,
+    exam: Vec<u32>,
     /// Measure combination of the row (see [`Tables::combo_masks`]); 0: in no measure.
     combo: Vec<u16>,
 }
@@ -797,8 +837,7 @@ impl Block {
 ///
 /// Every row is looked up as if valid, then null rows are overwritten ([`for_each_null`]):
 /// nulls are a few rows in a hundred, and testing each row's validity bit cost more than the
-/// look-up itself. A null row's index may hold anything, so only when the quick check fails
-/// are the non-null rows checked one by one.
+/// look-up itself.
 #[inline]
 fn gather<T: Copy>(column: &Coded<'_>, table: &[T], from: usize, out: &mut [T]) -> bool {
     let null = table.len() - 1;
@@ -811,16 +850,56 @@ fn gather<T: Copy>(column: &Coded<'_>, table: &[T], from: usize, out: &mut [T]) 
         *o = table[(i as usize).min(null)];
     }
     let all_in = out.is_empty() || (highest as usize) < null;
+    patch_nulls(column, from, out.len(), null, all_in, |j| {
+        out[j] = table[null];
+    })
+}
+
+/// `out[j] = index of row from + j, times scale`, where a null row (or one whose index is
+/// out of range) reads `dict_len`, one past the dictionary. Returns `false` as [`gather`]
+/// does. With no table to read, this loop vectorises.
+#[inline]
+fn indices(column: &Coded<'_>, dict_len: usize, scale: u32, from: usize, out: &mut [u32]) -> bool {
+    let indices = &column.indices[from..from + out.len()];
+    let mut highest = 0u32;
+    for (o, &i) in out.iter_mut().zip(indices) {
+        let i = i as u32;
+        highest = highest.max(i);
+        *o = i.min(dict_len as u32) * scale;
+    }
+    let all_in = out.is_empty() || (highest as usize) < dict_len;
+    let null = dict_len as u32 * scale;
+    patch_nulls(column, from, out.len(), dict_len, all_in, |j| {
+        out[j] = null;
+    })
+}
+
+/// The end of [`gather`] and [`indices`]: `set_null(j)` for each null row `j` of the `len`
+/// rows from `from`; then whether every non-null index is below `dict_len`. `all_in` says
+/// whether every index, null rows' too, was: a null row's index may hold anything, so only
+/// when it is false are the rows checked one by one.
+#[inline]
+fn patch_nulls(
+    column: &Coded<'_>,
+    from: usize,
+    len: usize,
+    dict_len: usize,
+    all_in: bool,
+    set_null: impl FnMut(usize),
+) -> bool {
     let Some(bits) = column.validity.bits else {
         return all_in;
     };
     let start = column.validity.offset + from;
-    for_each_null(bits, start, out.len(), |j| out[j] = table[null]);
+    for_each_null(bits, start, len, set_null);
     all_in
-        || indices.iter().enumerate().all(|(j, &i)| {
-            let k = start + j;
-            bits[k >> 3] >> (k & 7) & 1 == 0 || (i as u32 as usize) < null
-        })
+        || column.indices[from..from + len]
+            .iter()
+            .enumerate()
+            .all(|(j, &i)| {
+                let k = start + j;
+                bits[k >> 3] >> (k & 7) & 1 == 0 || (i as u32 as usize) < dict_len
+            })
 }
 
 /// Call `f(j)` for each null row `j` of the `len` rows whose validity bits start at bit
@@ -882,9 +961,11 @@ fn map_values<T: Copy>(
 /// mispredicted often. A row adds one to its cell's *measure combination* (every row, whatever
 /// its outcome, so that there is no branch: rows not included land in cell 0, combination 0,
 /// which is never read), and one to each state histogram.
-fn count_block(dims: Dims, n_combo: usize, block: &Block, len: usize, scratch: &mut Scratch) {
+fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch) {
     let n_slots = dims.n_icb + 1;
     let stride_icb = N_SEX * N_AGE * N_IMD;
+    let n_cells = dims.n_icb * stride_icb;
+    let n_providers = scratch.n_providers;
     let rows = block.provider[..len]
         .iter()
         .zip(&block.practice[..len])
@@ -909,15 +990,15 @@ fn count_block(dims: Dims, n_combo: usize, block: &Block, len: usize, scratch: &
         let icb_slot = (word >> W_ICB) as usize;
         let cell = icb_slot * stride_icb + (word & 0xFF) as usize;
         let at = if key & K_EXCLUDED == 0 {
-            cell * n_combo + usize::from(combo)
+            usize::from(combo) * n_cells + cell
         } else {
             0
         };
         scratch.combos[at] += 1;
         let state = usize::from(STATE_OF_KEY[key as usize]);
-        scratch.counts.provider_states[provider * N_STATES + state] += 1;
-        scratch.counts.icb_states[icb_slot * N_STATES + state] += 1;
-        scratch.counts.provider_icb[provider * n_slots + icb_slot] += 1;
+        scratch.provider_states[state * n_providers + provider] += 1;
+        scratch.icb_states[state * n_slots + icb_slot] += 1;
+        scratch.provider_icb[provider * n_slots + icb_slot] += 1;
     }
 }
 
@@ -940,11 +1021,20 @@ pub(crate) struct Tables {
     practice: Vec<u32>,
     lsoa: Vec<u32>,
     sex: Vec<u16>,
-    modality: Vec<i16>,
-    exam: Vec<i16>,
+    /// Per modality: its id times the number of exam ids, or the last entry of `combo_of`
+    /// for a modality in no measure.
+    modality: Vec<u32>,
+    /// Per exam code: its exam id.
+    exam: Vec<u32>,
     /// Measure combination of each (modality id, exam id), `[modality][exam]`, and one last
     /// entry (combination 0) for rows in no measure's modality.
     combo_of: Vec<u16>,
+    /// Measure combination of each (modality index, exam code index) of the batch's
+    /// dictionaries, `[m * exam_stride + e]`, index `len` standing for null: one look-up a
+    /// row where `combo_of` needs three. Empty when it would be larger than
+    /// [`MAX_COMBOS_BY_INDEX`].
+    combo_by_index: Vec<u16>,
+    exam_stride: u32,
     /// The measures (bit mask) of each combination; combination 0 is the empty mask.
     combo_masks: Vec<u64>,
     /// Age word of each age in years from 0 (see [`Tables::band_of_age`]).
@@ -968,6 +1058,8 @@ impl Tables {
             modality: Vec::new(),
             exam: Vec::new(),
             combo_of: Vec::new(),
+            combo_by_index: Vec::new(),
+            exam_stride: 0,
             combo_masks: Vec::new(),
             bands,
             max_age: dims.max_age,
@@ -1015,8 +1107,6 @@ impl Tables {
             );
         }
         self.sex.push(SEX_MISSING);
-        with_null(&mut self.modality, batch.modality_ids, -1);
-        with_null(&mut self.exam, batch.exam_ids, 0);
         if self.combo_of.len() != batch.measure_masks.len() + 1
             || self
                 .combo_of
@@ -1025,6 +1115,36 @@ impl Tables {
                 .any(|(&c, &mask)| self.combo_masks[usize::from(c)] != mask)
         {
             self.combine(batch.measure_masks)?;
+        }
+        let none = self.combo_of.len() as u32 - 1;
+        let n_exam = batch.n_exam as u32;
+        self.modality.clear();
+        self.modality.extend(
+            batch
+                .modality_ids
+                .iter()
+                .chain(&[-1])
+                .map(|&m| u32::try_from(m).map_or(none, |m| m * n_exam)),
+        );
+        self.exam.clear();
+        self.exam
+            .extend(batch.exam_ids.iter().chain(&[0]).map(|&e| e as u32));
+        // with no exam column every row reads exam id 0, the null entry
+        let exam = if batch.exam.is_some() {
+            &self.exam[..]
+        } else {
+            &self.exam[self.exam.len() - 1..]
+        };
+        self.exam_stride = exam.len() as u32;
+        self.combo_by_index.clear();
+        if self.modality.len().saturating_mul(exam.len()) <= MAX_COMBOS_BY_INDEX {
+            let last = self.combo_of.len() - 1;
+            for &m in &self.modality {
+                self.combo_by_index.extend(
+                    exam.iter()
+                        .map(|&e| self.combo_of[(m as usize + e as usize).min(last)]),
+                );
+            }
         }
         Ok(())
     }
@@ -1065,6 +1185,10 @@ impl Tables {
         }
     }
 }
+
+/// Largest [`Tables::combo_by_index`] built: plain-text columns' dictionaries hold every code
+/// seen so far in the run, and their product could grow without bound.
+const MAX_COMBOS_BY_INDEX: usize = 1 << 20;
 
 /// Practice word of a practice class ([`Batch::practice_class`]; checked by
 /// [`Batch::validate`]).
@@ -1139,7 +1263,7 @@ impl Accumulator {
             workers: (0..n_workers)
                 .map(|_| Worker {
                     totals: Partial::new(dims),
-                    scratch: Scratch::new(dims),
+                    scratch: Scratch::default(),
                     block: Block::new(),
                 })
                 .collect(),
