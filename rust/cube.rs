@@ -1481,6 +1481,84 @@ mod tests {
         assert_eq!(no_measure, 2);
     }
 
+    /// The look-up of combinations by dictionary index, and by id when that table would be
+    /// too big, count the same rows the same way, null modalities and exam codes included.
+    #[test]
+    fn combinations_by_index_and_by_id_agree() {
+        let d = dims();
+        let n = 12;
+        let zeros = vec![0i32; n];
+        let sexes = vec![1i32; n];
+        let ages = vec![40i32; n];
+        // rows' (modality id, exam id): every pairing of modality -1/0/1 and exam 0/1/2,
+        // and rows 9-11 with a null modality or exam code
+        let mod_ids_of_row = [-1i16, -1, -1, 0, 0, 0, 1, 1, 1, 0, 1, 0];
+        let exam_ids_of_row = [0i16, 1, 2, 0, 1, 2, 0, 1, 2, 1, 0, 0];
+        let modality_valid = [0b1111_1111u8, 0b0000_1011]; // row 10 null
+        let exam_valid = [0b1111_1111u8, 0b0000_0101]; // rows 9 and 11 null
+        let masks = [0b01u64, 0b11, 0b01, 0b10, 0, 0b10]; // [modality][exam], 2 x 3
+        let count = |pad: usize| {
+            // dictionaries of `pad` entries or more, the used ids at their ends
+            let mut modality_ids = vec![-1i16; pad];
+            modality_ids.extend([-1, 0, 1]);
+            let mut exam_ids = vec![0i16; pad];
+            exam_ids.extend([0, 1, 2]);
+            let m_idx: Vec<i32> = mod_ids_of_row
+                .iter()
+                .map(|&m| (pad as i32) + 1 + i32::from(m))
+                .collect();
+            let e_idx: Vec<i32> = exam_ids_of_row
+                .iter()
+                .map(|&e| (pad as i32) + i32::from(e))
+                .collect();
+            let batch = Batch {
+                n_rows: n,
+                provider: coded(&zeros),
+                provider_ids: &[0],
+                provider_null_id: 0,
+                practice: coded(&zeros),
+                practice_class: &[1],
+                lsoa: coded(&zeros),
+                lsoa_icb: &[1],
+                lsoa_imd: &[3],
+                sex: SexColumn::Ints(ints(&sexes)),
+                age: AgeColumn::Years(ints(&ages)),
+                modality: Coded {
+                    indices: &m_idx,
+                    validity: Validity {
+                        bits: Some(&modality_valid),
+                        offset: 0,
+                    },
+                },
+                modality_ids: &modality_ids,
+                exam: Some(Coded {
+                    indices: &e_idx,
+                    validity: Validity {
+                        bits: Some(&exam_valid),
+                        offset: 0,
+                    },
+                }),
+                exam_ids: &exam_ids,
+                measure_masks: &masks,
+                n_exam: 3,
+            };
+            let mut acc = Accumulator::new(d, 1).unwrap();
+            acc.add(&batch, 1).unwrap();
+            let by_index = !acc.tables.combo_by_index.is_empty();
+            (acc.finish(), by_index)
+        };
+        let (small, small_by_index) = count(0);
+        let (big, big_by_index) = count(1100); // 1104 x 1103 entries: too big
+        assert!(small_by_index && !big_by_index);
+        assert_eq!(small, big);
+        // ICB 1, male, 40-44, quintile 4
+        let cell = ((N_SEX * N_AGE * N_IMD) + 8 * N_IMD + 3) * 2;
+        // measure 0: rows 3, 4, 5, and 9 and 11 (modality 0 with a null exam code: id 0);
+        // measure 1: rows 4, 6 and 8. Row 10's modality is null: in no measure.
+        assert_eq!(small.cube[cell..cell + 2], [5, 3]);
+        assert_eq!(small.cube.iter().sum::<u64>(), 8);
+    }
+
     /// Rows: 0 practice->ICB1, all valid, modality 0 exam 1 (two measures)
     ///       1 no practice, LSOA->ICB0, sex null
     ///       2 other valid practice
