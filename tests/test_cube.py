@@ -44,11 +44,14 @@ EXAMS = ["XCHES", "MBRAI", "CCHES", "UKIDB", "UABPE", "XKNEE", "ZZZZZ"]
 
 
 def _variants(code: str) -> st.SearchStrategy[str]:
-    """A code as an extract might hold it: any case, stray spaces."""
+    """A code as an extract might hold it: any case, stray white space (every byte ASCII
+    trimming drops: tab, newline, vertical tab, form feed, carriage return, space), and
+    near misses that must stay unrecognised (a non-ASCII letter, an inner space)."""
+    spaces = st.sampled_from(["", " ", "  ", "\t", "\n", "\v", "\f", "\r", " \v "])
     return st.tuples(
-        st.sampled_from(["", " ", "  ", "\t"]),
-        st.sampled_from([code, code.lower(), code.title()]),
-        st.sampled_from(["", " ", "  "]),
+        spaces,
+        st.sampled_from([code, code.lower(), code.title(), code + "\u00e9", " ".join(code)]),
+        spaces,
     ).map("".join)
 
 
