@@ -446,8 +446,11 @@ struct Worker {
     block: Block,
 }
 
-/// A worker's counts for the current batch, in `u32` (half the cache footprint of the hot
-/// tables), added into its `u64` totals by [`Scratch::drain_into`] after each batch.
+/// A worker's recent counts, in `u32` (half the cache footprint of the hot tables), added
+/// into its `u64` totals by [`Scratch::drain_into`] only when they must be: before a cell
+/// could overflow, before the tables change shape (new providers, renumbered measure
+/// combinations) and at the end. Draining after every batch cost more than counting a
+/// batch of 100,000 rows.
 #[derive(Clone, Debug, Default)]
 struct Scratch {
     /// `[state][provider]`: state-major, unlike [`Counts`], so that the few states most rows
@@ -467,7 +470,8 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Size the (cleared) tables for `n_providers` providers and `n_combo` combinations.
+    /// Size the tables for `n_providers` providers and `n_combo` combinations; a table that
+    /// changes size is zeroed, so the scratch must have been drained if it had any counts.
     fn ensure(&mut self, dims: Dims, n_providers: usize, n_combo: usize) {
         let n_slots = dims.n_icb + 1;
         for (v, len) in [
@@ -485,18 +489,6 @@ impl Scratch {
             }
         }
         self.n_providers = n_providers;
-    }
-
-    /// Zero every cell.
-    fn clear(&mut self) {
-        for v in [
-            &mut self.provider_states,
-            &mut self.icb_states,
-            &mut self.provider_icb,
-            &mut self.combos,
-        ] {
-            v.fill(0);
-        }
     }
 
     /// Add the counts into `totals`, each combination into each of its measures
@@ -689,14 +681,18 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Count rows `start..end` into `acc`. [`Batch::validate`] must have passed. Returns
-    /// `false` if a dictionary index was out of range: `acc` must then be thrown away.
+    /// Count rows `start..end` into `scratch`, adding `delta` to each count (1, or
+    /// `u32::MAX` to take back what an earlier call added). [`Batch::validate`] must have
+    /// passed. Returns `false` if a dictionary index was out of range: the rows are counted
+    /// all the same (a row with a bad index reads the null entry), so that the same call
+    /// with the opposite `delta` takes them back exactly.
     ///
     /// Rows go through in blocks of [`BLOCK`], in two stages: first each column is looked up
     /// through its table into a per-block array ([`Block`]), one tight loop per column, which
     /// is also where every dictionary index is checked; then one branch-free loop over the
     /// block derives each row and adds it into the tables ([`count_block`]).
     #[must_use]
+    #[allow(clippy::too_many_arguments)] // one worker's whole context, kept flat for speed
     fn count_range(
         &self,
         dims: Dims,
@@ -705,13 +701,14 @@ impl Batch<'_> {
         block: &mut Block,
         start: usize,
         end: usize,
+        delta: u32,
     ) -> bool {
         let mut ok = true;
         let mut from = start;
         while from < end {
             let len = BLOCK.min(end - from);
             ok &= self.look_up(tables, block, from, len);
-            count_block(dims, block, len, scratch);
+            count_block(dims, block, len, scratch, delta);
             from += len;
         }
         ok
@@ -961,7 +958,7 @@ fn map_values<T: Copy>(
 /// mispredicted often. A row adds one to its cell's *measure combination* (every row, whatever
 /// its outcome, so that there is no branch: rows not included land in cell 0, combination 0,
 /// which is never read), and one to each state histogram.
-fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch) {
+fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch, delta: u32) {
     let n_slots = dims.n_icb + 1;
     let stride_icb = N_SEX * N_AGE * N_IMD;
     let n_cells = dims.n_icb * stride_icb;
@@ -994,11 +991,15 @@ fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch) {
         } else {
             0
         };
-        scratch.combos[at] += 1;
         let state = usize::from(STATE_OF_KEY[key as usize]);
-        scratch.provider_states[state * n_providers + provider] += 1;
-        scratch.icb_states[state * n_slots + icb_slot] += 1;
-        scratch.provider_icb[provider * n_slots + icb_slot] += 1;
+        for cell in [
+            &mut scratch.combos[at],
+            &mut scratch.provider_states[state * n_providers + provider],
+            &mut scratch.icb_states[state * n_slots + icb_slot],
+            &mut scratch.provider_icb[provider * n_slots + icb_slot],
+        ] {
+            *cell = cell.wrapping_add(delta);
+        }
     }
 }
 
@@ -1107,13 +1108,7 @@ impl Tables {
             );
         }
         self.sex.push(SEX_MISSING);
-        if self.combo_of.len() != batch.measure_masks.len() + 1
-            || self
-                .combo_of
-                .iter()
-                .zip(batch.measure_masks)
-                .any(|(&c, &mask)| self.combo_masks[usize::from(c)] != mask)
-        {
+        if self.renumbers(batch) {
             self.combine(batch.measure_masks)?;
         }
         let none = self.combo_of.len() as u32 - 1;
@@ -1147,6 +1142,16 @@ impl Tables {
             }
         }
         Ok(())
+    }
+
+    /// Whether `batch`'s measure masks are not the ones the combinations were numbered for.
+    fn renumbers(&self, batch: &Batch<'_>) -> bool {
+        self.combo_of.len() != batch.measure_masks.len() + 1
+            || self
+                .combo_of
+                .iter()
+                .zip(batch.measure_masks)
+                .any(|(&c, &mask)| self.combo_masks[usize::from(c)] != mask)
     }
 
     /// Number the distinct measure masks (combinations), 0 for the empty mask.
@@ -1240,6 +1245,8 @@ pub struct Accumulator {
     tables: Tables,
     n_providers: usize,
     rows: u64,
+    /// Rows counted into the scratch tables since they were last drained.
+    pending: u64,
 }
 
 impl Accumulator {
@@ -1270,6 +1277,7 @@ impl Accumulator {
             tables: Tables::new(dims),
             n_providers: 0,
             rows: 0,
+            pending: 0,
         })
     }
 
@@ -1284,60 +1292,54 @@ impl Accumulator {
     }
 
     /// Validate and count one batch. `n_providers` is the number of provider ids known so far
-    /// (every id in the batch is below it). Runs on the current rayon pool.
+    /// (every id in the batch is below it). Runs on the current rayon pool. A batch that
+    /// fails leaves the counts as they were.
     pub fn add(&mut self, batch: &Batch<'_>, n_providers: usize) -> Result<(), CoreError> {
         batch.validate(self.dims, n_providers)?;
-        if batch.n_rows > u32::MAX as usize {
+        let n = batch.n_rows;
+        if n > u32::MAX as usize {
             // The u32 scratch cells must not overflow; Python never sends batches this big.
             return Err(CoreError::Shape(format!(
-                "a batch of {} rows is larger than {} rows",
-                batch.n_rows,
+                "a batch of {n} rows is larger than {} rows",
                 u32::MAX
             )));
         }
         let dims = self.dims;
-        let n = batch.n_rows;
-        let workers = self.workers.len();
+        self.n_providers = self.n_providers.max(n_providers);
+        if self.tables.renumbers(batch)
+            || self.pending + n as u64 > u64::from(u32::MAX)
+            || self
+                .workers
+                .iter()
+                .any(|w| w.scratch.n_providers != self.n_providers)
+        {
+            self.drain();
+        }
+        self.tables.refill(batch)?;
+        let n_combo = self.tables.combo_masks.len();
+        for worker in &mut self.workers {
+            worker.scratch.ensure(dims, self.n_providers, n_combo);
+        }
         // Small batches are not worth waking the other workers for.
-        let active = if n < 65_536 { 1 } else { workers };
-        let per = n.div_ceil(active.max(1));
+        let active = if n < 65_536 { 1 } else { self.workers.len() };
+        let per = n.div_ceil(active);
         let ranges: Vec<(usize, usize)> = (0..active)
             .map(|w| ((w * per).min(n), ((w + 1) * per).min(n)))
             .collect();
-        self.n_providers = self.n_providers.max(n_providers);
-        self.tables.refill(batch)?;
         let tables = &self.tables;
-        let n_combo = tables.combo_masks.len();
-        // Count into the scratch tables; only when every worker saw valid dictionary indices
-        // are they added to the totals, so a bad batch leaves the totals as they were.
-        let ok = self
-            .workers
-            .par_iter_mut()
-            .zip(ranges.par_iter())
-            .map(|(worker, &(start, end))| {
-                worker.totals.ensure_providers(dims, n_providers);
-                worker.scratch.ensure(dims, n_providers, n_combo);
-                batch.count_range(
-                    dims,
-                    tables,
-                    &mut worker.scratch,
-                    &mut worker.block,
-                    start,
-                    end,
-                )
-            })
-            .collect::<Vec<bool>>();
-        let all_ok = ok.iter().all(|&k| k);
-        self.workers.par_iter_mut().for_each(|worker| {
-            if all_ok {
-                worker
-                    .scratch
-                    .drain_into(dims, &mut worker.totals, &tables.combo_masks);
-            } else {
-                worker.scratch.clear();
-            }
-        });
-        if !all_ok {
+        let count = |workers: &mut [Worker], delta: u32| {
+            workers
+                .par_iter_mut()
+                .zip(ranges.par_iter())
+                .map(|(worker, &(start, end))| {
+                    let (scratch, block) = (&mut worker.scratch, &mut worker.block);
+                    batch.count_range(dims, tables, scratch, block, start, end, delta)
+                })
+                .collect::<Vec<bool>>()
+        };
+        if !count(&mut self.workers, 1).iter().all(|&ok| ok) {
+            // take the batch's rows back out, then find the row at fault
+            count(&mut self.workers, u32::MAX);
             for &(start, end) in &ranges {
                 batch.check_indices(start, end)?;
             }
@@ -1345,13 +1347,24 @@ impl Accumulator {
                 "a dictionary index is out of range".into(),
             ));
         }
+        self.pending += n as u64;
         self.rows += n as u64;
         Ok(())
     }
 
-    /// Merge the partials into one result.
+    /// Add every worker's scratch counts into its totals.
+    fn drain(&mut self) {
+        let (dims, masks) = (self.dims, &self.tables.combo_masks);
+        self.workers.par_iter_mut().for_each(|worker| {
+            worker.scratch.drain_into(dims, &mut worker.totals, masks);
+        });
+        self.pending = 0;
+    }
+
+    /// Merge the partials into one result (draining the scratch counts first).
     #[must_use]
-    pub fn finish(&self) -> Partial {
+    pub fn finish(&mut self) -> Partial {
+        self.drain();
         let mut total = Partial::new(self.dims);
         total.ensure_providers(self.dims, self.n_providers);
         for w in &self.workers {
@@ -1649,22 +1662,23 @@ mod tests {
 
     #[test]
     fn bad_dictionary_index_is_an_error_not_a_panic() {
-        let idx = [5];
+        // row 2's practice index is outside its one-entry dictionary
+        let idx = [0, 0, 5, 0];
         let ids = [0u32];
         let cls = [0];
         let imd = [0i8];
-        let sex = [1i32];
+        let sex = [1i32; 4];
         let masks = [1u64];
         let mid = [0i16];
         let eid = [0i16];
-        let bad = coded(&idx);
-        let ok = coded(&[0]);
-        let batch = Batch {
-            n_rows: 1,
+        let zeros = [0; 4];
+        let ok = coded(&zeros);
+        let batch = |practice| Batch {
+            n_rows: 4,
             provider: ok,
             provider_ids: &ids,
             provider_null_id: 0,
-            practice: bad,
+            practice,
             practice_class: &cls,
             lsoa: ok,
             lsoa_icb: &cls,
@@ -1687,7 +1701,17 @@ mod tests {
             1,
         )
         .unwrap();
-        let err = acc.add(&batch, 1).unwrap_err();
+        acc.add(&batch(ok), 1).unwrap();
+        let err = acc.add(&batch(coded(&idx)), 1).unwrap_err();
         assert!(err.to_string().contains("gp_practice_code"), "{err}");
+        assert!(err.to_string().contains("row 2"), "{err}");
+        // the bad batch's rows were taken back out: only the good batch is counted
+        acc.add(&batch(ok), 1).unwrap();
+        let total = acc.finish();
+        assert_eq!(acc.rows(), 8);
+        assert_eq!(total.cube.iter().sum::<u64>(), 8);
+        assert_eq!(total.provider_states.iter().sum::<u64>(), 8);
+        assert_eq!(total.icb_states.iter().sum::<u64>(), 8);
+        assert_eq!(total.provider_icb.iter().sum::<u64>(), 8);
     }
 }

@@ -252,8 +252,8 @@ impl PyAggregator {
 
     /// Merge the workers' counts: a dict of flat int64 arrays `cube`, `provider_states`,
     /// `icb_states`, `provider_icb`, and `n_providers`, `rows`.
-    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let acc = &self.acc;
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let acc = &mut self.acc;
         let total = run_detached(py, &self.pool, || Ok(acc.finish()))?;
         let out = PyDict::new(py);
         let as_i64 = |v: Vec<u64>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
