@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from collections import Counter
 from typing import Any
 
@@ -79,23 +80,28 @@ sex_text_st = st.one_of(
     ),
 )
 sex_int_st = st.one_of(st.none(), st.sampled_from([1, 2, 0, 9, -1, 3]))
+# pandas stores integer columns with missing values as floats: NaN is missing
+sex_float_st = st.one_of(
+    st.none(), st.sampled_from([1.0, 2.0, 0.0, 9.0, -1.0, 1.5, 2.0001, math.nan, math.inf, 1e300])
+)
 age_st = st.one_of(st.none(), st.integers(-3, 140))
+age_float_st = st.one_of(st.none(), st.just(math.nan), st.integers(-3, 140).map(float))
 date_st = st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2030, 12, 31)))
 
 
 @st.composite
-def records(draw: Any, *, int_sex: bool, use_age: bool) -> dict[str, Any]:
+def records(draw: Any, *, sex: str, use_age: bool, float_age: bool) -> dict[str, Any]:
     row = {
         "provider_code": draw(provider_st),
         "gp_practice_code": draw(practice_st),
         "lsoa11": draw(lsoa_st),
-        "sex": draw(sex_int_st if int_sex else sex_text_st),
+        "sex": draw({"text": sex_text_st, "int": sex_int_st, "float": sex_float_st}[sex]),
         "modality": draw(modality_st),
         "exam_code": draw(exam_st),
         "test_date": draw(date_st),
     }
     if use_age:
-        row["age"] = draw(age_st)
+        row["age"] = draw(age_float_st if float_age else age_st)
     else:
         row["date_of_birth"] = draw(date_st)
     return row
@@ -104,9 +110,10 @@ def records(draw: Any, *, int_sex: bool, use_age: bool) -> dict[str, Any]:
 @st.composite
 def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
     """Rows split into batches, each with its own dictionaries (or plain strings)."""
-    int_sex = draw(st.booleans())
+    sex = draw(st.sampled_from(["text", "int", "float"]))
     use_age = draw(st.booleans())
-    rows = draw(st.lists(records(int_sex=int_sex, use_age=use_age), max_size=120))
+    float_age = draw(st.booleans())
+    rows = draw(st.lists(records(sex=sex, use_age=use_age, float_age=float_age), max_size=120))
     dictionary = draw(st.booleans())
     # every Arrow text layout an extract may arrive in (polars exports string_view)
     plain_type = draw(st.sampled_from([pa.string(), pa.large_string(), pa.string_view()]))
@@ -115,14 +122,18 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
         draw(st.sampled_from([pa.string(), pa.large_string()])),
     )
     text = ["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code"]
-    if not int_sex:
+    if sex == "text":
         text.append("sex")
     fields = []
     for name in rows[0] if rows else records_columns(use_age):
         if name in text:
             t = dict_type if dictionary else plain_type
+        elif name == "sex" and sex == "float":
+            t = draw(st.sampled_from([pa.float32(), pa.float64()]))
         elif name == "sex":
             t = draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64()]))
+        elif name == "age" and float_age:
+            t = draw(st.sampled_from([pa.float32(), pa.float64()]))
         elif name == "age":
             t = draw(st.sampled_from([pa.int16(), pa.int32(), pa.int64()]))
         else:

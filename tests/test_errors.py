@@ -48,8 +48,21 @@ def test_age_as_free_text_is_a_type_error() -> None:
 
 
 def test_fractional_age_is_a_type_error() -> None:
-    with pytest.raises(errors.ColumnTypeError, match="whole"):
+    with pytest.raises(errors.ColumnTypeError, match=r"'age': 1 row .* \(e\.g\. 40\.5\)"):
         didcore.aggregate(_table(age=[40.5, 3.0]), LOOKUPS)
+    with pytest.raises(errors.ColumnTypeError, match="'age': 2 rows"):
+        didcore.aggregate(_table(age=[float("inf"), 3.5]), LOOKUPS)
+
+
+def test_nan_ages_and_sexes_are_missing_not_errors() -> None:
+    """pandas writes a missing number in a float column as NaN."""
+    nan = float("nan")
+    cube = didcore.aggregate(_table(age=[nan, 41.0], sex=[1.0, nan]), LOOKUPS)
+    assert cube.exclusions["no_sex"] == 1  # row 2: NaN sex
+    assert cube.exclusions["no_age"] == 1  # row 1: NaN age
+    # a fractional or infinite sex code is an invalid code, like "x"
+    cube = didcore.aggregate(_table(sex=[1.5, float("inf")]), LOOKUPS)
+    assert cube.exclusions["no_sex"] == 2
 
 
 def test_whole_float_ages_and_sexes_are_accepted() -> None:

@@ -776,7 +776,7 @@ class BatchClassifier:
             args["sex_coded"] = arr
             args["sex_class"] = self._cached(name, dictionary, _classify_sex)
         elif pa.types.is_integer(value_type) or pa.types.is_floating(value_type):
-            args["sex_ints"] = self._ints(batch, name)
+            args["sex_ints"] = self._ints(batch, name, fractions="invalid")
         else:
             raise ColumnTypeError(
                 f"column {name!r} has type {t}; expected NHS gender codes as text or integers"
@@ -785,16 +785,18 @@ class BatchClassifier:
     def _age(self, batch: pa.RecordBatch, args: dict[str, Any]) -> None:
         c = self.columns
         if self.use_age:
-            args["age_years"] = self._ints(batch, c.age)
+            args["age_years"] = self._ints(batch, c.age, fractions="error")
         else:
             args["birth"] = self._days(batch, c.date_of_birth)
             args["test"] = self._days(batch, c.test_date)
 
-    def _ints(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
+    def _ints(self, batch: pa.RecordBatch, name: str, fractions: str) -> tuple[Any, ...]:
         """An integer column as int32 values for the core (zero-copy when it is int32).
 
         Wider values are clamped into int32: an age or a sex code that large is invalid
-        either way, and clamping keeps it invalid (never 1, 2 or a valid age).
+        either way, and clamping keeps it invalid (never 1, 2 or a valid age). Floating
+        columns (pandas stores integers with missing values as floats) are read as
+        ``_whole_numbers`` says, ``fractions`` saying what a fractional value is.
         """
         pa = self._pa
         arr = self._column(batch, name)
@@ -806,13 +808,7 @@ class BatchClassifier:
             arr = pa.nulls(len(arr), pa.int32())
             t = arr.type
         elif pa.types.is_floating(t):
-            try:
-                arr = arr.cast(pa.int64())  # safe cast: refuses 41.5, keeps nulls
-            except pa.ArrowInvalid as exc:
-                raise ColumnTypeError(
-                    f"column {name!r} holds values that are not whole numbers ({exc}); "
-                    "give whole years"
-                ) from exc
+            arr = _whole_numbers(pa, arr, name, fractions)
             t = arr.type
         elif not pa.types.is_integer(t):
             raise ColumnTypeError(
@@ -846,6 +842,37 @@ class BatchClassifier:
                 f"column {name!r} holds text that is not an ISO date (YYYY-MM-DD): {exc}"
             ) from exc
         return _buffers(arr, np.int32)
+
+
+def _whole_numbers(pa: Any, arr: Any, name: str, fractions: str) -> Any:
+    """A floating column as int64: NaN is null, whole values are kept (clamped into int32's
+    range), and any other value (fractional or infinite) is an error naming the column when
+    ``fractions == "error"`` (ages are whole years), or null, an invalid code, when it is
+    ``"invalid"`` (sex).
+    """
+    import pyarrow.compute as pc
+
+    arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    whole = pc.and_(pc.is_finite(arr), pc.equal(pc.floor(arr), arr))
+    bad = pc.invert(whole.fill_null(True))
+    n_bad = pc.sum(bad).as_py() or 0
+    if n_bad:
+        if fractions == "error":
+            example = arr.filter(bad)[0].as_py()
+            rows = (
+                "1 row holds a value that is not a whole number"
+                if n_bad == 1
+                else f"{n_bad:,} rows hold values that are not whole numbers"
+            )
+            raise ColumnTypeError(
+                f"column {name!r}: {rows} (e.g. {example}); give ages in whole years"
+            )
+        arr = pc.if_else(whole, arr, pa.scalar(None, arr.type))
+    bound = float(2**31)
+    arr = pc.max_element_wise(
+        pc.min_element_wise(arr, bound, skip_nulls=False), -bound, skip_nulls=False
+    )
+    return arr.cast(pa.int64())
 
 
 def _is_text(pa: Any, t: Any) -> bool:

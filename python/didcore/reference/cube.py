@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,8 +69,10 @@ def _sex(value: Any) -> str | None:
 def _age_years(row: Mapping[str, Any], columns: Columns, use_age: bool) -> int | None:
     if use_age:
         value = row.get(columns.age)
-        if value is None:
-            return None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None  # NaN is how pandas writes a missing number
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"age {value} is not a whole number of years")
         return int(value)
     birth = row.get(columns.date_of_birth)
     test = row.get(columns.test_date)
