@@ -214,3 +214,40 @@ def test_internal_shape_errors_are_exceptions_not_panics() -> None:
             measure_masks=np.ones(1, np.uint64),
             n_exam=1,
         )
+
+
+def _csv(path: Path, rows: list[str], *, age: str = "age") -> Path:
+    head = f"provider_code,gp_practice_code,lsoa11,sex,{age},test_date,modality,exam_code"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    return path
+
+
+def test_csv_ages_empty_in_the_first_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow infers a CSV column's type from its first block: a first block with no ages
+    (null type) must not make a later block's ages unreadable, nor "41.0" after "40"."""
+    from didcore import io
+
+    monkeypatch.setattr(io, "CSV_BLOCK_BYTES", 1 << 10)
+    row = "RM3,A81001,E01000001,1,{},2023-05-01,Plain Radiography,XCHES"
+    ages = [""] * 40 + ["40"] * 30 + [" 41.0 "] * 30
+    cube = didcore.aggregate(_csv(tmp_path / "a.csv", [row.format(a) for a in ages]), LOOKUPS)
+    assert cube.exclusions["rows_read"] == 100
+    assert cube.exclusions["no_age"] == 40
+    assert cube.exclusions["included"] == 60
+    assert cube.counts[:, :, 8].sum() == cube.counts.sum() > 0  # all aged 40-44
+
+
+def test_csv_text_ages_and_timestamps(tmp_path: Path) -> None:
+    row = "RM3,A81001,E01000001,1,{},{},Plain Radiography,XCHES"
+    bad = _csv(tmp_path / "b.csv", [row.format("NK", "2023-05-01"), row.format(40, "2023-05-01")])
+    with pytest.raises(errors.ColumnTypeError, match=r"'age': 1 row .*'NK'"):
+        didcore.aggregate(bad, LOOKUPS)
+    # dates given as date and time: the date is taken
+    rows = [
+        row.format("1980-05-02", "2023-05-01 23:59:00"),
+        row.format("1980-05-01", "2023-05-01T00:00"),
+    ]
+    dates = _csv(tmp_path / "d.csv", rows, age="date_of_birth")
+    cube = didcore.aggregate(dates, LOOKUPS)
+    assert cube.exclusions["included"] == 2
+    assert cube.counts[:, :, 8].sum() == cube.counts.sum() > 0  # 42 and 43: both 40-44

@@ -810,6 +810,9 @@ class BatchClassifier:
         elif pa.types.is_floating(t):
             arr = _whole_numbers(pa, arr, name, fractions)
             t = arr.type
+        elif _is_text(pa, t):  # a CSV's ages (didcore.io reads them as text)
+            arr = _whole_numbers(pa, _text_numbers(pa, arr, name), name, fractions)
+            t = arr.type
         elif not pa.types.is_integer(t):
             raise ColumnTypeError(
                 f"column {name!r} has type {t}; expected whole numbers (integers)"
@@ -834,7 +837,7 @@ class BatchClassifier:
             elif pa.types.is_timestamp(t) or pa.types.is_date64(t):
                 arr = arr.cast(pa.date32())
             elif _is_text(pa, t) or pa.types.is_dictionary(t):
-                arr = arr.cast(pa.string()).cast(pa.date32())
+                arr = _text_dates(pa, arr.cast(pa.string()))
             elif not pa.types.is_date32(t):
                 raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
         except pa.ArrowInvalid as exc:
@@ -873,6 +876,47 @@ def _whole_numbers(pa: Any, arr: Any, name: str, fractions: str) -> Any:
         pc.min_element_wise(arr, bound, skip_nulls=False), -bound, skip_nulls=False
     )
     return arr.cast(pa.int64())
+
+
+def _blank_to_null(pa: Any, arr: Any) -> Any:
+    """Text trimmed of ASCII white space, with empty values null."""
+    import pyarrow.compute as pc
+
+    text = pc.ascii_trim_whitespace(arr.cast(pa.string()))
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _text_numbers(pa: Any, arr: Any, name: str) -> Any:
+    """Numbers written as text ("40", " 40 ", "40.0"; blank is null) as float64; text that
+    is not a number is an error naming the column, how many rows and an example.
+    """
+    import pyarrow.compute as pc
+
+    text = _blank_to_null(pa, arr)
+    try:
+        return text.cast(pa.float64())
+    except pa.ArrowInvalid as exc:
+        number = pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+        bad = pc.invert(number.fill_null(True))
+        n_bad = pc.sum(bad).as_py() or 0
+        example = text.filter(bad)[0].as_py() if n_bad else str(exc)
+        rows = "1 row holds" if n_bad == 1 else f"{n_bad:,} rows hold"
+        raise ColumnTypeError(
+            f"column {name!r}: {rows} text that is not a number (e.g. {example!r}); "
+            "expected whole numbers"
+        ) from exc
+
+
+def _text_dates(pa: Any, arr: Any) -> Any:
+    """Dates written as text, ISO 8601: a date ("2023-04-01") or a date and time
+    ("2023-04-01 10:30:00", "2023-04-01T10:30"), whose date is taken; blank is null.
+    Raises ``pa.ArrowInvalid`` for anything else.
+    """
+    text = _blank_to_null(pa, arr)
+    try:
+        return text.cast(pa.date32())
+    except pa.ArrowInvalid:
+        return text.cast(pa.timestamp("s")).cast(pa.date32())
 
 
 def _is_text(pa: Any, t: Any) -> bool:

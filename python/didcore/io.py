@@ -198,6 +198,10 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
             )
         plans.append((path, handle, names))
     string_cols = [*cols.codes, cols.exam_code, cols.sex]
+    # A CSV's age and dates are read as text and parsed per batch (didcore.cube): pyarrow
+    # infers a column's type from its first block, and a first block whose ages are all
+    # empty (null type), or whole while later ones say "40.0", fails on a later block.
+    text_cols = [*string_cols, cols.age, cols.date_of_birth, cols.test_date]
 
     def batches() -> Iterator[pa.RecordBatch]:
         for path, handle, names in plans:
@@ -205,7 +209,7 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                 if handle is not None:
                     yield from _parquet_batches(path, names, string_cols)
                 else:
-                    yield from _csv_batches(path, names, string_cols)
+                    yield from _csv_batches(path, names, string_cols, text_cols)
             except (OSError, pa.ArrowException) as exc:
                 raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
 
@@ -230,16 +234,24 @@ def _csv_header(path: Path) -> list[str]:
     return list(reader.schema.names)
 
 
-def _csv_batches(path: Path, names: list[str], string_cols: list[str]) -> Iterator[Any]:
+# Bytes of CSV text read (and turned into one record batch) at a time.
+CSV_BLOCK_BYTES = 64 << 20
+
+
+def _csv_batches(
+    path: Path, names: list[str], string_cols: list[str], text_cols: list[str]
+) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     # Codes as dictionary-encoded text (never numbers: "01A", "0001"); sex as text too, so
-    # "1", " 1" and "M" are all seen and classified the same way as in Parquet.
-    types = {c: pa.dictionary(pa.int32(), pa.string()) for c in string_cols if c in names}
+    # "1", " 1" and "M" are all seen and classified the same way as in Parquet. Ages and
+    # dates as plain text, parsed later.
+    types = {c: pa.string() for c in text_cols if c in names}
+    types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in string_cols if c in names})
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=64 << 20),
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
         convert_options=pacsv.ConvertOptions(
             include_columns=names, column_types=types, strings_can_be_null=True
         ),
