@@ -140,6 +140,7 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
             t = pa.date32()
         fields.append(pa.field(name, t))
     schema = pa.schema(fields)
+    null_entries = draw(st.booleans())
     cuts = sorted(draw(st.lists(st.integers(0, len(rows)), max_size=4)))
     bounds = [0, *cuts, len(rows)]
     batches = []
@@ -150,6 +151,15 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
             values = [r[f.name] for r in part]
             if pa.types.is_dictionary(f.type):
                 encoded = pa.array(values, f.type.value_type).dictionary_encode()
+                if null_entries:
+                    # null rows as valid indices to a null dictionary entry (Arrow allows both)
+                    entries = [*encoded.dictionary.to_pylist(), None]
+                    idx = [
+                        len(entries) - 1 if i is None else i for i in encoded.indices.to_pylist()
+                    ]
+                    encoded = pa.DictionaryArray.from_arrays(
+                        pa.array(idx, pa.int32()), pa.array(entries, f.type.value_type)
+                    )
                 cols.append(encoded.cast(f.type))
             else:
                 cols.append(pa.array(values, f.type))
@@ -306,6 +316,22 @@ def test_zero_rows_and_empty_batches() -> None:
     assert cube.counts.sum() == 0
     assert cube.exclusions["rows_read"] == 0
     assert cube.counts.shape == (3, 2, 19, 5, len(LOOKUPS.measures))
+
+
+def test_codes_no_row_uses_are_not_reported() -> None:
+    """A sliced table keeps its whole dictionaries: providers only in the dictionary (and the
+    '(missing)' provider of an unused null entry) get no row in the quality tables."""
+    table = _big_table(1_000).slice(0, 10)
+    provider = pa.DictionaryArray.from_arrays(
+        pa.array([0] * 10, pa.int32()), pa.array(["RM3", "UNUSED", None])
+    )
+    table = table.set_column(
+        table.schema.get_field_index("provider_code"), "provider_code", provider
+    )
+    cube = didcore.aggregate(table, LOOKUPS)
+    assert cube.provider_quality.column("provider_code").to_pylist() == ["RM3"]
+    assert set(cube.provider_icb.column("provider_code").to_pylist()) == {"RM3"}
+    assert_equal_to_reference(cube, aggregate_reference(table.to_pylist(), LOOKUPS))
 
 
 def test_polars_and_duckdb_sources_give_the_same_cube() -> None:

@@ -443,15 +443,19 @@ def _cube_from_result(result: dict[str, Any], lk: Lookups, providers: Sequence[s
     provider_states = np.asarray(result["provider_states"]).reshape(n_prov, n_states)
     icb_states = np.asarray(result["icb_states"]).reshape(n_icb + 1, n_states)
     counts = np.asarray(result["cube"]).reshape(n_icb, 2, len(AGE_BANDS), 5, n_m)
+    provider_icb = np.asarray(result["provider_icb"]).reshape(n_prov, n_icb + 1)
+    # A provider is registered when its code is in a dictionary, which may hold codes no row
+    # uses (a sliced or filtered table keeps its whole dictionary): report only those with rows.
+    seen = np.flatnonzero(provider_states.sum(axis=1))
     return Cube(
         counts=counts,
         icb_codes=lk.icb_codes,
         measures=lk.measures,
         measure_kinds=lk.measure_kinds,
-        provider_codes=tuple(providers[:n_prov]),
-        provider_counts=provider_states @ ind,
+        provider_codes=tuple(providers[k] for k in seen),
+        provider_counts=provider_states[seen] @ ind,
         icb_counts=icb_states @ ind,
-        provider_icb_counts=np.asarray(result["provider_icb"]).reshape(n_prov, n_icb + 1),
+        provider_icb_counts=provider_icb[seen],
         has_records=True,
     )
 
