@@ -452,7 +452,7 @@ def _cube_from_result(result: dict[str, Any], lk: Lookups, providers: Sequence[s
         icb_codes=lk.icb_codes,
         measures=lk.measures,
         measure_kinds=lk.measure_kinds,
-        provider_codes=tuple(providers[k] for k in seen),
+        provider_codes=tuple(providers[int(k)] for k in seen),
         provider_counts=provider_states[seen] @ ind,
         icb_counts=icb_states @ ind,
         provider_icb_counts=provider_icb[seen],
