@@ -98,8 +98,17 @@ def test_imd_ranks_give_equal_fifths() -> None:
     assert _imd(text) == {"E1": 5, "E2": 3}
 
 
-@pytest.mark.parametrize("rank", ["0", "x", "-3", None])
+@pytest.mark.parametrize("rank", ["0", "x", "-3", "1.5"])
 def test_imd_bad_ranks_are_named(rank: Any) -> None:
     table = pa.table({"lsoa11": ["E1", "E2"], "imd_rank": ["1", rank]})
     with pytest.raises(LookupConflictError, match="imd_rank"):
         _imd(table)
+
+
+@pytest.mark.parametrize("column", ["imd_decile", "imd_quintile", "imd_rank"])
+@pytest.mark.parametrize("blank", [None, "", "  "])
+def test_blank_imd_leaves_the_lsoa_without_one(column: str, blank: Any) -> None:
+    """A lookup may list LSOAs it has no IMD for (Welsh ones in an English table): their
+    records are then counted under "no IMD", not refused."""
+    table = pa.table({"lsoa11": ["E1", "W1"], column: pa.array(["1", blank], pa.string())})
+    assert _imd(table) == {"E1": 1 if column != "imd_rank" else 5}

@@ -16,6 +16,8 @@ file                          columns
 ============================  ==============================================================
 
 Codes are compared after trimming white space and upper-casing, both here and in the extract.
+An ``lsoa_imd`` row whose level is blank leaves that LSOA with no IMD (its records are counted
+under "no IMD"); any other value outside the scale is an error.
 When ``measures`` is absent from the folder, the measures shipped with didcore (the
 publication's 9 modalities and 5 early-diagnosis-of-cancer tests) are used.
 """
@@ -368,13 +370,18 @@ def _unique_mapping(keys: list[Any], values: list[Any]) -> dict[Any, Any] | None
     return out
 
 
+def _blank(value: object) -> bool:
+    """Null, or text that is empty once trimmed."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _imd(table: pa.Table) -> dict[str, int]:
     """LSOA -> IMD quintile 1..5 (1 = most deprived).
 
     From a decile d, quintile ceil(d / 2); from a rank r among the N LSOAs ranked (N the
     highest rank in the table, so the table must hold every ranked LSOA, e.g. all 32,844 of
     England for IMD 2019), quintile ceil(5 r / N): the equal fifths the published deciles and
-    quintiles are cut from.
+    quintiles are cut from. A row whose level is blank leaves its LSOA with no IMD.
     """
     has_decile = "imd_decile" in table.column_names
     has_quintile = "imd_quintile" in table.column_names
@@ -397,6 +404,8 @@ def _imd_rows(table: pa.Table, column: str, top: int, has_decile: bool) -> dict[
     conflicts: set[str] = set()
     bad: list[object] = []
     for k, raw_value in _keyed_rows(table, "lsoa11", column):
+        if _blank(raw_value):
+            continue  # an LSOA listed with no IMD (a Welsh one in an English table, say)
         try:
             level = int(str(raw_value).strip())
         except ValueError:
@@ -424,6 +433,8 @@ def _imd_from_ranks(table: pa.Table) -> dict[str, int]:
     ranks: dict[str, int] = {}
     bad: list[object] = []
     for k, raw_value in _keyed_rows(table, "lsoa11", "imd_rank"):
+        if _blank(raw_value):
+            continue
         try:
             rank = int(str(raw_value).strip())
         except ValueError:
