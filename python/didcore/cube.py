@@ -815,7 +815,10 @@ class BatchClassifier:
             arr = _whole_numbers(pa, arr, name, fractions)
             t = arr.type
         elif _is_text(pa, t):  # a CSV's ages (didcore.io reads them as text)
-            arr = _whole_numbers(pa, _text_numbers(pa, arr, name), name, fractions)
+            try:
+                arr = arr.cast(pa.int64())  # the usual case: digits (blank cells are null)
+            except pa.ArrowInvalid:  # spaces, "41.0", text: parse them
+                arr = _whole_numbers(pa, _text_numbers(pa, arr, name), name, fractions)
             t = arr.type
         elif not pa.types.is_integer(t):
             raise ColumnTypeError(
