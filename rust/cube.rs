@@ -955,9 +955,9 @@ fn map_values<T: Copy>(
 /// precedence and the flags worked out once per key rather than once per row.
 ///
 /// Branch-free: which exclusion applies to a row is close to random, so branches on it would be
-/// mispredicted often. A row adds one to its cell's *measure combination* (every row, whatever
-/// its outcome, so that there is no branch: rows not included land in cell 0, combination 0,
-/// which is never read), and one to each state histogram.
+/// mispredicted often. A row adds `delta` (1, or -1 to take a batch back) to its cell's
+/// *measure combination* (every row, whatever its outcome, so that there is no branch: rows not
+/// included land in cell 0 of combination 0, which is never read) and to each state histogram.
 fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch, delta: u32) {
     let n_slots = dims.n_icb + 1;
     let stride_icb = N_SEX * N_AGE * N_IMD;
@@ -992,13 +992,13 @@ fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch, del
             0
         };
         let state = usize::from(STATE_OF_KEY[key as usize]);
-        for cell in [
+        for counter in [
             &mut scratch.combos[at],
             &mut scratch.provider_states[state * n_providers + provider],
             &mut scratch.icb_states[state * n_slots + icb_slot],
             &mut scratch.provider_icb[provider * n_slots + icb_slot],
         ] {
-            *cell = cell.wrapping_add(delta);
+            *counter = counter.wrapping_add(delta);
         }
     }
 }
