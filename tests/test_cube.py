@@ -345,6 +345,12 @@ def test_polars_and_duckdb_sources_give_the_same_cube() -> None:
     assert didcore.aggregate(con.sql("select * from t"), LOOKUPS) == expected
 
 
+def test_a_lazy_query_is_refused_with_a_hint() -> None:
+    pl = pytest.importorskip("polars")
+    with pytest.raises(didcore.errors.InputError, match=r"LazyFrame.*collect\(\) it first"):
+        didcore.aggregate(pl.DataFrame({"a": [1]}).lazy(), LOOKUPS)
+
+
 def test_to_arrow_round_trips_through_from_counts() -> None:
     cube = didcore.aggregate(_big_table(3_000, seed=5), LOOKUPS)
     long = cube.to_arrow()

@@ -108,9 +108,11 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
     for method in ("to_arrow", "arrow"):
         if hasattr(source, method):
             return open_extract(getattr(source, method)(), cols)
+    # a lazy query (polars LazyFrame, ...) says what to do rather than running it unasked
+    hint = "; collect() it first" if callable(getattr(source, "collect", None)) else ""
     raise UnreadableInputError(
         f"cannot read an extract from {type(source).__name__}: give a Parquet/CSV path, a folder, "
-        "a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream"
+        f"a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream{hint}"
     )
 
 
