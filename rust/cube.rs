@@ -726,7 +726,7 @@ impl Batch<'_> {
             &self.practice,
             &tables.practice,
             from,
-            &mut block.practice[..len],
+            &mut block.word[..len],
         );
         ok &= gather(&self.lsoa, &tables.lsoa, from, &mut block.lsoa[..len]);
         let sex = &mut block.sex[..len];
@@ -802,7 +802,8 @@ const BLOCK: usize = 1024;
 #[derive(Clone, Debug)]
 struct Block {
     provider: Vec<u32>,
-    practice: Vec<u32>,
+    /// The practice's word, made the whole row's word by [`count_block`].
+    word: Vec<u32>,
     lsoa: Vec<u32>,
     sex: Vec<u16>,
     band: Vec<u16>,
@@ -817,7 +818,7 @@ impl Block {
     fn new() -> Self {
         Block {
             provider: vec![0; BLOCK],
-            practice: vec![0; BLOCK],
+            word: vec![0; BLOCK],
             lsoa: vec![0; BLOCK],
             sex: vec![0; BLOCK],
             band: vec![0; BLOCK],
@@ -947,7 +948,7 @@ fn map_values<T: Copy>(
 }
 
 /// Stage two: derive each row of `block` (SPEC section 2: ICB source, exclusion, measures)
-/// and add it into `scratch`.
+/// and add it into `scratch`. `block` is changed: its practice words become row words.
 ///
 /// The row's word is the sum of its column words (see [`W_KEY`]): the practice word, or the
 /// LSOA's ICB fields when the practice [`DEFER`]s, and the LSOA, sex, age and measure fields.
@@ -958,31 +959,38 @@ fn map_values<T: Copy>(
 /// mispredicted often. A row adds `delta` (1, or -1 to take a batch back) to its cell's
 /// *measure combination* (every row, whatever its outcome, so that there is no branch: rows not
 /// included land in cell 0 of combination 0, which is never read) and to each state histogram.
-fn count_block(dims: Dims, block: &Block, len: usize, scratch: &mut Scratch, delta: u32) {
+fn count_block(dims: Dims, block: &mut Block, len: usize, scratch: &mut Scratch, delta: u32) {
     let n_slots = dims.n_icb + 1;
     let stride_icb = N_SEX * N_AGE * N_IMD;
     let n_cells = dims.n_icb * stride_icb;
     let n_providers = scratch.n_providers;
-    let rows = block.provider[..len]
+    // First the row words, in a loop of plain arithmetic that the compiler vectorises; then
+    // the look-ups and increments, which cannot be.
+    let parts = block.lsoa[..len]
         .iter()
-        .zip(&block.practice[..len])
-        .zip(&block.lsoa[..len])
         .zip(&block.sex[..len])
         .zip(&block.band[..len])
         .zip(&block.combo[..len]);
-    for (((((&provider, &practice), &lsoa), &sex), &band), &combo) in rows {
-        let provider = provider as usize;
+    for (word, (((&lsoa, &sex), &band), &combo)) in block.word[..len].iter_mut().zip(parts) {
+        let practice = *word;
         let lsoa_part = lsoa
             & if practice & DEFER != 0 {
                 u32::MAX
             } else {
                 LSOA_ALWAYS
             };
-        let word = (practice & !DEFER)
+        *word = (practice & !DEFER)
             + lsoa_part
             + u32::from(sex)
             + u32::from(band)
             + ((u32::from(combo == 0) * K_NO_MEASURE) << W_KEY);
+    }
+    let rows = block.provider[..len]
+        .iter()
+        .zip(&block.word[..len])
+        .zip(&block.combo[..len]);
+    for ((&provider, &word), &combo) in rows {
+        let provider = provider as usize;
         let key = (word >> W_KEY) & 0xFF;
         let icb_slot = (word >> W_ICB) as usize;
         let cell = icb_slot * stride_icb + (word & 0xFF) as usize;
