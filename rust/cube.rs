@@ -689,8 +689,8 @@ impl Batch<'_> {
     ///
     /// Rows go through in blocks of [`BLOCK`], in two stages: first each column is looked up
     /// through its table into a per-block array ([`Block`]), one tight loop per column, which
-    /// is also where every dictionary index is checked; then one branch-free loop over the
-    /// block derives each row and adds it into the tables ([`count_block`]).
+    /// is also where every dictionary index is checked; then branch-free loops over the block
+    /// derive each row and add it into the tables ([`count_block`]).
     #[must_use]
     #[allow(clippy::too_many_arguments)] // one worker's whole context, kept flat for speed
     fn count_range(
