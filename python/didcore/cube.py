@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -72,6 +72,10 @@ QUALITY_COUNTERS: tuple[str, ...] = (
 )
 MISSING_PROVIDER = "(missing)"
 _DEFAULT_MAX_AGE = 130
+
+# What a fractional number in an integer column is: an error (ages are whole years), or an
+# invalid code, counted as missing (sex).
+Fractions = Literal["error", "invalid"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -794,7 +798,7 @@ class BatchClassifier:
             args["birth"] = self._days(batch, c.date_of_birth)
             args["test"] = self._days(batch, c.test_date)
 
-    def _ints(self, batch: pa.RecordBatch, name: str, fractions: str) -> tuple[Any, ...]:
+    def _ints(self, batch: pa.RecordBatch, name: str, fractions: Fractions) -> tuple[Any, ...]:
         """An integer column as int32 values for the core (zero-copy when it is int32).
 
         Wider values are clamped into int32: an age or a sex code that large is invalid
@@ -854,7 +858,7 @@ class BatchClassifier:
         return _buffers(arr, np.int32)
 
 
-def _whole_numbers(pa: Any, arr: Any, name: str, fractions: str) -> Any:
+def _whole_numbers(pa: Any, arr: Any, name: str, fractions: Fractions) -> Any:
     """A floating column as int64: NaN is null, whole values are kept (clamped into int32's
     range), and any other value (fractional or infinite) is an error naming the column when
     ``fractions == "error"`` (ages are whole years), or null, an invalid code, when it is
@@ -869,13 +873,9 @@ def _whole_numbers(pa: Any, arr: Any, name: str, fractions: str) -> Any:
     if n_bad:
         if fractions == "error":
             example = arr.filter(bad)[0].as_py()
-            rows = (
-                "1 row holds a value that is not a whole number"
-                if n_bad == 1
-                else f"{n_bad:,} rows hold values that are not whole numbers"
-            )
+            what = _rows_holding(n_bad, "a value that is not a whole number")
             raise ColumnTypeError(
-                f"column {name!r}: {rows} (e.g. {example}); give ages in whole years"
+                f"column {name!r}: {what} (e.g. {example}); give ages in whole years"
             )
         arr = pc.if_else(whole, arr, pa.scalar(None, arr.type))
     bound = float(2**31)
@@ -883,6 +883,13 @@ def _whole_numbers(pa: Any, arr: Any, name: str, fractions: str) -> Any:
         pc.min_element_wise(arr, bound, skip_nulls=False), -bound, skip_nulls=False
     )
     return arr.cast(pa.int64())
+
+
+def _rows_holding(n: int, what: str) -> str:
+    """How many rows of a column are bad, for an error message: "1 row holds ..." or
+    "2,345 rows hold ..." (``what`` is worded for one value).
+    """
+    return f"1 row holds {what}" if n == 1 else f"{n:,} rows hold {what}"
 
 
 def _blank_to_null(pa: Any, arr: Any) -> Any:
@@ -907,10 +914,9 @@ def _text_numbers(pa: Any, arr: Any, name: str) -> Any:
         bad = pc.invert(number.fill_null(True))
         n_bad = pc.sum(bad).as_py() or 0
         example = text.filter(bad)[0].as_py() if n_bad else str(exc)
-        rows = "1 row holds" if n_bad == 1 else f"{n_bad:,} rows hold"
+        what = _rows_holding(n_bad, "text that is not a number")
         raise ColumnTypeError(
-            f"column {name!r}: {rows} text that is not a number (e.g. {example!r}); "
-            "expected whole numbers"
+            f"column {name!r}: {what} (e.g. {example!r}); expected whole numbers"
         ) from exc
 
 
