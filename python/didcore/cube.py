@@ -542,6 +542,7 @@ class BatchClassifier:
         """Keyword arguments for ``Aggregator.add_batch`` for this batch."""
         c = self.columns
         args: dict[str, Any] = {"n_rows": batch.num_rows}
+        batch = self._binary_as_text(batch)
         self._encoded = self._encode_plain(batch)
 
         arr, dictionary = self._coded(batch, c.provider_code)
@@ -626,6 +627,30 @@ class BatchClassifier:
     # ------------------------------------------------------------------ columns
     def _column(self, batch: pa.RecordBatch, name: str) -> Any:
         return batch.column(batch.schema.get_field_index(name))
+
+    def _binary_as_text(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The batch with its binary columns (and dictionaries of binary) read as UTF-8 text.
+
+        Parquet stores text as byte arrays with a UTF-8 annotation, and some writers (older
+        Spark and Hive among them) leave the annotation out; pyarrow then reads the column as
+        binary. Bytes that are not UTF-8 are an error naming the column.
+        """
+        pa = self._pa
+        columns = list(batch.columns)
+        changed = False
+        for i, arr in enumerate(columns):
+            t = arr.type
+            is_dict = pa.types.is_dictionary(t)
+            if not _is_binary(pa, t.value_type if is_dict else t):
+                continue
+            target = pa.dictionary(t.index_type, pa.string()) if is_dict else pa.string()
+            try:
+                columns[i] = arr.cast(target)
+            except pa.ArrowInvalid as exc:
+                name = batch.schema.field(i).name
+                raise ColumnTypeError(f"column {name!r}: {_bad_utf8(arr)}") from exc
+            changed = True
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
 
     def _encode_plain(self, batch: pa.RecordBatch) -> dict[str, Any]:
         """Dictionary-encode the batch's plain text code columns, several at once.
@@ -783,7 +808,11 @@ class BatchClassifier:
             arr, dictionary = self._coded(batch, name)
             args["sex_coded"] = arr
             args["sex_class"] = self._cached(name, dictionary, _classify_sex)
-        elif pa.types.is_integer(value_type) or pa.types.is_floating(value_type):
+        elif (
+            pa.types.is_integer(value_type)
+            or pa.types.is_floating(value_type)
+            or pa.types.is_decimal(value_type)
+        ):
             args["sex_ints"] = self._ints(batch, name, fractions="invalid")
         else:
             raise ColumnTypeError(
@@ -815,7 +844,7 @@ class BatchClassifier:
         if pa.types.is_null(t):
             arr = pa.nulls(len(arr), pa.int32())
             t = arr.type
-        elif pa.types.is_floating(t):
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
             arr = _whole_numbers(pa, arr, name, fractions)
             t = arr.type
         elif _is_text(pa, t):  # a CSV's ages (didcore.io reads them as text)
@@ -842,30 +871,31 @@ class BatchClassifier:
         pa = self._pa
         arr = self._column(batch, name)
         t = arr.type
-        try:
-            if pa.types.is_null(t):
-                arr = pa.nulls(len(arr), pa.date32())
-            elif pa.types.is_timestamp(t) or pa.types.is_date64(t):
-                arr = arr.cast(pa.date32())
-            elif _is_text(pa, t) or pa.types.is_dictionary(t):
-                arr = _text_dates(pa, arr.cast(pa.string()))
-            elif not pa.types.is_date32(t):
-                raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
-        except pa.ArrowInvalid as exc:
-            raise ColumnTypeError(
-                f"column {name!r} holds text that is not an ISO date (YYYY-MM-DD): {exc}"
-            ) from exc
+        if pa.types.is_null(t):
+            arr = pa.nulls(len(arr), pa.date32())
+        elif pa.types.is_date64(t):
+            # milliseconds since 1970; a time of day (not valid Arrow, but files hold it) is
+            # dropped, as a timestamp's is
+            arr = arr.cast(pa.timestamp("ms")).cast(pa.date32())
+        elif pa.types.is_timestamp(t):
+            arr = arr.cast(pa.date32())
+        elif _is_text(pa, t) or pa.types.is_dictionary(t):
+            arr = _text_dates(pa, arr.cast(pa.string()), name)
+        elif not pa.types.is_date32(t):
+            raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
         return _buffers(arr, np.int32)
 
 
 def _whole_numbers(pa: Any, arr: Any, name: str, fractions: Fractions) -> Any:
-    """A floating column as int64: NaN is null, whole values are kept (clamped into int32's
-    range), and any other value (fractional or infinite) is an error naming the column when
-    ``fractions == "error"`` (ages are whole years), or null, an invalid code, when it is
-    ``"invalid"`` (sex).
+    """A floating (or decimal) column as int64: NaN is null, whole values are kept (clamped
+    into int32's range), and any other value (fractional or infinite) is an error naming the
+    column when ``fractions == "error"`` (ages are whole years), or null, an invalid code,
+    when it is ``"invalid"`` (sex).
     """
     import pyarrow.compute as pc
 
+    if not (pa.types.is_float32(arr.type) or pa.types.is_float64(arr.type)):
+        arr = arr.cast(pa.float64())  # half floats and decimals: the kernels below need these
     arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
     whole = pc.and_(pc.is_finite(arr), pc.equal(pc.floor(arr), arr))
     bad = pc.invert(whole.fill_null(True))
@@ -920,16 +950,72 @@ def _text_numbers(pa: Any, arr: Any, name: str) -> Any:
         ) from exc
 
 
-def _text_dates(pa: Any, arr: Any) -> Any:
-    """Dates written as text, ISO 8601: a date ("2023-04-01") or a date and time
-    ("2023-04-01 10:30:00", "2023-04-01T10:30"), whose date is taken; blank is null.
-    Raises ``pa.ArrowInvalid`` for anything else.
+def _text_dates(pa: Any, arr: Any, name: str) -> Any:
+    """Dates written as text, ISO 8601: a date ("2023-04-01") or a date and time, whose date
+    is taken as written ("2023-04-01 10:30:00", "2023-04-01T10:30", "2023-04-01T23:30+01:00");
+    blank is null. Anything else is an error naming the column, how many rows and an example.
     """
+    import pyarrow.compute as pc
+
     text = _blank_to_null(pa, arr)
     try:
-        return text.cast(pa.date32())
+        return text.cast(pa.date32())  # the usual case: dates alone
     except pa.ArrowInvalid:
-        return text.cast(pa.timestamp("s")).cast(pa.date32())
+        pass
+    date_part = pc.utf8_slice_codeunits(text, 0, 10)
+    day = pc.strptime(date_part, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls 2023-02-30 over into March and takes "2023-4-1": written back, the date
+    # must be the text it was read from
+    date_ok = pc.equal(pc.strftime(day, format="%Y-%m-%d"), date_part)
+    time_ok = pc.match_substring_regex(
+        pc.utf8_slice_codeunits(text, 10, 1 << 30), _ISO_TIME.pattern
+    )
+    good = pc.and_(date_ok, time_ok).fill_null(False)
+    bad = pc.and_(pc.is_valid(text), pc.invert(good))
+    n_bad = pc.sum(bad).as_py() or 0
+    if n_bad:
+        example = text.filter(bad)[0].as_py()
+        what = _rows_holding(n_bad, "text that is not an ISO date (YYYY-MM-DD)")
+        raise ColumnTypeError(f"column {name!r}: {what} (e.g. {example!r})")
+    return day.cast(pa.date32())
+
+
+# What may follow an ISO date in a date-time: nothing, or a time (hours, minutes, seconds,
+# fractions) after "T" or a space, then a UTC offset or "Z".
+_ISO_TIME = re.compile(r"^([T ]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
+
+
+def _is_binary(pa: Any, t: Any) -> bool:
+    return bool(
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
+
+
+def _bad_utf8(arr: Any) -> str:
+    """How many rows (or dictionary values) of a binary column are not UTF-8, and the first."""
+    is_dict = hasattr(arr, "dictionary")
+    bad = []
+    for v in (arr.dictionary if is_dict else arr).to_pylist():
+        try:
+            if v is not None:
+                v.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(v)
+    what = "bytes that are not UTF-8 text"
+    if not bad:
+        return f"it holds {what}"
+    if is_dict:
+        n = (
+            f"1 dictionary value holds {what}"
+            if len(bad) == 1
+            else (f"{len(bad):,} dictionary values hold {what}")
+        )
+    else:
+        n = _rows_holding(len(bad), what)
+    return f"{n} (e.g. {bad[0]!r})"
 
 
 def _is_text(pa: Any, t: Any) -> bool:

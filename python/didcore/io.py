@@ -14,14 +14,16 @@ dictionary-encoded, so memory does not grow with the number of rows.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from didcore.errors import MissingColumnError, UnreadableInputError
+from didcore.errors import InputError, MissingColumnError, UnreadableInputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -56,7 +58,8 @@ class Columns:
         """Columns to read from a source with ``available`` columns, and whether age comes from
         the ``age`` column (else from date of birth and test date).
 
-        Raises :class:`MissingColumnError` naming what is missing.
+        Raises :class:`MissingColumnError` naming what is missing, and :class:`InputError`
+        if a column it would read is named twice.
         """
         have = set(available)
         required = [*self.codes, self.sex, self.exam_code]
@@ -70,9 +73,16 @@ class Columns:
                 f"(it has: {', '.join(available) or 'no columns'}); pass columns=Columns(...) "
                 "to name yours"
             )
-        if use_age:
-            return [*required, self.age], True
-        return [*required, self.date_of_birth, self.test_date], False
+        ages = [self.age] if use_age else [self.date_of_birth, self.test_date]
+        names = [*required, *ages]
+        seen = Counter(available)
+        twice = [n for n in names if seen[n] > 1]
+        if twice:
+            raise InputError(
+                f"the extract has more than one column named {', '.join(map(repr, twice))}; "
+                "rename or drop the copies so that each is named once"
+            )
+        return names, use_age
 
 
 @dataclass
@@ -135,7 +145,12 @@ def _table_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
         yield from table.to_batches(max_chunksize=_BATCH_ROWS)
         return
     for start in range(0, len(table), _BATCH_ROWS):
-        yield from table.slice(start, _BATCH_ROWS).combine_chunks().to_batches()
+        piece = table.slice(start, _BATCH_ROWS)
+        # Dictionary chunks whose merged dictionary would outgrow their index type (int8
+        # indices, different codes per chunk) are counted as they are.
+        with contextlib.suppress(pa.ArrowInvalid):
+            piece = piece.combine_chunks()
+        yield from piece.to_batches()
 
 
 def _open_reader(reader: pa.RecordBatchReader, cols: Columns) -> Extract:
