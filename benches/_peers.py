@@ -47,7 +47,6 @@ __all__ = [
 
 AGE_BANDS = (*(f"{a}-{a + 4}" for a in range(0, 90, 5)), "90+")
 SEXES = ("male", "female")
-MAX_AGE = 130
 EXCLUSION_KEYS = ("rows_read", "no_icb", "no_imd", "no_sex", "no_age", "no_measure", "counted")
 
 Cell = tuple[str, str, str, int, str]
@@ -149,7 +148,7 @@ SELECT
          WHEN o.code IS NOT NULL THEN NULL
          ELSE li.icb END AS icb,
     CASE trim(x.sex) WHEN '1' THEN 1 WHEN '2' THEN 2 END AS sex,
-    CASE WHEN x.age BETWEEN 0 AND {max_age} THEN least(x.age // 5, 18) END AS band,
+    CASE WHEN x.age >= 0 THEN least(x.age // 5, 18) END AS band,
     im.q AS q,
     rm.modality AS modality,
     re.exam AS exam,
@@ -217,7 +216,7 @@ def duckdb_cube(source: Path | pa.Table, lookups: Path) -> CubeResult:
             src = "extract"
         else:
             src = f"read_parquet({_sql_string(str(source))})"
-        fmt = {"max_age": MAX_AGE, "source": src}
+        fmt = {"source": src}
         grouped = con.sql(_DUCKDB_GROUPED.format(**fmt)).to_arrow_table()
         con.register("grouped", grouped)
         cube = con.sql(_DUCKDB_CUBE).to_arrow_table()
@@ -327,7 +326,7 @@ def polars_cube(source: Path | Any, lookups: Path) -> CubeResult:
             .then(pl.lit(None, pl.String))
             .otherwise(pl.col("icb_l")),
             sex=pl.when(pl.col("sex") == "1").then(1).when(pl.col("sex") == "2").then(2),
-            band=pl.when(age.is_between(0, MAX_AGE)).then(pl.min_horizontal(age // 5, 18)),
+            band=pl.when(age >= 0).then(pl.min_horizontal(age // 5, 18)),
             q=pl.col("q"),
             modality=pl.col("modality_r"),
             exam=pl.col("exam_r"),

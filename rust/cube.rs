@@ -349,7 +349,8 @@ pub struct Batch<'a> {
 pub struct Dims {
     pub n_icb: usize,
     pub n_measure: usize,
-    /// Ages above this (in whole years) are treated as invalid.
+    /// Ages above this (in whole years) are treated as invalid; `i64::MAX` for no limit (the
+    /// default from Python: SPEC section 2 puts every age from 90 up in the 90+ band).
     pub max_age: i64,
 }
 

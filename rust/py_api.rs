@@ -145,18 +145,19 @@ pub struct PyAggregator {
 #[pymethods]
 impl PyAggregator {
     #[new]
-    #[pyo3(signature = (n_icb, n_measure, max_age=130, n_threads=None))]
+    #[pyo3(signature = (n_icb, n_measure, max_age=None, n_threads=None))]
     fn new(
         n_icb: usize,
         n_measure: usize,
-        max_age: i64,
+        max_age: Option<i64>,
         n_threads: Option<usize>,
     ) -> PyResult<Self> {
         let n_threads = default_threads(n_threads);
         let dims = Dims {
             n_icb,
             n_measure,
-            max_age,
+            // no upper limit: every age from 90 up is in the 90+ band
+            max_age: max_age.unwrap_or(i64::MAX),
         };
         let acc = Accumulator::new(dims, n_threads).map_err(to_py_err)?;
         let pool = build_pool(n_threads).map_err(to_py_err)?;

@@ -102,7 +102,7 @@ def recount(root: Path) -> Recount:
     icb = np.where(src_gp, p_icb, np.where(src_lsoa, l_icb, -1))
     sex = lookup(pc.utf8_trim_whitespace(table["sex"].cast(pa.string())), {"1": 0, "2": 1})
     age = pc.fill_null(table["age"], -1).to_numpy().astype(np.int64)
-    age_ok = (age >= 0) & (age <= 130)
+    age_ok = age >= 0
     band = np.minimum(np.maximum(age, 0) // 5, 18)
     modality = norm(table["modality"])
     exam = norm(table["exam_code"])

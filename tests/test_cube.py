@@ -366,3 +366,31 @@ def test_custom_column_names() -> None:
     renamed = table.rename_columns([f"x_{c}" for c in table.column_names])
     cols = Columns(**{f: f"x_{getattr(Columns(), f)}" for f in Columns.__dataclass_fields__})
     assert didcore.aggregate(renamed, LOOKUPS, columns=cols) == didcore.aggregate(table, LOOKUPS)
+
+
+def test_ages_of_90_and_over_are_one_band_however_old() -> None:
+    """SPEC section 2 bands ages 90 and over as 90+ and names no upper limit; max_age makes
+    ages above it missing for those who want implausible ages out."""
+    ages = [0, 4, 5, 89, 90, 130, 131, 150, 2**40, -1, None]
+    n = len(ages)
+    table = pa.table(
+        {
+            "provider_code": ["RM3"] * n,
+            "gp_practice_code": [next(iter(PRACTICES))] * n,
+            "lsoa11": [next(iter(LSOA_IMD))] * n,
+            "sex": ["1"] * n,
+            "age": pa.array(ages, pa.int64()),
+            "modality": ["Plain Radiography"] * n,
+            "exam_code": ["XCHES"] * n,
+        }
+    )
+    cube = didcore.aggregate(table, LOOKUPS)
+    assert_equal_to_reference(cube, aggregate_reference(table.to_pylist(), LOOKUPS))
+    assert cube.exclusions["no_age"] == 2  # -1 and null
+    x_ray = list(LOOKUPS.measures).index("X-ray")
+    by_band = cube.counts[..., x_ray].sum(axis=(0, 1, 3))
+    assert by_band[[0, 1, 17, 18]].tolist() == [2, 1, 1, 5]
+    capped = didcore.aggregate(table, LOOKUPS, max_age=130)
+    assert capped.exclusions["no_age"] == 5
+    assert capped.counts[..., x_ray].sum(axis=(0, 1, 3))[18] == 2
+    assert_equal_to_reference(capped, aggregate_reference(table.to_pylist(), LOOKUPS, max_age=130))

@@ -240,7 +240,10 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
         p.add_argument(
-            "--max-age", type=int, default=130, help="older ages count as missing (default 130)"
+            "--max-age",
+            type=int,
+            default=None,
+            help="ages above this count as missing (default: no limit, 90 and over is one band)",
         )
 
     p = sub.add_parser("cube", help="count cube and exclusions from an extract")

@@ -71,7 +71,7 @@ QUALITY_COUNTERS: tuple[str, ...] = (
     "missing_any",
 )
 MISSING_PROVIDER = "(missing)"
-_DEFAULT_MAX_AGE = 130
+_DEFAULT_MAX_AGE: int | None = None
 
 # What a fractional number in an integer column is: an error (ages are whole years), or an
 # invalid code, counted as missing (sex).
@@ -345,7 +345,7 @@ def aggregate(
     lookups: Lookups | str | Any,
     *,
     columns: Columns | None = None,
-    max_age: int = _DEFAULT_MAX_AGE,
+    max_age: int | None = _DEFAULT_MAX_AGE,
     n_threads: int | None = None,
     progress: bool | None = None,
 ) -> Cube:
@@ -361,7 +361,9 @@ def aggregate(
     columns
         Column names, when they differ from the defaults (:class:`~didcore.io.Columns`).
     max_age
-        Ages (in whole years) above this, and negative ages, count as missing age.
+        Ages (in whole years) above this count as missing age, as negative ages always do.
+        ``None`` (the default): no upper limit, every age from 90 up is in the 90+ band, as
+        SPEC section 2 bands them.
     n_threads
         Worker threads for counting (default: all cores).
     progress

@@ -1298,7 +1298,7 @@ class _Tally:
 
     Applies the lookups written to ``lookups/`` to the written string columns: ICB from the
     practice, else nothing for an other-valid practice, else from the LSOA; IMD quintile from the
-    LSOA; sex valid if "1" or "2"; age valid if present and 0..130. Exclusions in order
+    LSOA; sex valid if "1" or "2"; age valid if present and not negative. Exclusions in order
     no_icb > no_imd > no_sex > no_age > no_measure.
     """
 
@@ -1365,7 +1365,7 @@ class _Tally:
         sex = np.where(s_row >= 0, e_sex[np.maximum(s_row, 0)] if len(e_sex) else -1, -1)
         age_col = table.column("age")
         age = pc.fill_null(age_col, -1).to_numpy().astype(np.int64)
-        age_ok = (age >= 0) & (age <= 130)
+        age_ok = age >= 0
         band = np.minimum(np.maximum(age, 0) // 5, _N_AGE - 1)
 
         m_row, m_entries = _normalised(table.column("modality"))
@@ -1605,7 +1605,7 @@ def _truth(
             "code_normalisation": (
                 "codes are compared after trimming whitespace and upper-casing; blank or "
                 "whitespace-only codes count as missing; sex is valid when the trimmed value is "
-                "'1' or '2'; age is valid when present and 0..130"
+                "'1' or '2'; age is valid when present and not negative"
             ),
             "counts": (
                 "'counts' are exact: SPEC section 2 applied to the written columns with the "

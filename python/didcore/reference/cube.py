@@ -94,7 +94,7 @@ def derive_record(
     columns: Columns | None = None,
     *,
     use_age: bool = True,
-    max_age: int = 130,
+    max_age: int | None = None,
 ) -> Derived:
     """Apply SPEC section 2 to one record (a mapping of column name to value)."""
     c = columns or Columns()
@@ -115,7 +115,7 @@ def derive_record(
     sex = _sex(row.get(c.sex))
     age = _age_years(row, c, use_age)
     band = None
-    if age is not None and 0 <= age <= max_age:
+    if age is not None and age >= 0 and (max_age is None or age <= max_age):
         band = AGE_BANDS[min(age // 5, 18)]
     indices = lookups.measures_of(row.get(c.modality), row.get(c.exam_code))
     measures = [lookups.measures[i] for i in indices]
@@ -150,7 +150,7 @@ def aggregate_reference(
     columns: Columns | None = None,
     *,
     use_age: bool = True,
-    max_age: int = 130,
+    max_age: int | None = None,
 ) -> ReferenceCube:
     """Count ``rows`` (mappings, e.g. from ``pyarrow.Table.to_pylist()``) one at a time."""
     out = ReferenceCube()
