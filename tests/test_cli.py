@@ -143,3 +143,34 @@ def test_renamed_columns_on_the_command_line(tmp_path: Path, lookups_dir: Path) 
 def test_report_without_inputs_points_at_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report"]) == 2
     assert "didcore demo" in capsys.readouterr().err
+
+
+def test_report_and_demo_pass_counting_options_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--max-age and --threads are accepted by every command, so each must reach aggregate."""
+    import didcore.report.pipeline as pipeline
+
+    seen: list[dict[str, object]] = []
+
+    def fake_run_report(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pipeline, "run_report", fake_run_report)
+    options = ["--max-age", "100", "--threads", "1", "-q"]
+    report = ["report", "x.parquet", "--lookups", "l", "--population", "p", "--out", "o"]
+    for argv in (report, ["demo", "--out", str(tmp_path), "--cache", str(tmp_path / "c")]):
+        if argv[0] == "demo":
+            import didcore.synth as synth
+
+            monkeypatch.setattr(synth, "demo_inputs", lambda cache: _DemoPaths(tmp_path))
+            monkeypatch.setattr("didcore.cli._demo_annex_a", lambda truth, missing: {})
+        with pytest.raises(SystemExit):
+            main([*argv, *options])
+    assert [(k["max_age"], k["n_threads"]) for k in seen] == [(100, 1), (100, 1)]
+
+
+class _DemoPaths:
+    def __init__(self, root: Path) -> None:
+        self.extract = self.lookups = self.population = self.truth = root

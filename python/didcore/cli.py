@@ -121,6 +121,8 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "provider_missing": args.provider_missing,
         "progress": _progress(args),
         "quiet": args.quiet,
+        "max_age": args.max_age,
+        "n_threads": args.threads,
     }
 
 

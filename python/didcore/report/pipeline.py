@@ -694,6 +694,8 @@ def run_report(
     columns: Any = None,
     overdispersion: str | None = "winsorise",
     measures: Sequence[str] | None = None,
+    max_age: int | None = None,
+    n_threads: int | None = None,
 ) -> ReportResult:
     """Run the whole publication: statistics, then every output (see the module docstring).
 
@@ -730,6 +732,9 @@ def run_report(
         plain Poisson limits).
     measures:
         Draw charts and maps for these measures only (the tables always have every measure).
+    max_age, n_threads:
+        As for :func:`didcore.aggregate`: ages above ``max_age`` count as missing (default no
+        limit), and the number of counting threads (default all cores).
     """
     # imported here so `import didcore.report` stays light
     from didcore.cube import aggregate
@@ -743,7 +748,7 @@ def run_report(
     src_list = list(sources) if isinstance(sources, list | tuple) else [sources]
     lk = lookups if isinstance(lookups, Lookups) else Lookups.read(lookups)
     show = False if quiet else progress if isinstance(progress, bool) else None
-    kwargs: dict[str, Any] = {"progress": show}
+    kwargs: dict[str, Any] = {"progress": show, "max_age": max_age, "n_threads": n_threads}
     if columns is not None:
         kwargs["columns"] = columns
     cube = aggregate(src_list if len(src_list) > 1 else src_list[0], lk, **kwargs)
