@@ -45,13 +45,33 @@ EXAMS = ["XCHES", "MBRAI", "CCHES", "UKIDB", "UABPE", "XKNEE", "ZZZZZ"]
 
 
 def _variants(code: str) -> st.SearchStrategy[str]:
-    """A code as an extract might hold it: any case, stray white space (every byte ASCII
-    trimming drops: tab, newline, vertical tab, form feed, carriage return, space), and
-    near misses that must stay unrecognised (a non-ASCII letter, an inner space)."""
-    spaces = st.sampled_from(["", " ", "  ", "\t", "\n", "\v", "\f", "\r", " \v "])
+    """A code as an extract might hold it: any case, stray white space (every ASCII white
+    space byte, and Unicode's: no-break, em, ideographic and next-line spaces, the
+    information separators), and near misses that must stay unrecognised (a non-ASCII
+    letter, an inner space, a zero-width space, which is not white space)."""
+    spaces = st.sampled_from(
+        [
+            "",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\v",
+            "\f",
+            "\r",
+            " \v ",
+            "\xa0",
+            "\u2003",
+            "\u3000",
+            "\x85",
+            "\x1f",
+        ]
+    )
     return st.tuples(
         spaces,
-        st.sampled_from([code, code.lower(), code.title(), code + "\u00e9", " ".join(code)]),
+        st.sampled_from(
+            [code, code.lower(), code.title(), code + "\u00e9", " ".join(code), code + "\u200b"]
+        ),
         spaces,
     ).map("".join)
 
@@ -394,3 +414,36 @@ def test_ages_of_90_and_over_are_one_band_however_old() -> None:
     assert capped.exclusions["no_age"] == 5
     assert capped.counts[..., x_ray].sum(axis=(0, 1, 3))[18] == 2
     assert_equal_to_reference(capped, aggregate_reference(table.to_pylist(), LOOKUPS, max_age=130))
+
+
+def test_codes_padded_with_unicode_white_space_are_trimmed() -> None:
+    """Spreadsheets leave no-break spaces around codes: trimmed like any white space (as
+    Python's str.strip does), in every code column and sex; a zero-width space is not white
+    space, so a code holding one stays unrecognised."""
+    clean = pa.table(
+        {
+            "provider_code": ["RM3"] * 2,
+            "gp_practice_code": ["A81001", "A81002"],
+            "lsoa11": ["E01000001"] * 2,
+            "sex": ["1", "2"],
+            "age": [40, 50],
+            "modality": ["Plain Radiography"] * 2,
+            "exam_code": ["XCHES"] * 2,
+        }
+    )
+    padded = pa.table(
+        {
+            "provider_code": ["RM3\xa0"] * 2,
+            "gp_practice_code": ["\xa0A81001", "A81002\u3000"],
+            "lsoa11": ["E01000001\u2003"] * 2,
+            "sex": ["\xa01", "2\x85"],
+            "age": [40, 50],
+            "modality": ["Plain Radiography\xa0"] * 2,
+            "exam_code": ["\u2003XCHES"] * 2,
+        }
+    )
+    assert didcore.aggregate(padded, LOOKUPS) == didcore.aggregate(clean, LOOKUPS)
+    zero_width = padded.set_column(1, "gp_practice_code", pa.array(["A81001\u200b"] * 2))
+    cube = didcore.aggregate(zero_width, LOOKUPS)
+    assert cube.icb_source["gp_practice"] == 0
+    assert_equal_to_reference(cube, aggregate_reference(zero_width.to_pylist(), LOOKUPS))

@@ -23,9 +23,9 @@ CODES = ["E01000001", "E01000002", "A81001", "QAA", "QBB"]
 
 def _variant(code: str) -> st.SearchStrategy[str]:
     return st.tuples(
-        st.sampled_from(["", " ", "\t", "\x0b"]),
-        st.sampled_from([code, code.lower()]),
-        st.sampled_from(["", " ", "\r\n"]),
+        st.sampled_from(["", " ", "\t", "\x0b", "\xa0"]),
+        st.sampled_from([code, code.lower(), code + "\u200b"]),
+        st.sampled_from(["", " ", "\r\n", "\u2003"]),
     ).map("".join)
 
 

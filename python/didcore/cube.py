@@ -738,7 +738,7 @@ class BatchClassifier:
     def _normalise(self, dictionary: Any) -> Any:
         import pyarrow.compute as pc
 
-        return pc.ascii_upper(pc.ascii_trim_whitespace(dictionary))
+        return pc.ascii_upper(pc.utf8_trim_whitespace(dictionary))
 
     def _positions(self, dictionary: Any, keys: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each normalised dictionary value is in ``keys``: (position, found, blank)."""
@@ -925,10 +925,10 @@ def _rows_holding(n: int, what: str) -> str:
 
 
 def _blank_to_null(pa: Any, arr: Any) -> Any:
-    """Text trimmed of ASCII white space, with empty values null."""
+    """Text trimmed of white space (Unicode's, as ``str.strip``), with empty values null."""
     import pyarrow.compute as pc
 
-    text = pc.ascii_trim_whitespace(arr.cast(pa.string()))
+    text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
@@ -1034,7 +1034,7 @@ def _classify_sex(dictionary: Any) -> np.ndarray:
     import pyarrow.compute as pc
 
     out = []
-    for v in pc.ascii_trim_whitespace(dictionary).to_pylist():
+    for v in pc.utf8_trim_whitespace(dictionary).to_pylist():
         m = _SEX_TEXT.fullmatch(v) if v is not None else None
         out.append(int(m.group(1)) - 1 if m else -1)
     return np.asarray(out, np.int8)

@@ -60,21 +60,23 @@ _TABLES = ("practice_icb", "other_practices", "lsoa_icb", "lsoa_imd", "measures"
 _REQUIRED = ("practice_icb", "lsoa_icb", "lsoa_imd")
 
 
-_ASCII_WS = " \t\n\v\f\r"
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def normalise_code(value: object) -> str | None:
-    """Trim ASCII white space and upper-case ASCII letters; ``None`` for null or blank.
+    """Trim white space and upper-case ASCII letters; ``None`` for null or blank.
 
-    ASCII rules, exactly as Arrow's ``ascii_trim_whitespace``/``ascii_upper`` kernels that
-    the fast path applies to each dictionary, so both paths agree on any text.
+    White space is Unicode's, as ``str.strip()`` has it: ASCII's, the no-break space that
+    spreadsheets leave around codes, and the rest. That set is exactly what Arrow's
+    ``utf8_trim_whitespace`` kernel trims, and letters are upper-cased as its ``ascii_upper``
+    does, the kernels the fast path applies to each dictionary, so both paths agree on any
+    text. (Codes are ASCII, so upper-casing other letters would only make near misses match.)
     """
     if value is None:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    text = str(value).strip(_ASCII_WS).translate(_ASCII_UPPER)
+    text = str(value).strip().translate(_ASCII_UPPER)
     return text or None
 
 
@@ -293,7 +295,7 @@ def _normalised_text(column: Any) -> Any:
         t = t.value_type
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         return None
-    norm = pc.ascii_upper(pc.ascii_trim_whitespace(column))
+    norm = pc.ascii_upper(pc.utf8_trim_whitespace(column))
     return pc.if_else(pc.equal(norm, ""), pa.scalar(None, norm.type), norm)
 
 
@@ -468,7 +470,7 @@ def _imd_vectorised(
         return None
     raw = table.column(column)
     if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
-        text = pc.ascii_trim_whitespace(raw)
+        text = pc.utf8_trim_whitespace(raw)
         if not pc.all(pc.match_substring_regex(text, r"^[0-9]{1,3}$")).as_py():
             return None
         levels = text.cast(pa.int64())

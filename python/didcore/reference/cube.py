@@ -52,7 +52,7 @@ def _sex(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         # a whole number written as text: "1", "01", "+2", "1.0", "2."
-        text = value.strip(" \t\n\v\f\r")
+        text = value.strip()
         if text.startswith("+"):
             text = text[1:]
         whole, dot, fraction = text.partition(".")
