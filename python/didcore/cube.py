@@ -1010,11 +1010,8 @@ def _bad_utf8(arr: Any) -> str:
     if not bad:
         return f"it holds {what}"
     if is_dict:
-        n = (
-            f"1 dictionary value holds {what}"
-            if len(bad) == 1
-            else (f"{len(bad):,} dictionary values hold {what}")
-        )
+        held = "value holds" if len(bad) == 1 else "values hold"
+        n = f"{len(bad):,} dictionary {held} {what}"
     else:
         n = _rows_holding(len(bad), what)
     return f"{n} (e.g. {bad[0]!r})"
