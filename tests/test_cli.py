@@ -174,3 +174,24 @@ def test_report_and_demo_pass_counting_options_on(
 class _DemoPaths:
     def __init__(self, root: Path) -> None:
         self.extract = self.lookups = self.population = self.truth = root
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["cube", "x.parquet", "--out", "o"], ["bogus"], []):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error:" in err and "--help" in err
+
+
+def test_bad_input_message_keeps_the_spaces_in_values(
+    tmp_path: Path, lookups_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (lookups_dir / "measures.csv").write_text(
+        "measure,kind,modality,exam_code\nX-ray,modality,Plain  Radiography,\n"
+    )
+    extract = tmp_path / "e.parquet"
+    pq.write_table(_big_table(10, seed=1), extract)
+    assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", "o"]) == 2
+    assert "'Plain  Radiography'" in capsys.readouterr().err

@@ -123,7 +123,7 @@ def test_lookup_with_agreeing_duplicates_is_fine() -> None:
 
 
 def test_imd_out_of_range() -> None:
-    with pytest.raises(errors.LookupConflictError, match=r"imd_decile outside 1\.\.10"):
+    with pytest.raises(errors.LookupConflictError, match=r"imd_decile that is not .* 1 to 10"):
         Lookups.from_tables(
             practice_icb={"gp_practice_code": ["A1"], "icb_code": ["QAA"]},
             lsoa_icb={"lsoa11": ["E1"], "icb_code": ["QAA"]},

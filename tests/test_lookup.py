@@ -1,4 +1,5 @@
-"""The vectorised lookup readers agree with the row loops they stand in for.
+"""Reading lookups: the vectorised readers agree with the row loops they stand in for, and
+the forms lookups come in (headers, levels, column types) are read or refused clearly.
 
 ``didcore.lookup`` reads practice/LSOA lookups with Arrow kernels when the tables are clean
 text, and falls back to a loop over rows (which also words the errors) otherwise. Whatever the
@@ -15,8 +16,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from didcore.errors import LookupConflictError
-from didcore.lookup import _imd, _imd_rows, _imd_vectorised, _pairs_rows, _pairs_vectorised
+from didcore.errors import LookupConflictError, MeasureDefinitionError, MissingColumnError
+from didcore.lookup import (
+    Lookups,
+    _imd,
+    _imd_rows,
+    _imd_vectorised,
+    _pairs_rows,
+    _pairs_vectorised,
+)
 
 CODES = ["E01000001", "E01000002", "A81001", "QAA", "QBB"]
 
@@ -50,7 +58,7 @@ def test_pairs_fast_path_equals_row_loop(rows: list[tuple[Any, Any]], large: boo
 level_st = st.one_of(
     st.none(),
     st.integers(-1, 12),
-    st.sampled_from(["1", " 3 ", "07", "10", "11", "0", "x", "", "+2", "2.0"]),
+    st.sampled_from(["1", " 3 ", "07", "10", "11", "0", "x", "", "+2", "2.0", "2.5", "NA"]),
 )
 
 
@@ -63,11 +71,12 @@ def test_imd_fast_path_equals_row_loop(
         column = pa.array([None if v is None else str(v) for v in levels], pa.string())
     else:
         column = pa.array([v if isinstance(v, int) else None for v in levels], pa.int64())
-    table = pa.table({"lsoa11": pa.array([r[0] for r in rows], pa.string()), "level": column})
+    name = "imd_decile" if decile else "imd_quintile"
+    table = pa.table({"lsoa11": pa.array([r[0] for r in rows], pa.string()), name: column})
     top = 10 if decile else 5
-    fast = _imd_vectorised(table, "level", top, decile)
+    fast = _imd_vectorised(table, name, top, decile)
     try:
-        slow = _imd_rows(table, "level", top, decile)
+        slow = _imd_rows(table)
     except LookupConflictError:
         assert fast is None
         return
@@ -112,3 +121,119 @@ def test_blank_imd_leaves_the_lsoa_without_one(column: str, blank: Any) -> None:
     records are then counted under "no IMD", not refused."""
     table = pa.table({"lsoa11": ["E1", "W1"], column: pa.array(["1", blank], pa.string())})
     assert _imd(table) == {"E1": 1 if column != "imd_rank" else 5}
+
+
+def _folder(tmp_path: Any, **files: str) -> Any:
+    """A lookups folder: the test lookups' CSVs, with ``files`` replacing or adding some."""
+    base = {
+        "practice_icb": "gp_practice_code,icb_code\nA81001,QAA\n",
+        "lsoa_icb": "lsoa11,icb_code\nE01000001,QAA\nE01000002,QBB\n",
+        "lsoa_imd": "lsoa11,imd_decile\nE01000001,1\nE01000002,10\n",
+    }
+    base.update(files)
+    for name, text in base.items():
+        (tmp_path / f"{name}.csv").write_text(text)
+    return tmp_path
+
+
+def test_imd_levels_in_any_whole_number_form_and_blank_or_na(tmp_path: Any) -> None:
+    text = "lsoa11,imd_decile\nE01000001,3.0\nE01000002, 10 \nE01000003,NA\nE01000004,\n"
+    lk = Lookups.read(_folder(tmp_path, lsoa_imd=text))
+    assert lk.lsoa_quintile == {"E01000001": 2, "E01000002": 5}
+    floats = {"lsoa11": ["E01000001", "E01000002"], "imd_decile": [3.0, float("nan")]}
+    tables = {
+        "practice_icb": {"gp_practice_code": ["A81001"], "icb_code": ["QAA"]},
+        "lsoa_icb": {"lsoa11": ["E01000001"], "icb_code": ["QAA"]},
+    }
+    assert Lookups.from_tables(**tables, lsoa_imd=floats).lsoa_quintile == {"E01000001": 2}
+    with pytest.raises(LookupConflictError, match=r"not a whole number from 1 to 10 .*'3\.5'"):
+        Lookups.read(_folder(tmp_path, lsoa_imd="lsoa11,imd_decile\nE01000001,3.5\n"))
+
+
+def test_imd_deciles_and_quintiles_together(tmp_path: Any) -> None:
+    both = "lsoa11,imd_decile,imd_quintile\nE01000001,,1\nE01000002,10,\nE01000003,4,2\n"
+    lk = Lookups.read(_folder(tmp_path, lsoa_imd=both))
+    assert lk.lsoa_quintile == {"E01000001": 1, "E01000002": 5, "E01000003": 2}
+    clash = "lsoa11,imd_decile,imd_quintile\nE01000001,3,1\n"
+    with pytest.raises(LookupConflictError, match=r"disagree .*E01000001 \(decile 3, quintile 1"):
+        Lookups.read(_folder(tmp_path, lsoa_imd=clash))
+
+
+@pytest.mark.parametrize("name", ["practice_icb", "lsoa_icb", "lsoa_imd"])
+def test_an_empty_required_lookup_is_an_error(tmp_path: Any, name: str) -> None:
+    header = {"practice_icb": "gp_practice_code,icb_code", "lsoa_icb": "lsoa11,icb_code"}
+    empty = header.get(name, "lsoa11,imd_decile") + "\n"
+    with pytest.raises(LookupConflictError, match=f"lookup {name} lists no"):
+        Lookups.read(_folder(tmp_path, **{name: empty}))
+
+
+def test_headers_ignore_case_and_spaces(tmp_path: Any) -> None:
+    measures = (
+        "Measure, KIND ,modality,EXAM CODE\n"
+        "X-ray,modality,Plain Radiography,\n"
+        "Chest X-ray,edoc,Plain Radiography,XCHES\n"
+    )
+    folder = _folder(tmp_path, practice_icb=" GP_Practice_Code ,ICB_CODE\nA81001,QAA\n")
+    (folder / "measures.csv").write_text(measures)
+    lk = Lookups.read(folder)
+    assert lk.practice_icb == {"A81001": "QAA"}
+    assert [r.exam_code for r in lk.measure_rules] == [None, "XCHES"]
+    twice = "icb_code,ICB_CODE,gp_practice_code\nQAA,QAA,A81001\n"
+    with pytest.raises(LookupConflictError, match="more than one column named icb_code"):
+        Lookups.read(_folder(tmp_path, practice_icb=twice))
+    tabs = "gp_practice_code\ticb_code\nA81001\tQAA\n"
+    with pytest.raises(MissingColumnError, match="tab-, semicolon- or bar-separated"):
+        Lookups.read(_folder(tmp_path, practice_icb=tabs))
+
+
+def test_edoc_measures_without_an_exam_code_column_are_refused(tmp_path: Any) -> None:
+    folder = _folder(tmp_path)
+    (folder / "measures.csv").write_text(
+        "measure,kind,modality,exam\nChest X-ray,edoc,Plain Radiography,XCHES\n"
+    )
+    with pytest.raises(MeasureDefinitionError, match="no exam_code column"):
+        Lookups.read(folder)
+
+
+def test_measure_names_differing_only_in_case_are_refused(tmp_path: Any) -> None:
+    folder = _folder(tmp_path)
+    (folder / "measures.csv").write_text(
+        "measure,kind,modality,exam_code\n"
+        "Brain MRI,edoc,Magnetic Resonance Imaging,MBRAI\n"
+        "brain mri,edoc,Magnetic Resonance Imaging,MBRAC\n"
+    )
+    with pytest.raises(MeasureDefinitionError, match="'Brain MRI' and 'brain mri'"):
+        Lookups.read(folder)
+
+
+def test_categorical_binary_and_view_columns_from_tables() -> None:
+    practice = pa.table(
+        {
+            "gp_practice_code": pa.array(["A81001", "A81002"]).cast(pa.binary()),
+            "icb_code": pa.array(["QAA", "QBB"]).dictionary_encode(),
+        }
+    )
+    lsoa = pa.table(
+        {
+            "lsoa11": pa.array(["E01000001"], pa.string_view()),
+            "icb_code": pa.array(["QAA"])
+            .dictionary_encode()
+            .cast(pa.dictionary(pa.uint32(), pa.string_view())),
+        }
+    )
+    imd = {"lsoa11": ["E01000001"], "imd_decile": [1]}
+    lk = Lookups.from_tables(practice, lsoa, imd)
+    assert lk.practice_icb == {"A81001": "QAA", "A81002": "QBB"}
+    assert lk.lsoa_icb == {"E01000001": "QAA"}
+    bad = practice.set_column(0, "gp_practice_code", pa.array([b"\xff", b"A"], pa.binary()))
+    with pytest.raises(LookupConflictError, match="not UTF-8"):
+        Lookups.from_tables(bad, lsoa, imd)
+
+
+def test_a_lookup_that_is_not_utf8_names_its_column(tmp_path: Any) -> None:
+    from didcore.errors import UnreadableInputError
+
+    folder = _folder(tmp_path)
+    (folder / "icb.csv").write_bytes(b"icb_code,icb_name,region\nQAA,NHS Caf\xe9 ICB,North\n")
+    with pytest.raises(UnreadableInputError, match=r"column 'icb_name' is not UTF-8 text"):
+        Lookups.read(folder)

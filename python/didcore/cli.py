@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from didcore.errors import DidcoreError, InputError
 
@@ -221,10 +221,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (exit status 2), as every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from didcore import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="didcore",
         description="Standardised ICB imaging rates from Diagnostic Imaging Dataset extracts.",
     )
@@ -304,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except InputError as exc:
-        message = " ".join(str(exc).split())
+        # one line, but spaces inside it kept: a value's double space may be the fault
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"didcore: error: {message}", file=sys.stderr)
         return 2
     except DidcoreError as exc:

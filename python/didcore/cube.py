@@ -29,7 +29,7 @@ import numpy as np
 
 from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
 from didcore.errors import ColumnTypeError, InputError, MeasureDefinitionError
-from didcore.io import Columns, open_extract, prefetch
+from didcore.io import Columns, is_binary_type, open_extract, prefetch
 from didcore.lookup import Lookups
 
 if TYPE_CHECKING:
@@ -643,7 +643,7 @@ class BatchClassifier:
         for i, arr in enumerate(columns):
             t = arr.type
             is_dict = pa.types.is_dictionary(t)
-            if not _is_binary(pa, t.value_type if is_dict else t):
+            if not is_binary_type(t.value_type if is_dict else t):
                 continue
             target = pa.dictionary(t.index_type, pa.string()) if is_dict else pa.string()
             try:
@@ -985,15 +985,6 @@ def _text_dates(pa: Any, arr: Any, name: str) -> Any:
 # What may follow an ISO date in a date-time: nothing, or a time (hours, minutes, seconds,
 # fractions) after "T" or a space, then a UTC offset or "Z".
 _ISO_TIME = re.compile(r"^([T ]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
-
-
-def _is_binary(pa: Any, t: Any) -> bool:
-    return bool(
-        pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or pa.types.is_binary_view(t)
-        or pa.types.is_fixed_size_binary(t)
-    )
 
 
 def _bad_utf8(arr: Any) -> str:

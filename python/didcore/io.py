@@ -95,6 +95,20 @@ class Extract:
     files: tuple[Path, ...]
 
 
+def is_binary_type(t: pa.DataType) -> bool:
+    """Whether ``t`` is one of Arrow's binary types: text written without its UTF-8
+    annotation (some Parquet writers leave it out), which didcore reads as UTF-8.
+    """
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    )
+
+
 def open_extract(source: Any, columns: Columns | None = None) -> Extract:
     """Open ``source`` for streaming; see the module docstring for what it may be."""
     import pyarrow as pa

@@ -15,9 +15,15 @@ file                          columns
 ``icb`` (optional)            ``icb_code``, ``icb_name``, ``region``
 ============================  ==============================================================
 
-Codes are compared after trimming white space and upper-casing, both here and in the extract.
-An ``lsoa_imd`` row whose level is blank leaves that LSOA with no IMD (its records are counted
-under "no IMD"); any other value outside the scale is an error.
+Column names are matched ignoring case and surrounding spaces (``ICB_CODE``, ``Exam Code``).
+Codes are compared after trimming white space and upper-casing, both here and in the extract;
+categorical (pandas, polars) and binary columns are read as text.
+An ``lsoa_imd`` level may be any whole number (``3``, ``3.0``); a blank one (or NA, NaN, NULL)
+leaves that LSOA with no IMD (its records are counted under "no IMD"); any other value
+outside the scale is an error. With both ``imd_decile`` and ``imd_quintile``, a row may give
+either, and where it gives both they must agree. A required lookup with no usable row, an
+``edoc`` measure with no ``exam_code`` column, and measure names that differ only in case are
+errors, since each would otherwise empty or split the cube without a word.
 When ``measures`` is absent from the folder, the measures shipped with didcore (the
 publication's 9 modalities and 5 early-diagnosis-of-cancer tests) are used.
 """
@@ -25,6 +31,7 @@ publication's 9 modalities and 5 early-diagnosis-of-cancer tests) are used.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +44,7 @@ from didcore.errors import (
     MissingColumnError,
     UnreadableInputError,
 )
+from didcore.io import is_binary_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -147,24 +155,37 @@ class Lookups:
         """Build lookups from tables: pyarrow Tables, or anything ``pyarrow.table()`` accepts
         (a dict of columns, a polars or pandas frame). ``measures=None`` uses the shipped file.
         """
-        practice = _pairs(_as_table(practice_icb), "practice_icb", "gp_practice_code", "icb_code")
-        lsoa = _pairs(_as_table(lsoa_icb), "lsoa_icb", "lsoa11", "icb_code")
-        quintile = _imd(_as_table(lsoa_imd))
+        practice = _pairs(
+            _as_table(practice_icb, "practice_icb"), "practice_icb", "gp_practice_code", "icb_code"
+        )
+        lsoa = _pairs(_as_table(lsoa_icb, "lsoa_icb"), "lsoa_icb", "lsoa11", "icb_code")
+        quintile = _imd(_as_table(lsoa_imd, "lsoa_imd"))
+        for table_name, mapping, what in (
+            ("practice_icb", practice, "practice with an ICB"),
+            ("lsoa_icb", lsoa, "LSOA with an ICB"),
+            ("lsoa_imd", quintile, "LSOA with an IMD level"),
+        ):
+            if not mapping:
+                # an empty lookup would not fail: every record would just lose its ICB or IMD
+                raise LookupConflictError(
+                    f"lookup {table_name} lists no {what}: is the file empty, or are its "
+                    "values blank?"
+                )
         others: frozenset[str] = frozenset()
         if other_practices is not None:
-            t = _as_table(other_practices)
+            t = _as_table(other_practices, "other_practices")
             _require(t, "other_practices", ("gp_practice_code",))
             others = frozenset(
                 c for c in map(normalise_code, t.column("gp_practice_code").to_pylist()) if c
             )
         if measures is None:
             measures = _shipped_measures()
-        rules = _measure_rules(_as_table(measures))
+        rules = _measure_rules(_as_table(measures, "measures"))
 
         names: dict[str, str] = {}
         regions: dict[str, str] = {}
         if icb is not None:
-            t = _as_table(icb)
+            t = _as_table(icb, "icb")
             _require(t, "icb", ("icb_code",))
             codes = [normalise_code(c) for c in t.column("icb_code").to_pylist()]
             if any(c is None for c in codes):
@@ -247,37 +268,102 @@ def _read_table(path: Path) -> pa.Table:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    names: list[str] = []
     try:
         if path.name.endswith((".parquet", ".pq")):
             return pq.read_table(path)
         # Every column as text: codes such as 01A or 0001 must not be read as numbers. The
         # streaming reader parses only the first block to learn the column names.
         with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as head:
-            types = {name: pa.string() for name in head.schema.names}
+            names = list(head.schema.names)
+        types = {name: pa.string() for name in names}
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     except (OSError, pa.ArrowInvalid) as exc:
+        text = str(exc)
+        if "utf8" in text.lower():
+            column = re.search(r"column #(\d+)", text)
+            where = "it"
+            if column and int(column.group(1)) < len(names):
+                where = f"column {names[int(column.group(1))]!r}"
+            raise UnreadableInputError(
+                f"cannot read lookup {path}: {where} is not UTF-8 text (Excel: save as 'CSV UTF-8')"
+            ) from exc
         raise UnreadableInputError(f"cannot read lookup {path}: {exc}") from exc
 
 
-def _as_table(obj: Any) -> pa.Table:
+def _as_table(obj: Any, name: str) -> pa.Table:
+    """A lookup as a pyarrow Table, tidied (:func:`_tidy`)."""
     import pyarrow as pa
 
     if isinstance(obj, pa.Table):
-        return obj
-    if isinstance(obj, str | Path):
-        return _read_table(Path(obj))
-    try:
-        return pa.table(obj)
-    except (TypeError, ValueError, pa.ArrowInvalid) as exc:
-        raise LookupConflictError(f"cannot use {type(obj).__name__} as a lookup table") from exc
+        table = obj
+    elif isinstance(obj, str | Path):
+        table = _read_table(Path(obj))
+    else:
+        try:
+            table = pa.table(obj)
+        except (TypeError, ValueError, pa.ArrowInvalid) as exc:
+            raise LookupConflictError(
+                f"cannot use {type(obj).__name__} as the {name} lookup table"
+            ) from exc
+    return _tidy(table, name)
+
+
+def _tidy(table: pa.Table, name: str) -> pa.Table:
+    """Column names trimmed and lower-cased, inner spaces as underscores (``EXAM_CODE``,
+    `` icb_code``, ``Exam Code``); categorical columns (pandas, polars) as plain text; binary
+    columns (Parquet written without the UTF-8 annotation) as UTF-8 text.
+    """
+    import pyarrow as pa
+
+    names = [re.sub(" +", "_", str(n).strip().lower()) for n in table.column_names]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise LookupConflictError(
+            f"lookup {name} has more than one column named {', '.join(twice)} (names are "
+            "compared ignoring case and spaces)"
+        )
+    columns = []
+    for f, column in zip(table.schema, table.columns, strict=True):
+        try:
+            columns.append(_as_text(pa, column))
+        except pa.ArrowInvalid as exc:
+            raise LookupConflictError(
+                f"lookup {name}: column {f.name} holds bytes that are not UTF-8 text; "
+                "save the file as UTF-8"
+            ) from exc
+    return pa.table(columns, names=names)
+
+
+def _as_text(pa: Any, column: Any) -> Any:
+    """A categorical column decoded, and string views and binary as plain strings (other
+    columns as they are). Raises ``pa.ArrowInvalid`` for bytes that are not UTF-8.
+    """
+    t = column.type
+    if pa.types.is_dictionary(t):
+        chunks = []
+        for chunk in column.chunks:
+            # decode with string values: Arrow cannot take from string views
+            values = _as_text(pa, pa.chunked_array([chunk.dictionary])).combine_chunks()
+            chunks.append(pa.DictionaryArray.from_arrays(chunk.indices, values).dictionary_decode())
+        if not chunks:
+            return _as_text(pa, pa.chunked_array([], type=t.value_type))
+        return pa.chunked_array(chunks)
+    if pa.types.is_string_view(t) or is_binary_type(t):
+        return column.cast(pa.string())
+    return column
 
 
 def _require(table: pa.Table, name: str, columns: Iterable[str]) -> None:
     missing = [c for c in columns if c not in table.column_names]
     if missing:
+        have = ", ".join(repr(c) for c in table.column_names) or "no columns"
+        hint = ""
+        if any(sep in c for c in table.column_names for sep in ("\t", ";", "|")):
+            hint = "; its header looks tab-, semicolon- or bar-separated: use commas"
         raise MissingColumnError(
-            f"lookup {name} has no column {', '.join(missing)} "
-            f"(it has: {', '.join(table.column_names) or 'no columns'})"
+            f"lookup {name} has no column {', '.join(repr(c) for c in missing)} "
+            f"(it has: {have}){hint}"
         )
 
 
@@ -383,7 +469,9 @@ def _imd(table: pa.Table) -> dict[str, int]:
     From a decile d, quintile ceil(d / 2); from a rank r among the N LSOAs ranked (N the
     highest rank in the table, so the table must hold every ranked LSOA, e.g. all 32,844 of
     England for IMD 2019), quintile ceil(5 r / N): the equal fifths the published deciles and
-    quintiles are cut from. A row whose level is blank leaves its LSOA with no IMD.
+    quintiles are cut from. A table with both deciles and quintiles uses whichever a row has,
+    and they must agree where it has both. A level may be written as a whole number in any
+    form (3, 3.0, " 3 "); a blank (or NA, NaN, NULL) level leaves its LSOA with no IMD.
     """
     has_decile = "imd_decile" in table.column_names
     has_quintile = "imd_quintile" in table.column_names
@@ -395,32 +483,80 @@ def _imd(table: pa.Table) -> dict[str, int]:
             "lookup lsoa_imd needs imd_decile (1..10), imd_quintile (1..5) or imd_rank "
             f"(it has: {', '.join(table.column_names)})"
         )
-    column, top = ("imd_decile", 10) if has_decile else ("imd_quintile", 5)
-    fast = _imd_vectorised(table, column, top, has_decile)
-    return fast if fast is not None else _imd_rows(table, column, top, has_decile)
+    if has_decile != has_quintile:
+        column, top = ("imd_decile", 10) if has_decile else ("imd_quintile", 5)
+        fast = _imd_vectorised(table, column, top, has_decile)
+        if fast is not None:
+            return fast
+    return _imd_rows(table)
 
 
-def _imd_rows(table: pa.Table, column: str, top: int, has_decile: bool) -> dict[str, int]:
-    """:func:`_imd` as a loop over rows: any column type, and the errors' details."""
+# Text an IMD level may hold to say it has none: R's NA, pandas' NaN, SQL's NULL.
+_NO_LEVEL = frozenset({"NA", "N/A", "NAN", "NULL", "NONE"})
+
+
+def _level(raw: object) -> int | None:
+    """An IMD level written as a whole number in any form; ``None`` when blank or NA.
+    Raises ``ValueError`` for anything else.
+    """
+    if _blank(raw) or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    text = str(raw).strip()
+    if text.upper() in _NO_LEVEL:
+        return None
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
+
+
+def _imd_rows(table: pa.Table) -> dict[str, int]:
+    """:func:`_imd` from deciles and/or quintiles as a loop over rows: any column type, and
+    the errors' details.
+    """
+    columns = [("imd_decile", 10), ("imd_quintile", 5)]
+    values = {
+        c: table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+        for c, _ in columns
+    }
     out: dict[str, int] = {}
     conflicts: set[str] = set()
-    bad: list[object] = []
-    for k, raw_value in _keyed_rows(table, "lsoa11", column):
-        if _blank(raw_value):
-            continue  # an LSOA listed with no IMD (a Welsh one in an English table, say)
-        try:
-            level = int(str(raw_value).strip())
-        except ValueError:
-            level = -1
-        if not 1 <= level <= top:
-            bad.append(raw_value)
+    disagree: list[str] = []
+    bad: dict[str, list[object]] = {c: [] for c, _ in columns}
+    for i, raw_key in enumerate(table.column("lsoa11").to_pylist()):
+        k = normalise_code(raw_key)
+        if k is None:
             continue
-        q = (level + 1) // 2 if has_decile else level
-        if out.setdefault(k, q) != q:
+        levels: dict[str, int | None] = {}
+        for c, top in columns:
+            raw = values[c][i]
+            try:
+                level = _level(raw)
+            except ValueError:
+                level = -1
+            if level is not None and not 1 <= level <= top:
+                bad[c].append(raw)
+                level = None
+            levels[c] = level
+        d, q = levels["imd_decile"], levels["imd_quintile"]
+        if d is not None and q is not None and (d + 1) // 2 != q:
+            disagree.append(f"{k} (decile {d}, quintile {q})")
+            continue
+        quintile = (d + 1) // 2 if d is not None else q
+        if quintile is None:
+            continue  # an LSOA listed with no IMD (a Welsh one in an English table, say)
+        if out.setdefault(k, quintile) != quintile:
             conflicts.add(k)
-    if bad:
+    for c, top in columns:
+        if bad[c]:
+            raise LookupConflictError(
+                f"lookup lsoa_imd: {len(bad[c])} rows have an {c} that is not a whole number "
+                f"from 1 to {top} (e.g. {bad[c][0]!r})"
+            )
+    if disagree:
         raise LookupConflictError(
-            f"lookup lsoa_imd: {len(bad)} rows have {column} outside 1..{top} (e.g. {bad[0]!r})"
+            f"lookup lsoa_imd: {len(disagree)} rows give a decile and a quintile that disagree "
+            f"(e.g. {disagree[0]}); the quintile of decile d is ceil(d / 2)"
         )
     if conflicts:
         raise LookupConflictError(
@@ -435,12 +571,12 @@ def _imd_from_ranks(table: pa.Table) -> dict[str, int]:
     ranks: dict[str, int] = {}
     bad: list[object] = []
     for k, raw_value in _keyed_rows(table, "lsoa11", "imd_rank"):
-        if _blank(raw_value):
-            continue
         try:
-            rank = int(str(raw_value).strip())
+            rank = _level(raw_value)
         except ValueError:
             rank = 0
+        if rank is None:
+            continue
         if rank < 1:
             bad.append(raw_value)
         elif ranks.setdefault(k, rank) != rank:
@@ -496,6 +632,14 @@ def _shipped_measures() -> pa.Table:
 
 def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
     _require(table, "measures", ("measure", "kind", "modality"))
+    if "exam_code" not in table.column_names:
+        # Without the column every EDOC measure would silently count its whole modality.
+        edoc = [k for k in table.column("kind").to_pylist() if (k or "").strip().lower() == "edoc"]
+        if edoc:
+            raise MeasureDefinitionError(
+                f"measures: {len(edoc)} edoc rows but no exam_code column "
+                f"(it has: {', '.join(repr(c) for c in table.column_names)})"
+            )
     exam_col: Sequence[object] = (
         table.column("exam_code").to_pylist()
         if "exam_code" in table.column_names
@@ -533,4 +677,12 @@ def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
         rules.append(MeasureRule(name, kind_n, mod, normalise_code(exam)))
     if not rules:
         raise MeasureDefinitionError("measures: the file defines no measure")
+    by_case: dict[str, str] = {}
+    for name in kinds:
+        other = by_case.setdefault(name.casefold(), name)
+        if other != name:
+            raise MeasureDefinitionError(
+                f"measures: {other!r} and {name!r} differ only in case; spell each measure "
+                "the same way on all its lines"
+            )
     return tuple(rules)
