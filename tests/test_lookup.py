@@ -237,3 +237,14 @@ def test_a_lookup_that_is_not_utf8_names_its_column(tmp_path: Any) -> None:
     (folder / "icb.csv").write_bytes(b"icb_code,icb_name,region\nQAA,NHS Caf\xe9 ICB,North\n")
     with pytest.raises(UnreadableInputError, match=r"column 'icb_name' is not UTF-8 text"):
         Lookups.read(folder)
+
+
+def test_lookup_file_names_in_any_case_and_one_file_each(tmp_path: Any) -> None:
+    from didcore.errors import UnreadableInputError
+
+    folder = _folder(tmp_path)
+    (folder / "practice_icb.csv").rename(folder / "PRACTICE_ICB.CSV")
+    assert Lookups.read(folder).practice_icb == {"A81001": "QAA"}
+    (folder / "practice_icb.csv.gz").write_bytes(b"")
+    with pytest.raises(UnreadableInputError, match="2 files for practice_icb"):
+        Lookups.read(folder)

@@ -255,12 +255,22 @@ class Lookups:
 # ---------------------------------------------------------------------- helpers
 
 
+_SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz")
+
+
 def _find_table(root: Path, name: str) -> Path | None:
-    for suffix in (".csv", ".parquet", ".pq", ".csv.gz"):
-        path = root / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    return None
+    """The file of lookup ``name`` in ``root``: ``name`` with one of :data:`_SUFFIXES`, in
+    any case (``PRACTICE_ICB.CSV``). Two such files (a CSV and a Parquet copy) are an error:
+    which one is meant is not for didcore to guess.
+    """
+    wanted = {f"{name}{suffix}" for suffix in _SUFFIXES}
+    found = sorted(p for p in root.iterdir() if p.name.lower() in wanted and p.is_file())
+    if len(found) > 1:
+        raise UnreadableInputError(
+            f"lookups folder {root} has {len(found)} files for {name} "
+            f"({', '.join(p.name for p in found)}); keep one"
+        )
+    return found[0] if found else None
 
 
 def _read_table(path: Path) -> pa.Table:
