@@ -195,3 +195,23 @@ def test_bad_input_message_keeps_the_spaces_in_values(
     pq.write_table(_big_table(10, seed=1), extract)
     assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", "o"]) == 2
     assert "'Plain  Radiography'" in capsys.readouterr().err
+
+
+def test_unreadable_ages_are_a_one_line_note(
+    tmp_path: Path, lookups_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extract = tmp_path / "e.csv"
+    extract.write_text(
+        "provider_code,gp_practice_code,lsoa11,sex,age,modality,exam_code\n"
+        "RM3,A81001,E01000001,1,NK,Plain Radiography,XCHES\n"
+        "RM3,A81001,E01000001,1,40,Plain Radiography,XCHES\n"
+    )
+    out = tmp_path / "out"
+    assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "didcore: note: column 'age': 1 row holds a value that is not a number (e.g. 'NK'); "
+        "counted as missing age\n"
+    )
+    with (out / "exclusions.csv").open() as f:
+        assert {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}["no_age"] == 1

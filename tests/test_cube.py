@@ -105,12 +105,24 @@ sex_float_st = st.one_of(
     st.none(), st.sampled_from([1.0, 2.0, 0.0, 9.0, -1.0, 1.5, 2.0001, math.nan, math.inf, 1e300])
 )
 age_st = st.one_of(st.none(), st.integers(-3, 140))
-age_float_st = st.one_of(st.none(), st.just(math.nan), st.integers(-3, 140).map(float))
+# fractional ages are completed years (rounded down); infinities are unreadable (missing)
+age_float_st = st.one_of(
+    st.none(),
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.5, 4.999, 89.5, 1e300]),
+    st.integers(-3, 140).map(float),
+    st.floats(-3, 140, allow_nan=False, width=32),
+)
+# ages as a CSV gives them: text, numbers in any form, and text that is not a number
+age_text_st = st.one_of(
+    st.none(),
+    st.integers(-3, 140).map(str),
+    st.sampled_from(["", " 41 ", "41.0", "4e1", "044", "+7", "44.9", "-0.5", "NK", "1e400", "4 1"]),
+)
 date_st = st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2030, 12, 31)))
 
 
 @st.composite
-def records(draw: Any, *, sex: str, use_age: bool, float_age: bool) -> dict[str, Any]:
+def records(draw: Any, *, sex: str, use_age: bool, age_kind: str) -> dict[str, Any]:
     row = {
         "provider_code": draw(provider_st),
         "gp_practice_code": draw(practice_st),
@@ -121,7 +133,7 @@ def records(draw: Any, *, sex: str, use_age: bool, float_age: bool) -> dict[str,
         "test_date": draw(date_st),
     }
     if use_age:
-        row["age"] = draw(age_float_st if float_age else age_st)
+        row["age"] = draw({"int": age_st, "float": age_float_st, "text": age_text_st}[age_kind])
     else:
         row["date_of_birth"] = draw(date_st)
     return row
@@ -132,8 +144,8 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
     """Rows split into batches, each with its own dictionaries (or plain strings)."""
     sex = draw(st.sampled_from(["text", "int", "float"]))
     use_age = draw(st.booleans())
-    float_age = draw(st.booleans())
-    rows = draw(st.lists(records(sex=sex, use_age=use_age, float_age=float_age), max_size=120))
+    age_kind = draw(st.sampled_from(["int", "float", "text"]))
+    rows = draw(st.lists(records(sex=sex, use_age=use_age, age_kind=age_kind), max_size=120))
     dictionary = draw(st.booleans())
     # every Arrow text layout an extract may arrive in (polars exports string_view)
     plain_type = draw(st.sampled_from([pa.string(), pa.large_string(), pa.string_view()]))
@@ -152,8 +164,10 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
             t = draw(st.sampled_from([pa.float32(), pa.float64()]))
         elif name == "sex":
             t = draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64()]))
-        elif name == "age" and float_age:
+        elif name == "age" and age_kind == "float":
             t = draw(st.sampled_from([pa.float32(), pa.float64()]))
+        elif name == "age" and age_kind == "text":
+            t = plain_type
         elif name == "age":
             t = draw(st.sampled_from([pa.int16(), pa.int32(), pa.int64()]))
         else:

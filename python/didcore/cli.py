@@ -306,10 +306,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
+    import warnings
+
+    from didcore.errors import UnreadableValuesWarning
+
     parser = _parser()
     args = parser.parse_args(argv)
+
+    shown = warnings.showwarning
+
+    def note(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
+        if issubclass(category, UnreadableValuesWarning):
+            print(f"didcore: note: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *rest, **kw)
+
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            # dirty values counted as missing are reported, one line each, even with -q
+            warnings.simplefilter("always", UnreadableValuesWarning)
+            warnings.showwarning = note
+            return int(args.func(args))
     except InputError as exc:
         # one line, but spaces inside it kept: a value's double space may be the fault
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
-from didcore.errors import ColumnTypeError, InputError, MeasureDefinitionError
+from didcore.errors import (
+    ColumnTypeError,
+    InputError,
+    MeasureDefinitionError,
+    UnreadableValuesWarning,
+)
 from didcore.io import Columns, is_binary_type, open_extract, prefetch
 from didcore.lookup import Lookups
 
@@ -73,9 +78,9 @@ QUALITY_COUNTERS: tuple[str, ...] = (
 MISSING_PROVIDER = "(missing)"
 _DEFAULT_MAX_AGE: int | None = None
 
-# What a fractional number in an integer column is: an error (ages are whole years), or an
-# invalid code, counted as missing (sex).
-Fractions = Literal["error", "invalid"]
+# What a fractional number in an integer column is: completed years, rounded down (ages), or
+# an invalid code, counted as missing (sex).
+Fractions = Literal["floor", "invalid"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -399,6 +404,7 @@ def aggregate(
         if bar is not None:
             bar.close()
     result = agg.finish()
+    classifier.warn_unreadable()
     return _cube_from_result(result, lk, classifier.provider_codes)
 
 
@@ -538,6 +544,8 @@ class BatchClassifier:
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
         self._cache: dict[str, tuple[Any, Any]] = {}
+        # column -> [rows whose value could not be read as an age or a date, an example]
+        self.unreadable: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ per batch
     def classify(self, batch: pa.RecordBatch) -> dict[str, Any]:
@@ -824,7 +832,7 @@ class BatchClassifier:
     def _age(self, batch: pa.RecordBatch, args: dict[str, Any]) -> None:
         c = self.columns
         if self.use_age:
-            args["age_years"] = self._ints(batch, c.age, fractions="error")
+            args["age_years"] = self._ints(batch, c.age, fractions="floor")
         else:
             args["birth"] = self._days(batch, c.date_of_birth)
             args["test"] = self._days(batch, c.test_date)
@@ -832,10 +840,11 @@ class BatchClassifier:
     def _ints(self, batch: pa.RecordBatch, name: str, fractions: Fractions) -> tuple[Any, ...]:
         """An integer column as int32 values for the core (zero-copy when it is int32).
 
-        Wider values are clamped into int32: an age or a sex code that large is invalid
-        either way, and clamping keeps it invalid (never 1, 2 or a valid age). Floating
-        columns (pandas stores integers with missing values as floats) are read as
-        ``_whole_numbers`` says, ``fractions`` saying what a fractional value is.
+        Wider values are clamped into int32: a sex code that large is invalid and an age
+        that large is 90+ either way. Floating columns (pandas stores integers with missing
+        values as floats) are read as ``_whole_numbers`` says, ``fractions`` saying what a
+        fractional value is. Text that is not a number is null: a missing value, noted in
+        :attr:`unreadable` for ages.
         """
         pa = self._pa
         arr = self._column(batch, name)
@@ -847,13 +856,16 @@ class BatchClassifier:
             arr = pa.nulls(len(arr), pa.int32())
             t = arr.type
         elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-            arr = _whole_numbers(pa, arr, name, fractions)
+            arr = self._numbers(name, arr, fractions)
             t = arr.type
         elif _is_text(pa, t):  # a CSV's ages (didcore.io reads them as text)
             try:
                 arr = arr.cast(pa.int64())  # the usual case: digits (blank cells are null)
             except pa.ArrowInvalid:  # spaces, "41.0", text: parse them
-                arr = _whole_numbers(pa, _text_numbers(pa, arr, name), name, fractions)
+                numbers, n_bad, example = _text_numbers(pa, arr)
+                if fractions == "floor":
+                    self._note_unreadable(name, n_bad, example)
+                arr = self._numbers(name, numbers, fractions)
             t = arr.type
         elif not pa.types.is_integer(t):
             raise ColumnTypeError(
@@ -869,6 +881,34 @@ class BatchClassifier:
             values = values.astype(np.int32)
         return values, validity, offset
 
+    def _numbers(self, name: str, arr: Any, fractions: Fractions) -> Any:
+        """``_whole_numbers``, noting an age column's infinities as unreadable."""
+        arr, n_bad, example = _whole_numbers(self._pa, arr, fractions)
+        if fractions == "floor":
+            self._note_unreadable(name, n_bad, example)
+        return arr
+
+    def _note_unreadable(self, name: str, n: int, example: Any) -> None:
+        if n:
+            seen = self.unreadable.setdefault(name, [0, example])
+            seen[0] += n
+
+    def warn_unreadable(self) -> None:
+        """One :class:`~didcore.errors.UnreadableValuesWarning` per column that held values
+        which are not ages or dates (counted as missing age).
+        """
+        import warnings
+
+        for name, (n, example) in self.unreadable.items():
+            kind = "a number" if name == self.columns.age else "an ISO date (YYYY-MM-DD)"
+            what = _rows_holding(n, f"a value that is not {kind}")
+            warnings.warn(
+                UnreadableValuesWarning(
+                    f"column {name!r}: {what} (e.g. {example!r}); counted as missing age"
+                ),
+                stacklevel=3,
+            )
+
     def _days(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
         pa = self._pa
         arr = self._column(batch, name)
@@ -882,39 +922,39 @@ class BatchClassifier:
         elif pa.types.is_timestamp(t):
             arr = arr.cast(pa.date32())
         elif _is_text(pa, t) or pa.types.is_dictionary(t):
-            arr = _text_dates(pa, arr.cast(pa.string()), name)
+            arr, n_bad, example = _text_dates(pa, arr.cast(pa.string()))
+            self._note_unreadable(name, n_bad, example)
         elif not pa.types.is_date32(t):
             raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
         return _buffers(arr, np.int32)
 
 
-def _whole_numbers(pa: Any, arr: Any, name: str, fractions: Fractions) -> Any:
-    """A floating (or decimal) column as int64: NaN is null, whole values are kept (clamped
-    into int32's range), and any other value (fractional or infinite) is an error naming the
-    column when ``fractions == "error"`` (ages are whole years), or null, an invalid code,
-    when it is ``"invalid"`` (sex).
+def _whole_numbers(pa: Any, arr: Any, fractions: Fractions) -> tuple[Any, int, Any]:
+    """A floating (or decimal) column as int64 (clamped into int32's range), NaN null; and
+    how many values were unreadable, with an example.
+
+    ``fractions == "floor"`` (ages): a fractional age is its completed years, rounded down
+    (40.7 is 40), and an infinite one is unreadable, null. ``"invalid"`` (sex codes): a value
+    that is not whole (1.5, infinity) is an invalid code, null.
     """
     import pyarrow.compute as pc
 
     if not (pa.types.is_float32(arr.type) or pa.types.is_float64(arr.type)):
         arr = arr.cast(pa.float64())  # half floats and decimals: the kernels below need these
     arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
-    whole = pc.and_(pc.is_finite(arr), pc.equal(pc.floor(arr), arr))
-    bad = pc.invert(whole.fill_null(True))
+    if fractions == "floor":
+        arr = pc.floor(arr)
+    good = pc.and_(pc.is_finite(arr), pc.equal(pc.floor(arr), arr))
+    bad = pc.invert(good.fill_null(True))
     n_bad = pc.sum(bad).as_py() or 0
+    example = arr.filter(bad)[0].as_py() if n_bad else None
     if n_bad:
-        if fractions == "error":
-            example = arr.filter(bad)[0].as_py()
-            what = _rows_holding(n_bad, "a value that is not a whole number")
-            raise ColumnTypeError(
-                f"column {name!r}: {what} (e.g. {example}); give ages in whole years"
-            )
-        arr = pc.if_else(whole, arr, pa.scalar(None, arr.type))
+        arr = pc.if_else(good, arr, pa.scalar(None, arr.type))
     bound = float(2**31)
     arr = pc.max_element_wise(
         pc.min_element_wise(arr, bound, skip_nulls=False), -bound, skip_nulls=False
     )
-    return arr.cast(pa.int64())
+    return arr.cast(pa.int64()), n_bad, example
 
 
 def _rows_holding(n: int, what: str) -> str:
@@ -932,36 +972,37 @@ def _blank_to_null(pa: Any, arr: Any) -> Any:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def _text_numbers(pa: Any, arr: Any, name: str) -> Any:
-    """Numbers written as text ("40", " 40 ", "40.0"; blank is null) as float64; text that
-    is not a number is an error naming the column, how many rows and an example.
+# A number written as text: ASCII digits, an optional fraction, an optional exponent.
+_NUMBER_TEXT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _text_numbers(pa: Any, arr: Any) -> tuple[Any, int, Any]:
+    """Numbers written as text ("40", " 40 ", "40.0", "4e1"; blank is null) as float64, text
+    that is not a number null; and how many rows held such text, with an example.
     """
     import pyarrow.compute as pc
 
     text = _blank_to_null(pa, arr)
-    try:
-        return text.cast(pa.float64())
-    except pa.ArrowInvalid as exc:
-        number = pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-        bad = pc.invert(number.fill_null(True))
-        n_bad = pc.sum(bad).as_py() or 0
-        example = text.filter(bad)[0].as_py() if n_bad else str(exc)
-        what = _rows_holding(n_bad, "text that is not a number")
-        raise ColumnTypeError(
-            f"column {name!r}: {what} (e.g. {example!r}); expected whole numbers"
-        ) from exc
+    number = pc.match_substring_regex(text, _NUMBER_TEXT)
+    bad = pc.invert(number.fill_null(True))
+    n_bad = pc.sum(bad).as_py() or 0
+    example = text.filter(bad)[0].as_py() if n_bad else None
+    if n_bad:
+        text = pc.if_else(number, text, pa.scalar(None, pa.string()))
+    return text.cast(pa.float64()), n_bad, example
 
 
-def _text_dates(pa: Any, arr: Any, name: str) -> Any:
+def _text_dates(pa: Any, arr: Any) -> tuple[Any, int, Any]:
     """Dates written as text, ISO 8601: a date ("2023-04-01") or a date and time, whose date
     is taken as written ("2023-04-01 10:30:00", "2023-04-01T10:30", "2023-04-01T23:30+01:00");
-    blank is null. Anything else is an error naming the column, how many rows and an example.
+    blank is null. Anything else ("01/05/1980", "2023-02-30") is null too; returned with how
+    many rows held it and an example.
     """
     import pyarrow.compute as pc
 
     text = _blank_to_null(pa, arr)
     try:
-        return text.cast(pa.date32())  # the usual case: dates alone
+        return text.cast(pa.date32()), 0, None  # the usual case: dates alone
     except pa.ArrowInvalid:
         pass
     date_part = pc.utf8_slice_codeunits(text, 0, 10)
@@ -975,11 +1016,9 @@ def _text_dates(pa: Any, arr: Any, name: str) -> Any:
     good = pc.and_(date_ok, time_ok).fill_null(False)
     bad = pc.and_(pc.is_valid(text), pc.invert(good))
     n_bad = pc.sum(bad).as_py() or 0
-    if n_bad:
-        example = text.filter(bad)[0].as_py()
-        what = _rows_holding(n_bad, "text that is not an ISO date (YYYY-MM-DD)")
-        raise ColumnTypeError(f"column {name!r}: {what} (e.g. {example!r})")
-    return day.cast(pa.date32())
+    example = text.filter(bad)[0].as_py() if n_bad else None
+    days = pc.if_else(good, day, pa.scalar(None, day.type)).cast(pa.date32())
+    return days, n_bad, example
 
 
 # What may follow an ISO date in a date-time: nothing, or a time (hours, minutes, seconds,

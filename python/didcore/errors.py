@@ -1,9 +1,10 @@
-"""The exceptions didcore raises.
+"""The exceptions (and the one warning) didcore raises.
 
 Every error caused by the caller's input derives from :class:`InputError` (itself a
 ``ValueError``), so a pipeline can catch bad input in one place; the command line maps it to
 exit status 2 with a one-line message. Messages name the column, file or value and how many rows
-are affected, and say what to do.
+are affected, and say what to do. Dirty values that SPEC counts rather than refuses (an age
+that is not a number) raise :class:`UnreadableValuesWarning` instead, once per column a run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "MissingColumnError",
     "PopulationError",
     "UnreadableInputError",
+    "UnreadableValuesWarning",
     "ZeroPopulationError",
 ]
 
@@ -63,3 +65,11 @@ class PopulationError(InputError):
 
 class ZeroPopulationError(PopulationError):
     """Tests were observed in a stratum whose national population is zero."""
+
+
+class UnreadableValuesWarning(UserWarning):
+    """Some values could not be read (an age that is not a number, a date that is not ISO
+    8601) and were counted as missing, as dirty values must not stop a run; the message says
+    which column, how many rows and an example. Turn it into an error with
+    ``warnings.simplefilter("error", UnreadableValuesWarning)``.
+    """

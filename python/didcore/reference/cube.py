@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from didcore.io import Columns
@@ -66,14 +68,32 @@ def _sex(value: Any) -> str | None:
     return {1: "male", 2: "female"}.get(value) if isinstance(value, int) else None
 
 
+# A number written as text: ASCII digits, an optional fraction, an optional exponent.
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _age_value(value: Any) -> int | None:
+    """An age in completed years: a whole number as it is, a fractional one rounded down
+    (40.7 is 40), text as the number it spells; ``None`` for null, NaN, infinity and text
+    that is not a number.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER_TEXT.fullmatch(text):
+            return None
+        value = float(text)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float | Decimal):
+        if not math.isfinite(value):
+            return None  # NaN is how pandas writes a missing number
+        return math.floor(value)
+    return int(value)
+
+
 def _age_years(row: Mapping[str, Any], columns: Columns, use_age: bool) -> int | None:
     if use_age:
-        value = row.get(columns.age)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None  # NaN is how pandas writes a missing number
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"age {value} is not a whole number of years")
-        return int(value)
+        return _age_value(row.get(columns.age))
     birth = row.get(columns.date_of_birth)
     test = row.get(columns.test_date)
     if birth is None or test is None:
