@@ -64,7 +64,14 @@ def test_cube_command_reads_a_folder_of_files(tmp_path: Path, lookups_dir: Path)
     folder.mkdir()
     table = _big_table(6_000, seed=12)
     pq.write_table(table.slice(0, 2_000), folder / "a.parquet")
-    pq.write_table(table.slice(2_000), folder / "b.parquet")
+    # a folder per year, and what Spark leaves beside its output: all but the data skipped
+    (folder / "year=2023").mkdir()
+    pq.write_table(table.slice(2_000), folder / "year=2023" / "part-0.snappy.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / "_temporary").mkdir()
+    pq.write_table(table.slice(0, 10), folder / "_temporary" / "x.parquet")
+    (folder / ".part-0.parquet.crc").write_bytes(b"crc")
+    (folder / ".hidden.parquet").write_bytes(b"not parquet")
     out = tmp_path / "out"
     assert main(["cube", str(folder), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
     with (out / "exclusions.csv").open() as f:

@@ -3,7 +3,8 @@
 A *source* is any of:
 
 * a path to a Parquet file (``.parquet``/``.pq``), a CSV file (``.csv``, ``.csv.gz``), or a
-  folder of them (read in name order);
+  folder of them, subfolders included (read in path order; names starting with ``.`` or ``_``
+  skipped);
 * a list or tuple of such paths;
 * a ``pyarrow.Table``, ``RecordBatch`` or ``RecordBatchReader``;
 * any object with ``__arrow_c_stream__`` (a polars DataFrame, a DuckDB relation, ...).
@@ -177,15 +178,28 @@ def _open_reader(reader: pa.RecordBatchReader, cols: Columns) -> Extract:
     return Extract(batches(), use_age, None, ())
 
 
+def _data_files(folder: Path) -> list[Path]:
+    """The .parquet and .csv files below ``folder``, in its subfolders too (a folder per
+    year, Hive partitions such as ``year=2023/``), in path order. Names starting with ``.``
+    or ``_`` are skipped at every level, as Arrow datasets skip them: Spark's ``_SUCCESS``
+    and ``_temporary/``, editors' and checksum files.
+    """
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith((".", "_")):
+            continue
+        if p.is_dir():
+            found.extend(_data_files(p))
+        elif p.is_file() and p.name.lower().endswith(_PARQUET + _CSV):
+            found.append(p)
+    return found
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and p.name.lower().endswith(_PARQUET + _CSV)
-            )
+            found = _data_files(path)
             if not found:
                 raise UnreadableInputError(f"folder {path} holds no .parquet or .csv files")
             files.extend(found)
