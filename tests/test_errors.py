@@ -347,3 +347,16 @@ def test_narrow_dictionary_chunks_that_cannot_be_merged() -> None:
     )
     plain = table.set_column(2, "lsoa11", pa.array(lsoas))
     assert didcore.aggregate(table, LOOKUPS) == didcore.aggregate(plain, LOOKUPS)
+
+
+def test_tab_separated_extracts(tmp_path: Path) -> None:
+    import gzip
+
+    row = "RM3,A81001,E01000001,1,40,2023-05-01,Plain Radiography,XCHES"
+    expected = didcore.aggregate(_csv(tmp_path / "a.csv", [row, row]), LOOKUPS)
+    text = (tmp_path / "a.csv").read_text().replace(",", "\t")
+    (tmp_path / "a.tsv").write_text(text)
+    with gzip.open(tmp_path / "b.tsv.gz", "wt") as f:
+        f.write(text)
+    for name in ("a.tsv", "b.tsv.gz"):
+        assert didcore.aggregate(tmp_path / name, LOOKUPS) == expected

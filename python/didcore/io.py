@@ -2,9 +2,9 @@
 
 A *source* is any of:
 
-* a path to a Parquet file (``.parquet``/``.pq``), a CSV file (``.csv``, ``.csv.gz``), or a
-  folder of them, subfolders included (read in path order; names starting with ``.`` or ``_``
-  skipped);
+* a path to a Parquet file (``.parquet``/``.pq``), a CSV file (``.csv``, ``.csv.gz``; ``.tsv``
+  and ``.tsv.gz`` tab-separated), or a folder of them, subfolders included (read in path
+  order; names starting with ``.`` or ``_`` skipped);
 * a list or tuple of such paths;
 * a ``pyarrow.Table``, ``RecordBatch`` or ``RecordBatchReader``;
 * any object with ``__arrow_c_stream__`` (a polars DataFrame, a DuckDB relation, ...).
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Columns", "Extract", "open_extract"]
 
 _PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".csv.gz", ".tsv")
+_CSV = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _BATCH_ROWS = 1 << 20
 
 
@@ -272,10 +272,22 @@ def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> It
         yield from table.to_batches()
 
 
+def _csv_parse(path: Path) -> Any:
+    """Parse options: tab-separated for ``.tsv`` files, comma-separated otherwise."""
+    import pyarrow.csv as pacsv
+
+    tab = path.name.lower().endswith((".tsv", ".tsv.gz"))
+    return pacsv.ParseOptions(delimiter="\t" if tab else ",")
+
+
 def _csv_header(path: Path) -> list[str]:
     import pyarrow.csv as pacsv
 
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 16),
+        parse_options=_csv_parse(path),
+    )
     return list(reader.schema.names)
 
 
@@ -297,6 +309,7 @@ def _csv_batches(
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        parse_options=_csv_parse(path),
         convert_options=pacsv.ConvertOptions(
             include_columns=names, column_types=types, strings_can_be_null=True
         ),
