@@ -658,6 +658,8 @@ def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
     known = {m.upper(): m for m in DID_MODALITIES}
     rules: list[MeasureRule] = []
     kinds: dict[str, str] = {}
+    # Rows are counted from 1 after the header: not file lines, as the CSV reader skips blank
+    # lines (and a Parquet or in-memory table has none).
     for row, (measure, kind, modality, exam) in enumerate(
         zip(
             table.column("measure").to_pylist(),
@@ -666,22 +668,22 @@ def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
             exam_col,
             strict=True,
         ),
-        start=2,
+        start=1,
     ):
         name = (measure or "").strip()
         kind_n = (kind or "").strip().lower()
         mod = normalise_code(modality)
         if not name:
-            raise MeasureDefinitionError(f"measures: line {row} has no measure name")
+            raise MeasureDefinitionError(f"measures: row {row} has no measure name")
         if kind_n not in ("modality", "edoc"):
             raise MeasureDefinitionError(
-                f"measures: line {row} ({name}) has kind {kind!r}; use 'modality' or 'edoc'"
+                f"measures: row {row} ({name}) has kind {kind!r}; use 'modality' or 'edoc'"
             )
         if kinds.setdefault(name, kind_n) != kind_n:
             raise MeasureDefinitionError(f"measures: {name} is given two kinds")
         if mod is None or mod not in known:
             raise MeasureDefinitionError(
-                f"measures: line {row} ({name}) names modality {modality!r}, which is not a "
+                f"measures: row {row} ({name}) names modality {modality!r}, which is not a "
                 f"DID modality (known: {', '.join(DID_MODALITIES)})"
             )
         rules.append(MeasureRule(name, kind_n, mod, normalise_code(exam)))
