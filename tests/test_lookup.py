@@ -248,3 +248,11 @@ def test_lookup_file_names_in_any_case_and_one_file_each(tmp_path: Any) -> None:
     (folder / "practice_icb.csv.gz").write_bytes(b"")
     with pytest.raises(UnreadableInputError, match="2 files for practice_icb"):
         Lookups.read(folder)
+
+
+def test_a_ragged_lookup_line_is_named(tmp_path: Any) -> None:
+    from didcore.errors import UnreadableInputError
+
+    text = "gp_practice_code,icb_code\nA81001,QAA\n\n   \nA81002,QAA\n"
+    with pytest.raises(UnreadableInputError, match="line 4 has 1 fields where the header has 2"):
+        Lookups.read(_folder(tmp_path, practice_icb=text))

@@ -298,7 +298,36 @@ def _read_table(path: Path) -> pa.Table:
             raise UnreadableInputError(
                 f"cannot read lookup {path}: {where} is not UTF-8 text (Excel: save as 'CSV UTF-8')"
             ) from exc
+        ragged = _ragged_line(path) if "Expected" in text else None
+        if ragged is not None:
+            line, n, want = ragged
+            raise UnreadableInputError(
+                f"cannot read lookup {path}: line {line} has {n} fields where the header has {want}"
+            ) from exc
         raise UnreadableInputError(f"cannot read lookup {path}: {exc}") from exc
+
+
+def _ragged_line(path: Path) -> tuple[int, int, int] | None:
+    """The first line of a CSV file whose number of fields differs from its header's:
+    (line number, fields, header fields), or ``None``. For error messages: pyarrow's do not
+    say which line.
+    """
+    import csv
+    import gzip
+
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            rows = csv.reader(f)
+            want = len(next(rows, []))
+            for row in rows:
+                # blank lines are skipped, as pyarrow skips them (but not lines of spaces); the
+                # reader's line number is that of the row's last line
+                if row and len(row) != want:
+                    return rows.line_num, len(row), want
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
 
 
 def _as_table(obj: Any, name: str) -> pa.Table:
