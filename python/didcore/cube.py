@@ -983,6 +983,10 @@ def _text_numbers(pa: Any, arr: Any) -> tuple[Any, int, Any]:
     import pyarrow.compute as pc
 
     text = _blank_to_null(pa, arr)
+    try:
+        return text.cast(pa.float64()), 0, None  # the usual case: numbers throughout
+    except pa.ArrowInvalid:
+        pass
     number = pc.match_substring_regex(text, _NUMBER_TEXT)
     bad = pc.invert(number.fill_null(True))
     n_bad = pc.sum(bad).as_py() or 0
