@@ -12,11 +12,13 @@ from __future__ import annotations
 __all__ = [
     "ColumnTypeError",
     "DidcoreError",
+    "GuardError",
     "InputError",
     "InternalError",
     "LookupConflictError",
     "MeasureDefinitionError",
     "MissingColumnError",
+    "OutputError",
     "PopulationError",
     "UnreadableInputError",
     "UnreadableValuesWarning",
@@ -55,6 +57,13 @@ class LookupConflictError(InputError):
     """A lookup table is inconsistent, e.g. the same key maps to two different values."""
 
 
+class OutputError(InputError, OSError):
+    """An output folder cannot be used or written: ``--out`` names an existing file, its parent
+    cannot be created, the disk is full or read-only, a file-size limit was reached. The old
+    outputs, if any, are left as they were (see :mod:`didcore.outputs`).
+    """
+
+
 class MeasureDefinitionError(InputError):
     """The measures file is malformed or names no modality the lookups know."""
 
@@ -65,6 +74,20 @@ class PopulationError(InputError):
 
 class ZeroPopulationError(PopulationError):
     """Tests were observed in a stratum whose national population is zero."""
+
+
+class GuardError(InputError):
+    """A guard rail tripped: the input looks coded or assembled differently from what didcore
+    reads (sex as M/F, modality as short codes, a population missing an ICB or of another
+    year), so a publication would be confidently wrong. :attr:`guard` is the guard's name, the
+    one to pass to ``allow=`` (``--allow NAME``) once the input is known to be right; the
+    message names the column, the top values with counts and what to do. See
+    :mod:`didcore.guards`.
+    """
+
+    def __init__(self, message: str, guard: str = "") -> None:
+        super().__init__(message)
+        self.guard = guard
 
 
 class UnreadableValuesWarning(UserWarning):
