@@ -74,7 +74,8 @@ def check_output_dir(target: str | os.PathLike[str]) -> Path:
     A symbolic link to a folder is followed: the folder it points to is the one replaced.
     """
     try:
-        path = Path(os.path.abspath(os.fspath(target)))
+        # normalised, so that "out/" and "a/../out" name the folder "out"
+        path = Path(os.path.normpath(Path(os.fspath(target)).absolute()))
     except (TypeError, ValueError) as exc:
         raise OutputError(f"output folder {target!r} is not a usable path: {exc}") from exc
     if path.is_symlink() and path.is_dir():
@@ -104,10 +105,10 @@ def check_output_dir(target: str | os.PathLike[str]) -> Path:
     probe_in = path.parent if path.parent.is_dir() else ancestor
     try:
         probe = tempfile.mkdtemp(prefix=".didcore-check-", dir=probe_in)
-        os.rmdir(probe)
+        Path(probe).rmdir()
         if not path.exists() and path.parent.is_dir():
-            os.mkdir(path)
-            os.rmdir(path)
+            path.mkdir()
+            path.rmdir()
     except OSError as exc:
         raise OutputError(f"cannot create output folder {path}: {_why(exc)}") from exc
     return path
@@ -121,9 +122,10 @@ def _check_replaceable(path: Path) -> None:
         raise OutputError(f"cannot read output folder {path}: {_why(exc)}") from exc
     if not names or MARKER in names or any(n in names for n in _LEGACY_OUTPUTS):
         return
+    entries = "entry" if len(names) == 1 else "entries"
     shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
     raise OutputError(
-        f"--out {path} is a folder of other files ({len(names)} {'entry' if len(names) == 1 else 'entries'}: {shown}), not a "
+        f"--out {path} is a folder of other files ({len(names)} {entries}: {shown}), not a "
         "didcore output; the outputs replace the whole folder, so name a new or empty folder"
     )
 
@@ -142,7 +144,7 @@ def atomic_output_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name[:80]}.tmp-", dir=path.parent))
         # mkdtemp makes the folder private (0700); an output folder gets the usual mode
-        os.chmod(tmp, 0o777 & ~_umask())
+        tmp.chmod(0o777 & ~_umask())
     except OSError as exc:
         raise OutputError(f"cannot create output folder {path}: {_why(exc)}") from exc
     try:
@@ -192,21 +194,21 @@ def _swap(tmp: Path, path: Path) -> None:
     with _signals_deferred():
         if not path.exists():
             try:
-                os.rename(tmp, path)
+                tmp.rename(path)
             except OSError as exc:
                 raise OutputError(f"cannot create output folder {path}: {_why(exc)}") from exc
             return
         old = Path(tempfile.mkdtemp(prefix=f".{path.name[:80]}.old-", dir=path.parent))
         try:
-            os.rename(path, old / path.name)
+            path.rename(old / path.name)
         except OSError as exc:
-            os.rmdir(old)
+            old.rmdir()
             raise OutputError(f"cannot replace output folder {path}: {_why(exc)}") from exc
         try:
-            os.rename(tmp, path)
+            tmp.rename(path)
         except OSError as exc:
-            os.rename(old / path.name, path)
-            os.rmdir(old)
+            (old / path.name).rename(path)
+            old.rmdir()
             raise OutputError(f"cannot replace output folder {path}: {_why(exc)}") from exc
         shutil.rmtree(old, ignore_errors=True)
 
