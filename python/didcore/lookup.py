@@ -1,4 +1,4 @@
-"""Lookups (SPEC sections 1.2 and 6): practice -> ICB, LSOA -> ICB and IMD, measures, ICBs.
+"""Lookups: practice -> ICB, LSOA -> ICB and IMD, measures, ICBs (docs/inputs.md).
 
 A lookups folder holds one CSV or Parquet file per table, with a header row:
 
@@ -26,6 +26,9 @@ either, and where it gives both they must agree. A required lookup with no usabl
 errors, since each would otherwise empty or split the cube without a word.
 When ``measures`` is absent from the folder, the measures shipped with didcore (the
 publication's 9 modalities and 5 early-diagnosis-of-cancer tests) are used.
+
+:meth:`Lookups.default` gives the national lookups shipped with didcore (:mod:`didcore.defaults`),
+which ``aggregate(source)`` and the command line use when no lookups are given.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from didcore.io import is_binary_type
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DID_MODALITIES", "Lookups", "MeasureRule", "normalise_code"]
+__all__ = ["DID_MODALITIES", "Lookups", "MeasureRule", "as_lookups", "normalise_code"]
 
 #: The modality values of the DID (Table 1 of the DID statistical release).
 DID_MODALITIES: tuple[str, ...] = (
@@ -116,13 +119,29 @@ class Lookups:
     measure_rules: tuple[MeasureRule, ...]
     icb_names: Mapping[str, str] = field(default_factory=dict)
     icb_regions: Mapping[str, str] = field(default_factory=dict)
-    source: str = "tables"
+    #: Where the lookups came from (a folder's path, ``"tables"``, or the shipped data); not
+    #: compared: two Lookups with the same content are equal wherever they came from.
+    source: str = field(default="tables", compare=False)
+    #: The reference data's vintage, named in every output: e.g. ``"ICBs July 2022; ..."`` for
+    #: :meth:`default`, ``"user-supplied folder DIR"`` for :meth:`read`, ``None`` for tables.
+    vintage: str | None = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    def default(cls) -> Lookups:
+        """The national lookups shipped with didcore (ICBs July 2022, GP practices epraccur
+        2023, LSOA 2011 -> ICB July 2022, IMD 2019, the publication's measures): see
+        :mod:`didcore.defaults`. Built once per process and shared: do not modify it.
+        """
+        from didcore.defaults import default_lookups
+
+        return default_lookups()
+
+    @classmethod
     def read(cls, folder: str | Path) -> Lookups:
-        """Read a lookups folder (SPEC section 6). Raises :class:`~didcore.errors.InputError`
-        subclasses naming the file, column and values at fault.
+        """Read a lookups folder (files and columns: docs/inputs.md). Raises
+        :class:`~didcore.errors.InputError` subclasses naming the file, column and values at
+        fault.
         """
         root = Path(folder)
         if not root.is_dir():
@@ -138,7 +157,9 @@ class Lookups:
                     f"lookups folder {root} has no {name}.csv or {name}.parquet "
                     f"(needed: {', '.join(_REQUIRED)}; optional: other_practices, measures, icb)"
                 )
-        return cls.from_tables(**tables, source=str(root))
+        return cls.from_tables(
+            **tables, source=str(root), vintage=f"user-supplied folder {root}"
+        )
 
     @classmethod
     def from_tables(
@@ -151,6 +172,7 @@ class Lookups:
         icb: Any = None,
         *,
         source: str = "tables",
+        vintage: str | None = None,
     ) -> Lookups:
         """Build lookups from tables: pyarrow Tables, or anything ``pyarrow.table()`` accepts
         (a dict of columns, a polars or pandas frame). ``measures=None`` uses the shipped file.
@@ -225,7 +247,17 @@ class Lookups:
             icb_names=names,
             icb_regions=regions,
             source=source,
+            vintage=vintage,
         )
+
+    @property
+    def description(self) -> str:
+        """The lookups used and their vintage, in one line, as every output names them."""
+        if self.vintage is None:
+            return "user-supplied lookup tables"
+        if self.vintage.startswith("user-supplied"):
+            return self.vintage
+        return f"{self.source} ({self.vintage})"
 
     # ------------------------------------------------------------------ measures
     @property
@@ -250,6 +282,24 @@ class Lookups:
             if r.modality == mod and (r.exam_code is None or r.exam_code == exam)
         }
         return sorted(hits)
+
+
+def as_lookups(lookups: object) -> Lookups:
+    """``lookups`` as :class:`Lookups`: ``None`` for :meth:`Lookups.default`, a folder path
+    for :meth:`Lookups.read`, a Lookups as it is; anything else is an InputError.
+    """
+    import os
+
+    if lookups is None:
+        return Lookups.default()
+    if isinstance(lookups, Lookups):
+        return lookups
+    if isinstance(lookups, str | os.PathLike):
+        return Lookups.read(lookups)  # type: ignore[arg-type]
+    raise LookupConflictError(
+        f"lookups must be a didcore.Lookups, the path of a lookups folder or None (the shipped "
+        f"lookups), not {type(lookups).__name__}"
+    )
 
 
 # ---------------------------------------------------------------------- helpers
