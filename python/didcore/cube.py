@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -35,10 +35,12 @@ from didcore.errors import (
     UnreadableValuesWarning,
 )
 from didcore.io import Columns, is_binary_type, open_extract, prefetch
-from didcore.lookup import Lookups
+from didcore.lookup import Lookups, as_lookups
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from didcore.years import YearCubes
 
 __all__ = [
     "AGE_BANDS",
@@ -345,16 +347,53 @@ class Cube:
 # -------------------------------------------------------------------------- aggregation
 
 
+@overload
 def aggregate(
     source: Any,
-    lookups: Lookups | str | Any,
+    lookups: Lookups | str | Any = None,
+    *,
+    columns: Columns | None = ...,
+    max_age: int | None = ...,
+    n_threads: int | None = ...,
+    progress: bool | None = ...,
+    by_year: Literal[False] = ...,
+    year: None = ...,
+    value_maps: Mapping[str, Mapping[str, str]] | None = ...,
+    on_first_batch: Callable[[ValueProfile], None] | None = ...,
+) -> Cube: ...
+
+
+@overload
+def aggregate(
+    source: Any,
+    lookups: Lookups | str | Any = None,
+    *,
+    columns: Columns | None = ...,
+    max_age: int | None = ...,
+    n_threads: int | None = ...,
+    progress: bool | None = ...,
+    by_year: bool = ...,
+    year: str | int | None = ...,
+    value_maps: Mapping[str, Mapping[str, str]] | None = ...,
+    on_first_batch: Callable[[ValueProfile], None] | None = ...,
+) -> Cube | YearCubes: ...
+
+
+def aggregate(
+    source: Any,
+    lookups: Lookups | str | Any = None,
     *,
     columns: Columns | None = None,
     max_age: int | None = _DEFAULT_MAX_AGE,
     n_threads: int | None = None,
     progress: bool | None = None,
-) -> Cube:
-    """Aggregate a record-level extract into a :class:`Cube`.
+    by_year: bool = False,
+    year: str | int | None = None,
+    value_maps: Mapping[str, Mapping[str, str]] | None = None,
+    on_first_batch: Callable[[ValueProfile], None] | None = None,
+) -> Cube | YearCubes:
+    """Aggregate a record-level extract into a :class:`Cube` (or, ``by_year=True``, one
+    Cube per financial year: :class:`~didcore.years.YearCubes`).
 
     Parameters
     ----------
@@ -362,7 +401,9 @@ def aggregate(
         Parquet/CSV path(s) or folder, a pyarrow Table/RecordBatchReader, or any object with
         ``__arrow_c_stream__`` (polars, DuckDB). Read in record batches: memory stays flat.
     lookups
-        A :class:`~didcore.lookup.Lookups` or the path of a lookups folder (SPEC section 6).
+        A :class:`~didcore.lookup.Lookups`, the path of a lookups folder (docs/inputs.md), or
+        ``None`` (the default) for the national lookups shipped with didcore
+        (:meth:`~didcore.lookup.Lookups.default`).
     columns
         Column names, when they differ from the defaults (:class:`~didcore.io.Columns`).
     max_age
@@ -373,10 +414,28 @@ def aggregate(
         Worker threads for counting (default: all cores).
     progress
         Show a progress bar; ``None`` shows one only on a terminal.
+    by_year
+        Return a :class:`~didcore.years.YearCubes`: each record counted in the cube of the
+        financial year of its ``test_date`` (1 April to 31 March), in the same single read;
+        rows with a null or unreadable test date in ``.undated``. An extract with no
+        ``test_date`` column is a :class:`~didcore.errors.MissingColumnError` unless ``year``
+        declares its year.
+    year
+        The financial year (``"2023/24"``) of an extract with no ``test_date`` column: every
+        row is counted in it. When the extract has test dates they decide, and ``year`` must
+        be one of the years they give. Implies ``by_year=True``.
+    value_maps
+        ``{column role: {from: to}}`` recoding values before they are classified, e.g.
+        ``{"sex": {"M": "1", "F": "2"}}`` (:mod:`didcore.valuemaps`); merged over the
+        lookups folder's ``value_maps.csv``. The result's ``value_profile`` has the raw
+        values of sex, modality and exam code with their row counts (for the guards).
+    on_first_batch
+        Called with the :class:`~didcore.profile.ValueProfile` of the first batch, before the
+        rest is counted: the early guards (:func:`didcore.guards.early_guard`) raise there.
     """
     from didcore import _didcore
 
-    lk = lookups if isinstance(lookups, Lookups) else Lookups.read(lookups)
+    lk = as_lookups(lookups)
     extract = open_extract(source, columns)
     cols = columns or Columns()
     n_measures = len(lk.measures)
@@ -384,9 +443,18 @@ def aggregate(
         raise MeasureDefinitionError(
             f"{n_measures} measures defined; at most {_didcore.MAX_MEASURES} are supported"
         )
-    agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
     classifier = BatchClassifier(lk, cols, extract.use_age)
     bar = _progress_bar(extract.total_rows, progress)
+    if by_year or year is not None:
+        from didcore.years import aggregate_years
+
+        def new_aggregator() -> Any:
+            return _didcore.Aggregator(
+                len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads
+            )
+
+        return aggregate_years(extract, lk, classifier, new_aggregator, bar=bar, year=year)
+    agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
     # A pipeline of three threads: one reads batches (pyarrow decodes with the GIL released),
     # one classifies their dictionaries (Arrow kernels), and this one counts (Rust, GIL
     # released). Reading and classifying on one thread made each read wait for a
@@ -400,12 +468,25 @@ def aggregate(
             if bar is not None:
                 bar.update(n_rows)
     finally:
+        # Stop and join both reader threads now, outermost first (the inner one is iterated
+        # by the outer one's thread): an error's traceback keeps this frame, and so these
+        # generators, alive until exit, where a thread still inside pyarrow aborts.
+        classified.close()
+        reads.close()
+        _close(extract.batches)
         classifier.close()
         if bar is not None:
             bar.close()
     result = agg.finish()
     classifier.warn_unreadable()
     return _cube_from_result(result, lk, classifier.provider_codes)
+
+
+def _close(iterator: Any) -> None:
+    """Close a generator (its open files with it); other iterators need nothing."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
 
 
 def _progress_bar(total: int | None, progress: bool | None) -> Any:
@@ -546,6 +627,23 @@ class BatchClassifier:
         self._cache: dict[str, tuple[Any, Any]] = {}
         # column -> [rows whose value could not be read as an age or a date, an example]
         self.unreadable: dict[str, list[Any]] = {}
+        # raw values of sex, modality, exam code (and unmatched codes) for the guards
+        from didcore.profile import ValueProfile
+
+        self.profile = ValueProfile()
+        self.value_maps: dict[str, dict[str, str]] = {}
+        self._classify_sex = _classify_sex
+
+    def set_value_maps(self, maps: dict[str, dict[str, str]]) -> None:
+        """Recode values (``{role: {from: to}}``, :mod:`didcore.valuemaps`) before they are
+        classified: each mapped role's classification is given the mapped dictionary.
+        """
+        from didcore.valuemaps import mapped_classifier
+
+        self.value_maps = dict(maps)
+        for role, method in _MAPPED_CLASSIFIERS.items():
+            if role in maps:
+                setattr(self, method, mapped_classifier(getattr(self, method), maps[role]))
 
     # ------------------------------------------------------------------ per batch
     def classify(self, batch: pa.RecordBatch) -> dict[str, Any]:
@@ -567,10 +665,14 @@ class BatchClassifier:
         args["practice_class"] = self._cached(
             c.gp_practice_code, dictionary, self._classify_practice
         )
+        unmatched = args["practice_class"] == self._unrecognised
+        self.profile.add_coded("gp_practice_code_unmatched", arr, dictionary, keep=unmatched)
 
         arr, dictionary = self._coded(batch, c.lsoa11)
         args["lsoa"] = arr
         args["lsoa_icb"], args["lsoa_imd"] = self._cached(c.lsoa11, dictionary, self._classify_lsoa)
+        unmatched = args["lsoa_icb"] == self._unrecognised
+        self.profile.add_coded("lsoa11_unmatched", arr, dictionary, keep=unmatched)
 
         self._sex(batch, args)
         self._age(batch, args)
@@ -578,9 +680,12 @@ class BatchClassifier:
         arr, dictionary = self._coded(batch, c.modality)
         args["modality"] = arr
         args["modality_ids"] = self._cached(c.modality, dictionary, self._classify_modality)
+        self.profile.add_coded("modality", arr, dictionary)
         arr, dictionary = self._coded(batch, c.exam_code)
         args["exam"] = arr
         args["exam_ids"] = self._cached(c.exam_code, dictionary, self._classify_exam)
+        self.profile.add_coded("exam_code", arr, dictionary)
+        self.profile.end_batch(batch.num_rows)
         args["measure_masks"] = self._masks
         args["n_exam"] = self._n_exam
         # Ids are handed out while classifying, so this is known only now.
@@ -814,16 +919,20 @@ class BatchClassifier:
         name = self.columns.sex
         t = self._column(batch, name).type
         value_type = t.value_type if pa.types.is_dictionary(t) else t
-        if _is_text(pa, value_type) or pa.types.is_null(t):
+        # a mapped integer column is read as text, so that its map applies
+        mapped = "sex" in self.value_maps and pa.types.is_integer(value_type)
+        if _is_text(pa, value_type) or pa.types.is_null(t) or mapped:
             arr, dictionary = self._coded(batch, name)
             args["sex_coded"] = arr
-            args["sex_class"] = self._cached(name, dictionary, _classify_sex)
+            args["sex_class"] = self._cached(name, dictionary, self._classify_sex)
+            self.profile.add_coded("sex", arr, dictionary)
         elif (
             pa.types.is_integer(value_type)
             or pa.types.is_floating(value_type)
             or pa.types.is_decimal(value_type)
         ):
             args["sex_ints"] = self._ints(batch, name, fractions="invalid")
+            self.profile.add_numbers("sex", args["sex_ints"])
         else:
             raise ColumnTypeError(
                 f"column {name!r} has type {t}; expected NHS gender codes as text or integers"
@@ -910,23 +1019,31 @@ class BatchClassifier:
             )
 
     def _days(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
-        pa = self._pa
-        arr = self._column(batch, name)
-        t = arr.type
-        if pa.types.is_null(t):
-            arr = pa.nulls(len(arr), pa.date32())
-        elif pa.types.is_date64(t):
-            # milliseconds since 1970; a time of day (not valid Arrow, but files hold it) is
-            # dropped, as a timestamp's is
-            arr = arr.cast(pa.timestamp("ms")).cast(pa.date32())
-        elif pa.types.is_timestamp(t):
-            arr = arr.cast(pa.date32())
-        elif _is_text(pa, t) or pa.types.is_dictionary(t):
-            arr, n_bad, example = _text_dates(pa, arr.cast(pa.string()))
-            self._note_unreadable(name, n_bad, example)
-        elif not pa.types.is_date32(t):
-            raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
+        arr, n_bad, example = _dates(self._pa, self._column(batch, name), name)
+        self._note_unreadable(name, n_bad, example)
         return _buffers(arr, np.int32)
+
+
+def _dates(pa: Any, arr: Any, name: str) -> tuple[Any, int, Any]:
+    """A date column as date32, values that are not dates null; and how many rows held such
+    values, with an example. Used for ages (date of birth, test date) and financial years
+    (:mod:`didcore.years`), so both read a date the same way.
+    """
+    t = arr.type
+    n_bad, example = 0, None
+    if pa.types.is_null(t):
+        arr = pa.nulls(len(arr), pa.date32())
+    elif pa.types.is_date64(t):
+        # milliseconds since 1970; a time of day (not valid Arrow, but files hold it) is
+        # dropped, as a timestamp's is
+        arr = arr.cast(pa.timestamp("ms")).cast(pa.date32())
+    elif pa.types.is_timestamp(t):
+        arr = arr.cast(pa.date32())
+    elif _is_text(pa, t) or pa.types.is_dictionary(t):
+        arr, n_bad, example = _text_dates(pa, arr.cast(pa.string()))
+    elif not pa.types.is_date32(t):
+        raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
+    return arr, n_bad, example
 
 
 def _whole_numbers(pa: Any, arr: Any, fractions: Fractions) -> tuple[Any, int, Any]:
@@ -1054,6 +1171,15 @@ def _bad_utf8(arr: Any) -> str:
 def _is_text(pa: Any, t: Any) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
+
+# Value-mapped roles -> the BatchClassifier method that classifies their dictionaries.
+_MAPPED_CLASSIFIERS = {
+    "sex": "_classify_sex",
+    "modality": "_classify_modality",
+    "exam_code": "_classify_exam",
+    "gp_practice_code": "_classify_practice",
+    "lsoa11": "_classify_lsoa",
+}
 
 # A whole number 1 or 2 written as text: "1", "01", "+2", "1.0" (CSVs written from a float
 # column with missing values say "1.0").

@@ -15,6 +15,7 @@ dictionary-encoded, so memory does not grow with the number of rows.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import queue
 import threading
@@ -75,6 +76,8 @@ class Columns:
                 "to name yours"
             )
         ages = [self.age] if use_age else [self.date_of_birth, self.test_date]
+        if use_age and self.test_date in have:
+            ages.append(self.test_date)  # each record's financial year (didcore.years)
         names = [*required, *ages]
         seen = Counter(available)
         twice = [n for n in names if seen[n] > 1]
@@ -94,6 +97,8 @@ class Extract:
     use_age: bool
     total_rows: int | None
     files: tuple[Path, ...]
+    #: whether every part of the source has the test date column (financial years)
+    dated: bool = True
 
 
 def is_binary_type(t: pa.DataType) -> bool:
@@ -122,10 +127,11 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
     if isinstance(source, pa.Table):
         names, use_age = cols.needed(source.column_names)
         table = source.select(names)
-        return Extract(_table_batches(table), use_age, len(table), ())
+        return Extract(_table_batches(table), use_age, len(table), (), cols.test_date in names)
     if isinstance(source, pa.RecordBatch):
         names, use_age = cols.needed(source.schema.names)
-        return Extract(iter([source.select(names)]), use_age, source.num_rows, ())
+        batches = iter([source.select(names)])
+        return Extract(batches, use_age, source.num_rows, (), cols.test_date in names)
     if isinstance(source, pa.RecordBatchReader):
         return _open_reader(source, cols)
     if hasattr(source, "__arrow_c_stream__"):
@@ -175,7 +181,7 @@ def _open_reader(reader: pa.RecordBatchReader, cols: Columns) -> Extract:
         for batch in reader:
             yield batch.select(names)
 
-    return Extract(batches(), use_age, None, ())
+    return Extract(batches(), use_age, None, (), cols.test_date in names)
 
 
 def _data_files(folder: Path) -> list[Path]:
@@ -258,7 +264,8 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
             except (OSError, pa.ArrowException) as exc:
                 raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
 
-    return Extract(batches(), bool(use_age_all), total, tuple(files))
+    dated = all(cols.test_date in names for _, _, names in plans)
+    return Extract(batches(), bool(use_age_all), total, tuple(files), dated)
 
 
 def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> Iterator[Any]:
@@ -322,26 +329,46 @@ def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
     Reading (pyarrow) and counting (Rust) both release the interpreter, so reading batch k+1
     while batch k is counted overlaps the two. Exceptions are re-raised in the consumer.
+
+    The reader thread never outlives the consumer: when the consumer stops (finished, an
+    error, ``close()``), it tells the thread to stop, empties the queue and joins it. A thread
+    still inside pyarrow when the interpreter exits makes C++ abort the process (SIGABRT,
+    "terminate called without an active exception"), so the join has no timeout; the thread
+    always wakes: it blocks only in ``q.put`` with a timeout, checking the stop flag, or in its
+    source, which it closes (``items.close()``) when it ends, so that a nested ``prefetch``
+    stops its own thread in turn. A second Ctrl-C during that join is held until the join is
+    over, then raised.
     """
     q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(entry: tuple[str, Any]) -> bool:
+        """Queue ``entry`` unless told to stop first; whether it was queued."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def worker() -> None:
         try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("done", None))
+            try:
+                for item in items:
+                    if not put(("item", item)):
+                        return
+            finally:
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
         except BaseException as exc:  # re-raised in the consumer thread
-            q.put(("error", exc))
+            put(("error", exc))
+        else:
+            put(("done", None))
 
     thread = threading.Thread(target=worker, name="didcore-reader", daemon=True)
+    _LIVE[thread] = stop
     thread.start()
     try:
         while True:
@@ -353,4 +380,39 @@ def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
             yield value
     finally:
         stop.set()
-        thread.join(timeout=5)
+        interrupted = False
+        while thread.is_alive():
+            try:
+                _drain(q)
+                thread.join()
+            except KeyboardInterrupt:
+                interrupted = True
+        _LIVE.pop(thread, None)
+        if interrupted:
+            raise KeyboardInterrupt
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    """Empty ``q`` without blocking (frees a worker waiting to put, and what it holds)."""
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+# Reader threads not yet joined, with their stop flags: the safety net below stops them at
+# exit when a caller dropped a prefetch iterator without closing it.
+_LIVE: dict[threading.Thread, threading.Event] = {}
+
+
+@atexit.register
+def _stop_readers() -> None:
+    """At interpreter exit, stop every reader thread still running and wait for it (at most
+    10 s each): one still inside pyarrow as the process exits would abort it.
+    """
+    live = list(_LIVE.items())
+    for _, stop in live:
+        stop.set()
+    for thread, _ in live:
+        thread.join(timeout=10)

@@ -1,0 +1,406 @@
+"""Financial years: labels, parsing, and :class:`YearCubes` (one :class:`~didcore.Cube` a year).
+
+An NHS financial year runs from 1 April to 31 March and is labelled by its two calendar years,
+``"2023/24"`` (1 April 2023 .. 31 March 2024). A record's financial year is that of its
+``test_date``. :func:`didcore.aggregate` with ``by_year=True`` reads an extract once, splits
+each batch by financial year before counting (one counting pass per year, in the same read) and
+returns a :class:`YearCubes`: year label -> Cube in year order, with the undated rows (null or
+unreadable test date) in :attr:`YearCubes.undated` and every row in :attr:`YearCubes.total`.
+
+Conservation, per year and in total::
+
+    total.rows_read = sum(cube.rows_read for cube in years.values()) + undated.rows_read
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from didcore.errors import InputError
+
+if TYPE_CHECKING:
+    from didcore.cube import Cube
+
+__all__ = [
+    "MINOR_YEAR_SHARE",
+    "YearCubes",
+    "financial_year",
+    "financial_year_starts",
+    "previous_year",
+    "year_label",
+    "year_start",
+]
+
+#: A year with fewer rows than this share of the largest year's (a handful of stray dates) is
+#: counted in its own cube but never chosen as :attr:`YearCubes.latest`.
+MINOR_YEAR_SHARE = 0.01
+
+_LABEL = re.compile(r"(\d{4})\s*[/-]\s*(\d{2})")
+_YEAR = re.compile(r"\d{4}")
+
+
+def _label_of(start: int) -> str:
+    return f"{start:04d}/{(start + 1) % 100:02d}"
+
+
+#: Start years a label can name (four digits); a test date outside them is not usable.
+FIRST_START, LAST_START = 0, 9998
+
+
+def financial_year(date: dt.date | dt.datetime | np.datetime64 | str) -> str:
+    """The financial year of a date, e.g. ``financial_year(date(2024, 3, 31)) == "2023/24"``
+    and ``financial_year("2024-04-01") == "2024/25"``: years start on 1 April.
+    """
+    if isinstance(date, np.datetime64):
+        date = date.astype("datetime64[D]").astype(dt.date)
+    if isinstance(date, str):
+        try:
+            date = dt.date.fromisoformat(date.strip()[:10])
+        except ValueError as exc:
+            raise InputError(f"{date!r} is not a date (YYYY-MM-DD)") from exc
+    if isinstance(date, dt.datetime):
+        date = date.date()
+    if not isinstance(date, dt.date):
+        raise InputError(f"{date!r} is not a date")
+    return _label_of(date.year if date.month >= 4 else date.year - 1)
+
+
+def year_label(value: Any) -> str:
+    """A financial year as its label ``"2023/24"``.
+
+    Accepted: ``"2023/24"``, ``"2023-24"`` (spaces around the separator allowed), ``"2023"``
+    or the integer ``2023`` (the year starting in April 2023). Anything else, including a
+    second part that does not follow the first (``"2023/25"``), is an
+    :class:`~didcore.errors.InputError`.
+    """
+    if isinstance(value, bool):
+        raise InputError(f"{value!r} is not a financial year; write it as 2023/24")
+    if isinstance(value, int | np.integer):
+        start = int(value)
+        if not 1000 <= start <= LAST_START:
+            raise InputError(f"{value!r} is not a financial year; write it as 2023/24")
+        return _label_of(start)
+    if isinstance(value, str):
+        text = value.strip()
+        m = _LABEL.fullmatch(text)
+        if m:
+            start = int(m.group(1))
+            if int(m.group(2)) == (start + 1) % 100:
+                return _label_of(start)
+            raise InputError(
+                f"financial year {value!r}: {m.group(2)} does not follow {start}; "
+                f"write it as {_label_of(start)}"
+            )
+        if _YEAR.fullmatch(text):
+            return _label_of(int(text))
+    raise InputError(f"{value!r} is not a financial year; write it as 2023/24 (or 2023-24, 2023)")
+
+
+def year_start(label: Any) -> int:
+    """The calendar year a financial year starts in: ``year_start("2023/24") == 2023``."""
+    return int(year_label(label)[:4])
+
+
+def previous_year(label: Any) -> str:
+    """The financial year before: ``previous_year("2023/24") == "2022/23"``."""
+    return _label_of(year_start(label) - 1)
+
+
+def financial_year_starts(days: np.ndarray) -> np.ndarray:
+    """Start years (int32) of the financial years of ``days`` (days since 1970-01-01).
+
+    A date in January to March belongs to the year that started the April before.
+    """
+    d = np.asarray(days).astype("datetime64[D]")
+    months = d.astype("datetime64[M]").astype(np.int64)  # months since January 1970
+    year = months // 12 + 1970
+    return (year - (months % 12 < 3)).astype(np.int32)
+
+
+class YearCubes(Mapping[str, "Cube"]):
+    """One :class:`~didcore.Cube` per financial year of an extract, read in one pass.
+
+    A ``Mapping`` from year label (``"2022/23"``) to Cube, in year order. Keys may be given
+    in any form :func:`year_label` accepts (``years["2023-24"]``, ``years[2023]``).
+
+    Attributes:
+        undated: the rows whose test date is null or unreadable (every derivation still
+            applied, so their quality counters exist); in no year.
+        total: every year's cube plus the undated rows: what ``aggregate(by_year=False)``
+            gives for the same extract.
+        declared: True when the years were declared (``aggregate(year=...)`` on an extract
+            with no test date column) rather than read from test dates.
+    """
+
+    def __init__(self, cubes: Mapping[str, Cube], undated: Cube, *, declared: bool = False):
+        labels = sorted((year_label(k) for k in cubes), key=year_start)
+        by_label = {year_label(k): v for k, v in cubes.items()}
+        self._cubes: dict[str, Cube] = {k: by_label[k] for k in labels}
+        self.undated = undated
+        self.declared = declared
+        self._total: Cube | None = None
+
+    # ------------------------------------------------------------------ mapping
+    def __getitem__(self, key: Any) -> Cube:
+        try:
+            label = year_label(key)
+        except InputError:
+            raise KeyError(key) from None
+        return self._cubes[label]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cubes)
+
+    def __len__(self) -> int:
+        return len(self._cubes)
+
+    def __repr__(self) -> str:
+        years = ", ".join(f"{k}: {c.rows_read:,}" for k, c in self._cubes.items())
+        return (
+            f"<didcore.YearCubes {len(self)} year{'s' if len(self) != 1 else ''} "
+            f"({years or 'none'}); undated {self.undated.rows_read:,} rows>"
+        )
+
+    # ------------------------------------------------------------------ totals
+    @property
+    def total(self) -> Cube:
+        """Every year's cube and the undated rows added together."""
+        if self._total is None:
+            total = self.undated
+            for cube in self._cubes.values():
+                total = total + cube
+            self._total = total
+        return self._total
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows read per year, in year order (the undated rows are not in it)."""
+        return {k: c.rows_read for k, c in self._cubes.items()}
+
+    @property
+    def exclusions(self) -> dict[str, int]:
+        """The total's :attr:`~didcore.Cube.exclusions` with ``no_test_date`` (the undated
+        rows) placed after ``rows_read``.
+
+        ``no_test_date`` overlaps the other reasons (an undated row is also included or
+        excluded by the usual rules): it says how many rows are in no year's cube.
+        """
+        ex = self.total.exclusions
+        out = {"rows_read": ex.pop("rows_read"), "no_test_date": self.undated.rows_read}
+        out.update(ex)
+        return out
+
+    # ------------------------------------------------------------------ which year
+    @property
+    def minor(self) -> tuple[str, ...]:
+        """Years with fewer rows than :data:`MINOR_YEAR_SHARE` of the largest year's (stray
+        dates): counted in their own cubes, never chosen as :attr:`latest`.
+        """
+        rows = self.rows
+        if not rows:
+            return ()
+        largest = max(rows.values())
+        return tuple(k for k, n in rows.items() if n < MINOR_YEAR_SHARE * largest)
+
+    @property
+    def latest(self) -> str:
+        """The latest year holding at least :data:`MINOR_YEAR_SHARE` of the largest year's
+        rows. :class:`~didcore.errors.InputError` when no row has a usable test date.
+        """
+        minor = set(self.minor)
+        usable = [k for k in self._cubes if k not in minor]
+        if not usable:
+            raise InputError(
+                f"no row has a usable test date ({self.undated.rows_read:,} undated rows): "
+                "check the test_date column, or declare the extract's year"
+            )
+        return usable[-1]
+
+    def describe(self) -> str:
+        """Years and rows for a summary line: ``2022/23 (1,234 rows), 2023/24 (5,678 rows)``,
+        noting the stray years never chosen as latest and the undated rows.
+        """
+        minor = set(self.minor)
+        parts = [
+            f"{k} ({n:,} rows{', too few to publish by default' if k in minor else ''})"
+            for k, n in self.rows.items()
+        ]
+        text = ", ".join(parts) or "no dated rows"
+        if self.undated.rows_read:
+            text += f"; {self.undated.rows_read:,} rows with no usable test date"
+        return text
+
+
+# -------------------------------------------------------------------------- counting by year
+
+#: The key of the undated rows (null or unreadable test date) while counting.
+UNDATED = -1
+
+
+def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
+    """The start year of each row's financial year (int32), :data:`UNDATED` where the test
+    date is null, unreadable or outside the years a label can name; and how many rows held a
+    value that is not a date, with an example.
+
+    Dates are read exactly as the age derivation reads them (``didcore.cube._dates``: date32,
+    date64, timestamps, ISO text, dictionaries of them), so a date unreadable for one is
+    unreadable for the other.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from didcore.cube import _bad_utf8, _dates
+    from didcore.errors import ColumnTypeError
+    from didcore.io import is_binary_type
+
+    arr = batch.column(batch.schema.get_field_index(name))
+    t = arr.type
+    value_type = t.value_type if pa.types.is_dictionary(t) else t
+    if is_binary_type(value_type):  # text written without its UTF-8 annotation
+        try:
+            arr = arr.cast(pa.string())
+        except pa.ArrowInvalid as exc:
+            raise ColumnTypeError(f"column {name!r}: {_bad_utf8(arr)}") from exc
+    dates, n_bad, example = _dates(pa, arr, name)
+    days = pc.fill_null(dates.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
+    starts = financial_year_starts(days)
+    valid = dates.is_valid().to_numpy(zero_copy_only=False)
+    usable = valid & (starts >= FIRST_START) & (starts <= LAST_START)
+    return np.where(usable, starts, UNDATED).astype(np.int32), n_bad, example
+
+
+def split_by_year(batch: Any, starts: np.ndarray) -> Iterator[tuple[int, Any]]:
+    """``(start year, rows of batch in that year)`` for each year of ``starts`` (one per row).
+
+    A batch holding one year is yielded whole (no copy); otherwise its rows are taken once in
+    year order (one copy) and yielded as zero-copy slices.
+    """
+    import pyarrow as pa
+
+    if len(starts) == 0:
+        return
+    first = int(starts[0])
+    if bool((starts == first).all()):
+        yield first, batch
+        return
+    order = np.argsort(starts, kind="stable")
+    ordered = starts[order]
+    cuts = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist(), len(ordered)]
+    taken = batch.take(pa.array(order))
+    for lo, hi in itertools.pairwise(cuts):
+        yield int(ordered[lo]), taken.slice(lo, hi - lo)
+
+
+def aggregate_years(
+    extract: Any,
+    lookups: Any,
+    classifier: Any,
+    new_aggregator: Any,
+    *,
+    bar: Any = None,
+    year: Any = None,
+) -> YearCubes:
+    """Count an opened extract into one cube per financial year (see :func:`didcore.aggregate`).
+
+    One read: each batch is split by the financial year of its test dates
+    (:func:`split_by_year`) and each part classified (the classifier's caches are shared, so a
+    dictionary is classified once whatever the year) and counted by that year's own Rust
+    aggregator (``new_aggregator()``, created when the year first turns up). Rows with no
+    usable test date go to the undated aggregator.
+    """
+    import warnings
+
+    from didcore.cube import Cube, _close, _cube_from_result
+    from didcore.errors import MissingColumnError, UnreadableValuesWarning
+    from didcore.io import prefetch
+
+    declared = year_label(year) if year is not None else None
+    name = classifier.columns.test_date
+    if not extract.dated and declared is None:
+        if bar is not None:
+            bar.close()
+        _close(extract.batches)
+        raise MissingColumnError(
+            f"the extract has no column {name!r}, which gives each record's financial year; "
+            "pass year='2023/24' (on the command line --year 2023/24) to declare the year of "
+            "the whole extract, or columns=Columns(test_date=...) to name the column"
+        )
+    declared_start = year_start(declared) if declared is not None else None
+    unreadable = [0, None]
+
+    def parts(batch: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        if name in batch.schema.names:
+            starts, n_bad, example = year_starts_of(batch, name)
+            if n_bad:
+                unreadable[0] = int(unreadable[0] or 0) + n_bad
+                if unreadable[1] is None:
+                    unreadable[1] = example
+            pieces = split_by_year(batch, starts)
+        else:
+            pieces = iter([(declared_start, batch)])
+        for key, part in pieces:
+            yield key, part.num_rows, classifier.classify(part)
+
+    aggregators: dict[int, Any] = {}
+    reads = prefetch(batch for batch in extract.batches if batch.num_rows > 0)
+    classified = prefetch(item for batch in reads for item in parts(batch))
+    try:
+        for key, n_rows, args in classified:
+            agg = aggregators.get(key)
+            if agg is None:
+                agg = aggregators[key] = new_aggregator()
+            agg.add_batch(**args)
+            if bar is not None:
+                bar.update(n_rows)
+    finally:
+        classified.close()
+        reads.close()
+        _close(extract.batches)
+        classifier.close()
+        if bar is not None:
+            bar.close()
+    cubes = {
+        key: _cube_from_result(agg.finish(), lookups, classifier.provider_codes)
+        for key, agg in aggregators.items()
+    }
+    classifier.warn_unreadable()
+    if unreadable[0] and extract.use_age:  # with dates of birth the classifier said so
+        warnings.warn(
+            UnreadableValuesWarning(
+                f"column {name!r}: {unreadable[0]:,} row(s) hold a value that is not an ISO "
+                f"date (YYYY-MM-DD) (e.g. {unreadable[1]!r}); counted in no year (no_test_date)"
+            ),
+            stacklevel=3,
+        )
+    undated = cubes.pop(UNDATED, None)
+    if undated is None:
+        n_icb, n_m = len(lookups.icb_codes), len(lookups.measures)
+        undated = Cube(
+            np.zeros((n_icb, 2, 19, 5, n_m), np.int64),
+            lookups.icb_codes,
+            lookups.measures,
+            lookups.measure_kinds,
+            has_records=True,
+        )
+    if declared is not None and declared_start not in cubes:
+        if cubes:
+            present = ", ".join(sorted(_label_of(k) for k in cubes))
+            raise InputError(
+                f"the extract's test dates give the financial year(s) {present}, not {declared}"
+            )
+        cubes[declared_start] = Cube(
+            np.zeros_like(undated.counts),
+            lookups.icb_codes,
+            lookups.measures,
+            lookups.measure_kinds,
+            has_records=True,
+        )
+    return YearCubes(
+        {_label_of(k): c for k, c in cubes.items()}, undated, declared=not extract.dated
+    )
