@@ -408,7 +408,9 @@ def _provenance_tables(prov: Mapping[str, Any]) -> list[HtmlTable]:
                 ]
             )
     rows = prov.get("rows", {})
+    lookups_used = inputs.get("lookups", {}).get("description")
     run = [
+        *([["Lookups", str(lookups_used)]] if lookups_used else []),
         ["didcore version", str(prov.get("didcore_version", ""))],
         ["Python", str(prov.get("python", ""))],
         *[[f"{k} version", str(v)] for k, v in sorted(prov.get("packages", {}).items())],

@@ -218,6 +218,10 @@ def build_provenance(
         inputs["lookups"] = {"path": str(lk_path), "files": _files_of(lk_path)}
     elif lookups is not None:
         inputs["lookups"] = {"path": str(lk_path or type(lookups).__name__), "files": []}
+    if lookups is not None and hasattr(lookups, "description"):
+        # which lookups, and their vintage: every output names them
+        inputs["lookups"]["description"] = lookups.description
+        inputs["lookups"]["vintage"] = lookups.vintage
     if population is not None:
         inputs["population"] = _files_of(population)[0]
     if provider_missing is not None:
@@ -550,6 +554,9 @@ def write_report(
             files += write_csvs(tables, out)
         steps.step("tables")
         notes = _notes(period, rule, tables["funnel"])
+        lookups_used = prov.get("inputs", {}).get("lookups", {}).get("description")
+        if lookups_used:
+            notes.append(f"Lookups (practice and LSOA to ICB, IMD, measures): {lookups_used}.")
         th = inputs.annex.thresholds
         if "xlsx" in fmts:
             from didcore.report.excel import write_workbook
@@ -676,10 +683,22 @@ def _downloads(files: Sequence[Path], out: Path) -> list[tuple[str, str, str]]:
     return out_list
 
 
+def _moved(result: ReportResult, work: Path, out: Path) -> ReportResult:
+    """``result`` of a report written to ``work``, naming its files as moved to ``out``."""
+    from dataclasses import replace
+
+    return replace(
+        result,
+        out_dir=out,
+        files=[out / f.relative_to(work) for f in result.files],
+        summary=result.summary.replace(str(work), str(out)),
+    )
+
+
 def run_report(
     sources: Any,
     *,
-    lookups: Any,
+    lookups: Any = None,
     population: Any,
     out_dir: str | Path,
     previous: str | Path | None = None,
@@ -705,9 +724,12 @@ def run_report(
         The extract: a path, a list of paths/folders, or an Arrow source (see
         :func:`didcore.aggregate`).
     lookups, population:
-        The lookups folder (or a :class:`~didcore.Lookups`) and the population file or table.
+        The lookups folder (or a :class:`~didcore.Lookups`; ``None``, the default, for the
+        national lookups shipped with didcore) and the population file or table (their files
+        and columns: docs/inputs.md).
     out_dir:
-        Output folder (created).
+        Output folder: written beside it and moved into place when complete, replacing an
+        earlier didcore output there (see :mod:`didcore.outputs`).
     previous:
         An earlier report folder, for the year-on-year columns and sentence.
     disclosure_control:
@@ -738,15 +760,17 @@ def run_report(
     """
     # imported here so `import didcore.report` stays light
     from didcore.cube import aggregate
-    from didcore.lookup import Lookups
+    from didcore.lookup import as_lookups
+    from didcore.outputs import atomic_output_dir, check_output_dir
     from didcore.population import Population
     from didcore.ratios import rates_ratios
     from didcore.standardise import standardise
 
     start = time.perf_counter()
     fmts = _check_formats(formats)
+    check_output_dir(out_dir)  # an unusable --out is refused before the costly count
     src_list = list(sources) if isinstance(sources, list | tuple) else [sources]
-    lk = lookups if isinstance(lookups, Lookups) else Lookups.read(lookups)
+    lk = as_lookups(lookups)
     show = False if quiet else progress if isinstance(progress, bool) else None
     kwargs: dict[str, Any] = {"progress": show, "max_age": max_age, "n_threads": n_threads}
     if columns is not None:
@@ -771,7 +795,7 @@ def run_report(
     )
     prov = build_provenance(
         sources=src_list,
-        lookups=lookups,
+        lookups=lk,
         population=population,
         provider_missing=provider_missing,
         previous=previous,
@@ -783,17 +807,20 @@ def run_report(
     inputs = ReportInputs(
         cube=cube, rates=rates, ratios=ratios, annex=annex, icbs=info, period=period, title=title
     )
-    result = write_report(
-        inputs,
-        out_dir,
-        previous=previous,
-        disclosure_control=disclosure_control,
-        formats=fmts,
-        progress=progress,
-        quiet=quiet,
-        provenance=prov,
-        measures=measures,
-    )
+    # written beside out_dir and moved into place: a failure leaves the old folder intact
+    with atomic_output_dir(out_dir) as work:
+        result = write_report(
+            inputs,
+            work,
+            previous=previous,
+            disclosure_control=disclosure_control,
+            formats=fmts,
+            progress=progress,
+            quiet=quiet,
+            provenance=prov,
+            measures=measures,
+        )
+    result = _moved(result, work, Path(out_dir))
     result.seconds = time.perf_counter() - start
-    result.summary += f" in {result.seconds:.1f} s"
+    result.summary += f" in {result.seconds:.1f} s; lookups: {lk.description}"
     return result
