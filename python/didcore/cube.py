@@ -21,7 +21,7 @@ Conservation holds for every run and every provider:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -40,6 +40,7 @@ from didcore.lookup import Lookups, as_lookups
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from didcore.profile import ValueProfile
     from didcore.years import YearCubes
 
 __all__ = [
@@ -109,6 +110,8 @@ class Cube:
     icb_counts: np.ndarray | None = None
     provider_icb_counts: np.ndarray | None = None
     has_records: bool = False
+    #: raw values of sex, modality and exam code with row counts (cubes from an extract)
+    value_profile: ValueProfile | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         counts = np.asarray(self.counts)
@@ -279,6 +282,7 @@ class Cube:
             icb_counts=self.icb_counts + other.icb_counts,
             provider_icb_counts=prov_icb,
             has_records=self.has_records or other.has_records,
+            value_profile=_add_profiles(self.value_profile, other.value_profile),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -444,6 +448,7 @@ def aggregate(
             f"{n_measures} measures defined; at most {_didcore.MAX_MEASURES} are supported"
         )
     classifier = BatchClassifier(lk, cols, extract.use_age)
+    _use_value_maps(classifier, lk, value_maps, on_first_batch)
     bar = _progress_bar(extract.total_rows, progress)
     if by_year or year is not None:
         from didcore.years import aggregate_years
@@ -453,7 +458,8 @@ def aggregate(
                 len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads
             )
 
-        return aggregate_years(extract, lk, classifier, new_aggregator, bar=bar, year=year)
+        years = aggregate_years(extract, lk, classifier, new_aggregator, bar=bar, year=year)
+        return _with_profile(years, classifier)
     agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
     # A pipeline of three threads: one reads batches (pyarrow decodes with the GIL released),
     # one classifies their dictionaries (Arrow kernels), and this one counts (Rust, GIL
@@ -479,7 +485,43 @@ def aggregate(
             bar.close()
     result = agg.finish()
     classifier.warn_unreadable()
-    return _cube_from_result(result, lk, classifier.provider_codes)
+    return _with_profile(_cube_from_result(result, lk, classifier.provider_codes), classifier)
+
+
+def _add_profiles(a: ValueProfile | None, b: ValueProfile | None) -> ValueProfile | None:
+    """Two cubes' value profiles combined: one when both come from the same run."""
+    if a is None or b is None or a is b:
+        return a if a is not None else b
+    return a + b
+
+
+def _use_value_maps(
+    classifier: BatchClassifier,
+    lk: Lookups,
+    value_maps: Mapping[str, Mapping[str, str]] | None,
+    on_first_batch: Callable[[ValueProfile], None] | None,
+) -> None:
+    """Install the lookups' and the caller's value maps, and the first-batch hook."""
+    from didcore.valuemaps import merge_maps, normalise_maps
+
+    maps = merge_maps(lk.value_maps, normalise_maps(value_maps))
+    if maps:
+        classifier.set_value_maps(maps)
+    classifier.profile.on_first = on_first_batch
+
+
+def _with_profile(result: Any, classifier: BatchClassifier) -> Any:
+    """``result`` (a Cube or YearCubes) with the run's value profile as ``value_profile``
+    (on a YearCubes also on each cube: the profile covers every year).
+    """
+    profile = classifier.profile
+    profile.value_maps = classifier.value_maps
+    cubes = [result] if isinstance(result, Cube) else [*result.values(), result.undated]
+    for cube in cubes:
+        object.__setattr__(cube, "value_profile", profile)
+    if not isinstance(result, Cube):
+        result.value_profile = profile
+    return result
 
 
 def _close(iterator: Any) -> None:

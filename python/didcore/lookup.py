@@ -125,6 +125,8 @@ class Lookups:
     #: The reference data's vintage, named in every output: e.g. ``"ICBs July 2022; ..."`` for
     #: :meth:`default`, ``"user-supplied folder DIR"`` for :meth:`read`, ``None`` for tables.
     vintage: str | None = field(default=None, compare=False)
+    #: Value maps of the folder's optional ``value_maps.csv`` (:mod:`didcore.valuemaps`).
+    value_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -157,9 +159,14 @@ class Lookups:
                     f"lookups folder {root} has no {name}.csv or {name}.parquet "
                     f"(needed: {', '.join(_REQUIRED)}; optional: other_practices, measures, icb)"
                 )
-        return cls.from_tables(
+        from dataclasses import replace
+
+        from didcore.valuemaps import read_value_maps
+
+        lookups = cls.from_tables(
             **tables, source=str(root), vintage=f"user-supplied folder {root}"
         )
+        return replace(lookups, value_maps=read_value_maps(root))
 
     @classmethod
     def from_tables(

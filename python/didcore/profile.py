@@ -1,0 +1,181 @@
+"""A value profile of an extract, collected during the counting pass, for guards and checks.
+
+:class:`ValueProfile` keeps, for a few columns (``sex``, ``modality``, ``exam_code``; and for
+``didcore check`` the practice and LSOA codes that matched no lookup), how many rows hold
+each raw value, as written in the extract (before any value map). It costs one
+``numpy.bincount`` of a batch's dictionary indices per column (a few milliseconds for a
+million rows) plus a look-up of the dictionary values that occur, so it is always on.
+
+Counts are exact while a column has at most :data:`KEEP` distinct values; beyond that the
+rarest are dropped (summed in :attr:`ValueProfile.dropped`), which can only leave out values
+too rare to be among the top ones reported.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KEEP", "TOP", "ValueProfile", "describe_values"]
+
+#: Values reported per column (the top ones by count).
+TOP = 50
+#: Distinct values kept per column before the rarest are dropped (exact below this).
+KEEP = 2000
+
+
+class ValueProfile:
+    """Rows per raw value of some extract columns (keyed by role: ``"sex"``, ``"modality"``,
+    ``"exam_code"``, ``"gp_practice_code_unmatched"``, ``"lsoa11_unmatched"``).
+
+    ``rows`` is the number of rows seen; ``first`` a copy taken after the first batch, for
+    the early guards that stop a run in seconds rather than after the whole extract.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.batches = 0
+        self.counts: dict[str, dict[str | None, int]] = {}
+        self.dropped: dict[str, int] = {}
+        self.first: ValueProfile | None = None
+        #: called with :attr:`first` once the first batch is in (the early guards)
+        self.on_first: Callable[[ValueProfile], None] | None = None
+        #: the value maps the run applied (raw values here are before them)
+        self.value_maps: dict[str, dict[str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"<didcore.ValueProfile {self.rows:,} rows; columns {', '.join(self.counts)}>"
+
+    # ------------------------------------------------------------------ collecting
+    def add_coded(
+        self,
+        role: str,
+        column: tuple[Any, ...],
+        dictionary: Any,
+        keep: np.ndarray | None = None,
+    ) -> None:
+        """Count a dictionary-coded column: ``column`` is ``(int32 indices, validity bitmap or
+        None, bit offset)`` (as handed to the Rust core), ``dictionary`` its Arrow string
+        values. ``keep`` (a bool per dictionary value) counts only those values.
+        """
+        indices, validity, offset = column
+        n = len(indices)
+        valid = _valid(validity, offset, n)
+        idx = indices if valid is None else indices[valid]
+        size = len(dictionary)
+        bins = np.bincount(idx, minlength=size) if size else np.zeros(0, np.int64)
+        if keep is not None:
+            bins = np.where(keep[: len(bins)], bins, 0)
+        seen = np.flatnonzero(bins)
+        target = self.counts.setdefault(role, {})
+        if len(seen):
+            values = dictionary.take(seen).to_pylist()
+            for v, c in zip(values, bins[seen].tolist(), strict=True):
+                target[v] = target.get(v, 0) + c
+        n_null = n - len(idx)
+        if n_null and keep is None:  # ``keep`` counts some values, never the nulls
+            target[None] = target.get(None, 0) + n_null
+        self._prune(role)
+
+    def add_numbers(self, role: str, column: tuple[Any, ...]) -> None:
+        """Count an integer column (``(int32 values, validity, offset)``), keyed by the
+        number written as text (``"1"``), nulls under ``None``.
+        """
+        values, validity, offset = column
+        n = len(values)
+        valid = _valid(validity, offset, n)
+        v = np.asarray(values if valid is None else values[valid])
+        small = (v >= 0) & (v < 256)
+        bins = np.bincount(v[small], minlength=0)
+        target = self.counts.setdefault(role, {})
+        for k in np.flatnonzero(bins).tolist():
+            key = str(k)
+            target[key] = target.get(key, 0) + int(bins[k])
+        if not small.all():
+            other, counts = np.unique(v[~small], return_counts=True)
+            for k, c in zip(other.tolist(), counts.tolist(), strict=True):
+                target[str(k)] = target.get(str(k), 0) + c
+        if n - len(v):
+            target[None] = target.get(None, 0) + (n - len(v))
+        self._prune(role)
+
+    def end_batch(self, n_rows: int) -> None:
+        """Close a batch of ``n_rows`` rows; the first one is kept as :attr:`first`."""
+        self.rows += n_rows
+        self.batches += 1
+        if self.batches == 1:
+            first = copy.copy(self)
+            first.counts = {k: dict(v) for k, v in self.counts.items()}
+            first.dropped = dict(self.dropped)
+            first.first = None
+            first.on_first = None
+            self.first = first
+            if self.on_first is not None:
+                self.on_first(first)
+
+    def _prune(self, role: str) -> None:
+        target = self.counts[role]
+        if len(target) > KEEP:
+            ranked = sorted(target.items(), key=lambda kv: -kv[1])
+            self.dropped[role] = self.dropped.get(role, 0) + sum(c for _, c in ranked[KEEP // 2 :])
+            self.counts[role] = dict(ranked[: KEEP // 2])
+
+    # ------------------------------------------------------------------ reading
+    def top(self, role: str, n: int = TOP) -> list[tuple[str | None, int]]:
+        """The ``n`` commonest raw values of a column with their row counts, commonest first
+        (ties in value order, so the order is reproducible).
+        """
+        items = self.counts.get(role, {}).items()
+        return sorted(items, key=lambda kv: (-kv[1], "" if kv[0] is None else kv[0]))[:n]
+
+    def __add__(self, other: ValueProfile) -> ValueProfile:
+        out = ValueProfile()
+        out.rows = self.rows + other.rows
+        out.batches = self.batches + other.batches
+        for p in (self, other):
+            for role, counts in p.counts.items():
+                target = out.counts.setdefault(role, {})
+                for v, c in counts.items():
+                    target[v] = target.get(v, 0) + c
+            for role, c in p.dropped.items():
+                out.dropped[role] = out.dropped.get(role, 0) + c
+        for role in out.counts:
+            out._prune(role)
+        out.first = self.first or other.first
+        out.value_maps = self.value_maps or other.value_maps
+        return out
+
+    def to_dict(self, n: int = TOP) -> dict[str, Any]:
+        """JSON-ready: rows, and per column its top values as ``[value, rows]`` pairs."""
+        return {
+            "rows": self.rows,
+            "columns": {
+                role: [[v, c] for v, c in self.top(role, n)] for role in sorted(self.counts)
+            },
+        }
+
+
+def _valid(validity: Any, offset: int, n: int) -> np.ndarray | None:
+    """The validity bitmap as a bool array of ``n`` rows (None: every row valid)."""
+    if validity is None:
+        return None
+    bits = np.unpackbits(np.asarray(validity, np.uint8), bitorder="little")
+    return bits[offset : offset + n].astype(bool)
+
+
+def describe_values(items: Iterable[tuple[str | None, int]], total: int, n: int = 5) -> str:
+    """``'M' 98,102 (49.1%), 'F' 97,511 (48.8%), ...``: values with counts and shares of
+    ``total`` rows, for one-line messages (null written as ``null``).
+    """
+    parts = []
+    items = list(items)
+    for v, c in items[:n]:
+        label = "null" if v is None else repr(v)
+        share = f" ({100 * c / total:.1f}%)" if total else ""
+        parts.append(f"{label} {c:,}{share}")
+    if len(items) > n:
+        parts.append(f"and {len(items) - n} more")
+    return ", ".join(parts)
