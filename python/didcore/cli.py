@@ -1,9 +1,14 @@
-"""The ``didcore`` command line (SPEC section 6).
+"""The ``didcore`` command line (every input it reads is described in docs/inputs.md).
 
-* ``didcore cube EXTRACT... --lookups DIR --out DIR``: the count cube and exclusions as CSV;
-* ``didcore report EXTRACT... --lookups DIR --population FILE --out DIR``: the publication;
+* ``didcore cube EXTRACT... [--lookups DIR] --out DIR``: the count cube and exclusions as CSV;
+* ``didcore report EXTRACT... [--lookups DIR] --population FILE --out DIR``: the publication;
 * ``didcore demo --out DIR``: the publication on the embedded demo data;
-* ``didcore synth --rows N --seed S --out DIR``: a synthetic extract, lookups and population.
+* ``didcore synth --rows N --seed S --out DIR``: a synthetic extract, lookups and population;
+* ``didcore lookups --out DIR``: the shipped lookups as an editable folder.
+
+Without ``--lookups`` the national lookups shipped with didcore are used
+(:meth:`didcore.Lookups.default`); every output names the lookups and their vintage. Output
+folders are written beside ``--out`` and moved into place (:mod:`didcore.outputs`).
 
 Exit status: 0 on success, 2 on bad input (one line on stderr saying what and what to do),
 1 on an internal error.
@@ -48,7 +53,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 
 def _write_cube_outputs(cube: Any, out: Path) -> list[Path]:
-    """``cube.csv``, ``exclusions.csv`` and the data-quality counters, as SPEC section 6 fixes."""
+    """``cube.csv``, ``exclusions.csv`` and the data-quality counters (docs/inputs.md)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -87,12 +92,20 @@ def _write_cube_outputs(cube: Any, out: Path) -> list[Path]:
     return written
 
 
+def _lookups(args: argparse.Namespace) -> Any:
+    """``--lookups DIR``, or the shipped lookups when it is not given."""
+    from didcore.lookup import as_lookups
+
+    return as_lookups(args.lookups)
+
+
 def _cmd_cube(args: argparse.Namespace) -> int:
     from didcore.cube import aggregate
-    from didcore.lookup import Lookups
+    from didcore.outputs import atomic_output_dir, check_output_dir
 
     start = time.perf_counter()
-    lookups = Lookups.read(args.lookups)
+    check_output_dir(args.out)  # before the costly count
+    lookups = _lookups(args)
     cube = aggregate(
         args.extract if len(args.extract) > 1 else args.extract[0],
         lookups,
@@ -101,13 +114,15 @@ def _cmd_cube(args: argparse.Namespace) -> int:
         max_age=args.max_age,
         progress=_progress(args),
     )
-    _write_cube_outputs(cube, Path(args.out))
+    with atomic_output_dir(args.out) as work:
+        _write_cube_outputs(cube, work)
     ex = cube.exclusions
     _say(
         args,
         f"didcore cube: {ex['rows_read']:,} rows read, {ex['included']:,} included, "
         f"{ex['rows_read'] - ex['included']:,} excluded, in {time.perf_counter() - start:.1f} s; "
-        f"wrote {Path(args.out) / 'cube.csv'} and exclusions.csv",
+        f"wrote {Path(args.out) / 'cube.csv'} and exclusions.csv; "
+        f"lookups: {lookups.description}",
     )
     return 0
 
@@ -129,12 +144,15 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_report(args: argparse.Namespace) -> int:
     if not args.extract:
         raise InputError(
-            "no extract given: name Parquet/CSV files or folders, with --lookups and "
-            "--population; or run `didcore demo --out DIR` to see the report on demo data"
+            "no extract given: name Parquet/CSV files or folders, with --population (and "
+            "--lookups for lookups other than the shipped ones); or run `didcore demo --out DIR` "
+            "to see the report on demo data"
         )
-    missing = [f"--{n}" for n in ("lookups", "population", "out") if getattr(args, n) is None]
+    missing = [f"--{n}" for n in ("population", "out") if getattr(args, n) is None]
     if missing:
-        raise InputError(f"didcore report needs {', '.join(missing)}")
+        raise InputError(
+            f"didcore report needs {', '.join(missing)} (the population file: see docs/inputs.md)"
+        )
     from didcore.report.pipeline import run_report
 
     result = run_report(
@@ -202,6 +220,18 @@ def _demo_annex_a(truth: Path, provider_missing: Any) -> dict[str, Any]:
     return out
 
 
+def _cmd_lookups(args: argparse.Namespace) -> int:
+    from didcore.defaults import VINTAGE, write_lookups
+
+    out = write_lookups(args.out)
+    _say(
+        args,
+        f"didcore lookups: wrote the shipped lookups ({VINTAGE}) to {out}; edit them and pass "
+        f"--lookups {out} (see README.txt there and docs/inputs.md)",
+    )
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from didcore.synth import write_synthetic
 
@@ -221,6 +251,20 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+_DOCS = (
+    "Inputs (extract columns, lookups files, population, measures, value maps) are described "
+    "in docs/inputs.md of the didcore repository."
+)
+_LOOKUPS_HELP = (
+    "lookups folder (default: the national lookups shipped with didcore; write them with "
+    "`didcore lookups --out DIR`; files and columns: docs/inputs.md)"
+)
+_OUT_HELP = (
+    "output folder: written beside it and moved into place when complete, replacing an "
+    "earlier didcore output there"
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error in one line (exit status 2), as every other bad input."""
 
@@ -234,6 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="didcore",
         description="Standardised ICB imaging rates from Diagnostic Imaging Dataset extracts.",
+        epilog=_DOCS,
     )
     parser.add_argument("--version", action="version", version=f"didcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -255,15 +300,15 @@ def _parser() -> argparse.ArgumentParser:
             help="ages above this count as missing (default: no limit, 90 and over is one band)",
         )
 
-    p = sub.add_parser("cube", help="count cube and exclusions from an extract")
+    p = sub.add_parser("cube", help="count cube and exclusions from an extract", epilog=_DOCS)
     p.add_argument("extract", nargs="+", help="Parquet/CSV files or folders")
-    p.add_argument("--lookups", required=True, help="lookups folder (SPEC section 6)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--lookups", help=_LOOKUPS_HELP)
+    p.add_argument("--out", required=True, help=_OUT_HELP)
     common(p)
     p.set_defaults(func=_cmd_cube)
 
     def report_options(p: argparse.ArgumentParser, *, out_required: bool) -> None:
-        p.add_argument("--out", help="output folder", required=out_required)
+        p.add_argument("--out", help=_OUT_HELP, required=out_required)
         p.add_argument("--previous", help="an earlier year's report folder, for year-on-year")
         p.add_argument(
             "--disclosure-control",
@@ -280,28 +325,60 @@ def _parser() -> argparse.ArgumentParser:
             help="CSV of providers' estimated missing records (provider_code, missing_records)",
         )
 
-    p = sub.add_parser("report", help="the whole publication from an extract")
+    p = sub.add_parser("report", help="the whole publication from an extract", epilog=_DOCS)
     p.add_argument("extract", nargs="*", help="Parquet/CSV files or folders")
-    p.add_argument("--lookups", help="lookups folder (SPEC section 6)")
-    p.add_argument("--population", help="population file (SPEC section 6)")
+    p.add_argument("--lookups", help=_LOOKUPS_HELP)
+    p.add_argument(
+        "--population",
+        help="population file: ICB x sex x age band x IMD quintile (required; no population "
+        "is shipped, as none of that grain is published; columns: docs/inputs.md)",
+    )
     report_options(p, out_required=False)
     common(p)
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("demo", help="the publication on the embedded demo data")
+    p = sub.add_parser("demo", help="the publication on the embedded demo data", epilog=_DOCS)
     report_options(p, out_required=True)
     p.add_argument("--cache", help="where to keep the generated demo data")
     common(p)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("synth", help="write a synthetic extract, lookups and population")
+    p = sub.add_parser(
+        "synth", help="write a synthetic extract, lookups and population", epilog=_DOCS
+    )
     p.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1,000,000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--row-group-size", type=int, default=1_000_000, help="Parquet row group size")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser(
+        "lookups",
+        help="write the shipped lookups as an editable folder",
+        description="Write the national lookups shipped with didcore (the ones used without "
+        "--lookups) as a folder of CSV files with a README.txt giving their vintage and "
+        "attribution; edit them and pass the folder with --lookups.",
+        epilog=_DOCS,
+    )
+    p.add_argument("--out", required=True, help=_OUT_HELP)
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=_cmd_lookups)
     return parser
+
+
+def _ignore_file_size_signal() -> None:
+    """Past a file-size limit (``ulimit -f``) a write then fails with EFBIG, which becomes an
+    OutputError (exit 2, old outputs intact), instead of SIGXFSZ killing the process with a
+    file cut mid-row.
+    """
+    import contextlib
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        # not in the main thread signals cannot be set (ValueError): leave it as it is
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from didcore.errors import UnreadableValuesWarning
 
+    _ignore_file_size_signal()
     parser = _parser()
     args = parser.parse_args(argv)
 
