@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from didcore.population import Population, PopulationWarning
     from didcore.ratios import rates_ratios
     from didcore.report import run_report
+    from didcore.years import YearCubes
 
 __all__ = [
     "Columns",
@@ -47,6 +48,7 @@ __all__ = [
     "Population",
     "PopulationWarning",
     "StandardisedRates",
+    "YearCubes",
     "__version__",
     "aggregate",
     "errors",
@@ -65,6 +67,7 @@ _LAZY = {
     "PopulationWarning": "didcore.population",
     "rates_ratios": "didcore.ratios",
     "run_report": "didcore.report",
+    "YearCubes": "didcore.years",
 }
 
 

@@ -292,6 +292,16 @@ def split_by_year(batch: Any, starts: np.ndarray) -> Iterator[tuple[int, Any]]:
     order = np.argsort(starts, kind="stable")
     ordered = starts[order]
     cuts = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist(), len(ordered)]
+    # Arrow's take has no kernel for the view layouts (polars exports string_view)
+    views = [
+        i
+        for i, f in enumerate(batch.schema)
+        if pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)
+    ]
+    for i in views:
+        f = batch.schema.field(i)
+        plain = pa.string() if pa.types.is_string_view(f.type) else pa.binary()
+        batch = batch.set_column(i, f.with_type(plain), batch.column(i).cast(plain))
     taken = batch.take(pa.array(order))
     for lo, hi in itertools.pairwise(cuts):
         yield int(ordered[lo]), taken.slice(lo, hi - lo)

@@ -14,7 +14,13 @@ from typing import Any
 from didcore.io import Columns
 from didcore.lookup import Lookups, normalise_code
 
-__all__ = ["ReferenceCube", "aggregate_reference", "derive_record"]
+__all__ = [
+    "ReferenceCube",
+    "aggregate_reference",
+    "aggregate_reference_by_year",
+    "derive_record",
+    "financial_year_of",
+]
 
 AGE_BANDS = (*(f"{a}-{a + 4}" for a in range(0, 90, 5)), "90+")
 MISSING_PROVIDER = "(missing)"
@@ -91,17 +97,49 @@ def _age_value(value: Any) -> int | None:
     return int(value)
 
 
+# What may follow an ISO date in a date-time: nothing, or a time after "T" or a space, then a
+# UTC offset or "Z" (the date is taken as written).
+_ISO_TIME = re.compile(r"([T ]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_value(value: Any) -> dt.date | None:
+    """A date: a date as it is, a date-time's date, ISO text ("2023-04-01", "2023-04-01
+    10:30", "2023-04-01T23:30+01:00") as the date written; ``None`` for anything else.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not _ISO_DATE.fullmatch(text[:10]) or not _ISO_TIME.fullmatch(text[10:]):
+            return None
+        try:
+            return dt.date.fromisoformat(text[:10])
+        except ValueError:  # 2023-02-30
+            return None
+    return None
+
+
+def financial_year_of(row: Mapping[str, Any], columns: Columns | None = None) -> str | None:
+    """The financial year ("2023/24": 1 April 2023 to 31 March 2024) of a record's test date;
+    ``None`` when it has no usable test date.
+    """
+    day = _date_value(row.get((columns or Columns()).test_date))
+    if day is None:
+        return None
+    start = day.year if day.month >= 4 else day.year - 1
+    return f"{start:04d}/{(start + 1) % 100:02d}"
+
+
 def _age_years(row: Mapping[str, Any], columns: Columns, use_age: bool) -> int | None:
     if use_age:
         return _age_value(row.get(columns.age))
-    birth = row.get(columns.date_of_birth)
-    test = row.get(columns.test_date)
+    birth = _date_value(row.get(columns.date_of_birth))
+    test = _date_value(row.get(columns.test_date))
     if birth is None or test is None:
         return None
-    if isinstance(birth, dt.datetime):
-        birth = birth.date()
-    if isinstance(test, dt.datetime):
-        test = test.date()
     years = test.year - birth.year
     if (test.month, test.day) < (birth.month, birth.day):
         years -= 1
@@ -206,3 +244,24 @@ def aggregate_reference(
                     counter[name] += 1
         out.provider_icb[(d.provider, d.icb)] += 1
     return out
+
+
+def aggregate_reference_by_year(
+    rows: Iterable[Mapping[str, Any]],
+    lookups: Lookups,
+    columns: Columns | None = None,
+    *,
+    use_age: bool = True,
+    max_age: int | None = None,
+) -> tuple[dict[str, ReferenceCube], ReferenceCube]:
+    """The records grouped by the financial year of their test date, each group counted as
+    :func:`aggregate_reference` counts: ``({year: cube}, undated cube)``, years in order.
+    """
+    groups: dict[str | None, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(financial_year_of(row, columns), []).append(row)
+    def count(group: list[Mapping[str, Any]]) -> ReferenceCube:
+        return aggregate_reference(group, lookups, columns, use_age=use_age, max_age=max_age)
+
+    undated = count(groups.pop(None, []))
+    return {y: count(groups[y]) for y in sorted(y for y in groups if y is not None)}, undated

@@ -1,0 +1,254 @@
+"""Financial years: per-year cubes of one read equal the reference's, and add up to the whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import didcore
+from didcore.cube import EXCLUSION_REASONS
+from didcore.errors import InputError, MissingColumnError
+from didcore.reference.cube import aggregate_reference, aggregate_reference_by_year
+from didcore.years import (
+    YearCubes,
+    financial_year,
+    financial_year_starts,
+    previous_year,
+    year_label,
+)
+from test_cube import LOOKUPS, _big_table, assert_equal_to_reference, extracts
+
+# Dates over five financial years, with the year boundaries (31 March / 1 April) often drawn.
+_day_st = st.one_of(
+    st.dates(dt.date(2020, 12, 1), dt.date(2025, 5, 31)),
+    st.sampled_from(
+        [dt.date(y, m, d) for y in (2021, 2022, 2023, 2024) for m, d in ((3, 31), (4, 1))]
+    ),
+)
+# ISO text as extracts hold it (times, offsets, padding) and text that is not a date
+_junk = ["", "  ", "01/04/2023", "2023-02-30", "NK", "2023-4-1", "20230401", "2023-04-01X"]
+
+
+def _text_date(day: dt.date, form: int) -> str:
+    iso = day.isoformat()
+    return [iso, f" {iso} ", f"{iso}T10:30", f"{iso} 23:59:59", f"{iso}T23:30+01:00"][form]
+
+
+_text_st = st.one_of(
+    st.none(),
+    st.sampled_from(_junk),
+    st.builds(_text_date, _day_st, st.integers(0, 4)),
+)
+_date_types = ["date32", "date64", "timestamp", "text", "dictionary"]
+
+
+@st.composite
+def year_extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
+    """test_cube's generated extracts, their test dates spread over several financial years
+    (interleaved within batches), null and unreadable, in every type a test date may have."""
+    batches, schema, use_age = draw(extracts())
+    kind = draw(st.sampled_from(_date_types))
+    text = kind in ("text", "dictionary")
+    if kind == "date32":
+        t: pa.DataType = pa.date32()
+    elif kind == "date64":
+        t = pa.date64()
+    elif kind == "timestamp":
+        t = pa.timestamp("s")
+    else:
+        t = pa.string()
+    out = []
+    for batch in batches:
+        n = batch.num_rows
+        if text:
+            values: list[Any] = draw(st.lists(_text_st, min_size=n, max_size=n))
+        else:
+            values = draw(st.lists(st.one_of(st.none(), _day_st), min_size=n, max_size=n))
+            if kind == "timestamp":
+                values = [
+                    None if v is None else dt.datetime(v.year, v.month, v.day, 13) for v in values
+                ]
+        arr = pa.array(values, t)
+        if kind == "dictionary":
+            arr = arr.dictionary_encode()
+        i = batch.schema.get_field_index("test_date")
+        out.append(batch.set_column(i, pa.field("test_date", arr.type), arr))
+    new_schema = (
+        out[0].schema
+        if out
+        else schema.set(
+            schema.get_field_index("test_date"),
+            pa.field("test_date", pa.dictionary(pa.int32(), t) if kind == "dictionary" else t),
+        )
+    )
+    return out, new_schema, use_age
+
+
+@given(year_extracts())
+def test_year_cubes_equal_the_reference_and_add_up(
+    data: tuple[list[pa.RecordBatch], pa.Schema, bool],
+) -> None:
+    batches, schema, use_age = data
+    years = didcore.aggregate(
+        pa.RecordBatchReader.from_batches(schema, batches), LOOKUPS, by_year=True
+    )
+    assert isinstance(years, YearCubes)
+    rows = [r for b in batches for r in b.to_pylist()]
+    ref_years, ref_undated = aggregate_reference_by_year(rows, LOOKUPS, use_age=use_age)
+    assert list(years) == list(ref_years)
+    for label, cube in years.items():
+        assert_equal_to_reference(cube, ref_years[label])
+    assert_equal_to_reference(years.undated, ref_undated)
+    whole = didcore.aggregate(pa.RecordBatchReader.from_batches(schema, batches), LOOKUPS)
+    assert years.total == whole
+    assert np.array_equal(years.total.counts, whole.counts)
+    assert_equal_to_reference(whole, aggregate_reference(rows, LOOKUPS, use_age=use_age))
+    # conservation per year and in total
+    assert sum(years.rows.values()) + years.undated.rows_read == whole.rows_read == len(rows)
+    for cube in [*years.values(), years.undated]:
+        ex = cube.exclusions
+        assert sum(ex[r] for r in EXCLUSION_REASONS) + ex["included"] == ex["rows_read"]
+    ex = years.exclusions
+    assert list(ex)[:2] == ["rows_read", "no_test_date"]
+    assert ex["no_test_date"] == years.undated.rows_read
+
+
+# ------------------------------------------------------------------------------ labels
+
+
+@pytest.mark.parametrize(
+    ("day", "label"),
+    [
+        (dt.date(2023, 4, 1), "2023/24"),
+        (dt.date(2024, 3, 31), "2023/24"),
+        (dt.date(2024, 4, 1), "2024/25"),
+        (dt.datetime(2000, 1, 1, 5), "1999/00"),
+        ("2024-02-29", "2023/24"),
+        (np.datetime64("2023-03-31"), "2022/23"),
+    ],
+)
+def test_financial_year_starts_on_1_april(day: Any, label: str) -> None:
+    assert financial_year(day) == label
+
+
+def test_financial_year_starts_vectorised() -> None:
+    days = np.array(["1969-03-31", "1969-04-01", "2024-03-31", "2024-04-01"], "datetime64[D]")
+    assert financial_year_starts(days.astype(np.int64)).tolist() == [1968, 1969, 2023, 2024]
+
+
+@pytest.mark.parametrize(
+    "value", ["2023/24", "2023-24", " 2023 / 24 ", "2023", 2023, np.int64(2023)]
+)
+def test_year_labels_accepted(value: Any) -> None:
+    assert year_label(value) == "2023/24"
+
+
+@pytest.mark.parametrize(
+    "value", ["2023/25", "23/24", "2023/2024", "FY2023", "", 2023.0, True, None, 23, "2023/4"]
+)
+def test_other_year_labels_refused(value: Any) -> None:
+    with pytest.raises(InputError):
+        year_label(value)
+
+
+def test_previous_year_and_century() -> None:
+    assert previous_year("2023/24") == "2022/23"
+    assert year_label("1999/00") == "1999/00"
+    assert previous_year(2000) == "1999/00"
+
+
+# ------------------------------------------------------------------------------ YearCubes
+
+
+def _dated(n: int, days: list[dt.date | None]) -> pa.Table:
+    table = _big_table(n, seed=11)
+    values = [days[i % len(days)] for i in range(n)]
+    i = table.schema.get_field_index("test_date")
+    return table.set_column(i, "test_date", pa.array(values, pa.date32()))
+
+
+def test_year_cubes_mapping_latest_and_minor_years() -> None:
+    days = [dt.date(2022, 6, 1)] * 60 + [dt.date(2023, 6, 1)] * 39 + [None]
+    table = _dated(10_000, days)
+    # one stray date, a year later than the rest: counted, never "latest"
+    stray = table.slice(0, 1).set_column(
+        table.schema.get_field_index("test_date"), "test_date", pa.array([dt.date(2030, 1, 1)])
+    )
+    years = didcore.aggregate(pa.concat_tables([table, stray]), LOOKUPS, by_year=True)
+    assert list(years) == ["2022/23", "2023/24", "2029/30"]
+    assert years.rows == {"2022/23": 6_000, "2023/24": 3_900, "2029/30": 1}
+    assert years.minor == ("2029/30",)
+    assert years.latest == "2023/24"
+    assert years["2023-24"] is years["2023/24"] is years[2023]
+    assert "2021/22" not in years and "junk" not in years
+    assert years.undated.rows_read == 100
+    assert years.exclusions["rows_read"] == 10_001
+    assert "too few to publish by default" in years.describe()
+    assert repr(years).startswith("<didcore.YearCubes 3 years (2022/23: 6,000")
+
+
+def test_one_year_batches_are_sent_whole_and_equal_a_split_read() -> None:
+    table = _dated(4_000, [dt.date(2023, 5, 1), dt.date(2024, 2, 1)])
+    years = didcore.aggregate(table, LOOKUPS, by_year=True)
+    assert list(years) == ["2023/24"]
+    assert years["2023/24"] == didcore.aggregate(table, LOOKUPS)
+    assert years.undated.rows_read == 0
+    assert years.exclusions["no_test_date"] == 0
+
+
+def test_age_path_reads_test_date_and_by_year_false_is_unchanged() -> None:
+    table = _dated(3_000, [dt.date(2022, 5, 1), dt.date(2023, 5, 1), None])
+    cube = didcore.aggregate(table, LOOKUPS)
+    assert isinstance(cube, didcore.Cube)
+    assert cube == aggregate_reference_cube(table)
+    years = didcore.aggregate(table, LOOKUPS, by_year=True)
+    assert years.total == cube
+    assert years.rows == {"2022/23": 1_000, "2023/24": 1_000}
+
+
+def aggregate_reference_cube(table: pa.Table) -> didcore.Cube:
+    """The Rust cube of the same rows read as one year (for equality with a plain read)."""
+    return didcore.aggregate(table.drop_columns(["test_date"]), LOOKUPS)
+
+
+def test_no_test_date_column_needs_a_declared_year() -> None:
+    table = _big_table(500).drop_columns(["test_date"])
+    with pytest.raises(MissingColumnError, match=r"no column 'test_date'.*year='2023/24'"):
+        didcore.aggregate(table, LOOKUPS, by_year=True)
+    years = didcore.aggregate(table, LOOKUPS, year="2023-24")
+    assert list(years) == ["2023/24"] and years.declared
+    assert years["2023/24"] == didcore.aggregate(table, LOOKUPS)
+    assert years.undated.rows_read == 0
+
+
+def test_declared_year_must_agree_with_the_test_dates() -> None:
+    table = _dated(500, [dt.date(2022, 5, 1)])
+    with pytest.raises(InputError, match=r"give the financial year\(s\) 2022/23, not 2023/24"):
+        didcore.aggregate(table, LOOKUPS, year="2023/24")
+    assert list(didcore.aggregate(table, LOOKUPS, year=2022)) == ["2022/23"]
+
+
+def test_unreadable_text_dates_are_undated_and_noted() -> None:
+    table = _big_table(300, seed=4)
+    text = ["2023-06-01", "01/06/2023", None] * 100
+    table = table.set_column(
+        table.schema.get_field_index("test_date"), "test_date", pa.array(text, pa.string())
+    )
+    with pytest.warns(didcore.errors.UnreadableValuesWarning, match="no_test_date"):
+        years = didcore.aggregate(table, LOOKUPS, by_year=True)
+    assert years.rows == {"2023/24": 100}
+    assert years.undated.rows_read == 200
+
+
+def test_no_dated_rows_has_no_latest_year() -> None:
+    table = _dated(100, [None])
+    years = didcore.aggregate(table, LOOKUPS, by_year=True)
+    assert len(years) == 0
+    with pytest.raises(InputError, match="no row has a usable test date"):
+        _ = years.latest
