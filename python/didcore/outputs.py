@@ -61,7 +61,8 @@ _HINTS = {
 def _why(exc: OSError) -> str:
     """What went wrong, in words, with what to do."""
     hint = _HINTS.get(exc.errno or -1)
-    reason = exc.strerror or str(exc) or type(exc).__name__
+    # the system's words for the error number: pyarrow's own strerror adds its internals
+    reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
     return f"{reason} ({hint})" if hint else reason
 
 
@@ -155,7 +156,7 @@ def atomic_output_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
                 encoding="utf-8",
             )
         except OSError as exc:
-            if isinstance(exc, DidcoreError) or not _is_under(exc.filename, tmp):
+            if isinstance(exc, DidcoreError):
                 raise
             raise OutputError(_write_error(exc, tmp, path)) from exc
         _swap(tmp, path)
@@ -165,23 +166,33 @@ def atomic_output_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def _is_under(filename: object, folder: Path) -> bool:
-    """Whether an error's file is in ``folder`` (or unnamed, as pyarrow's errors are)."""
-    if filename is None:
-        return True
-    try:
-        Path(os.fsdecode(filename)).absolute().relative_to(folder)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return True
+def _failed_file(exc: OSError, tmp: Path) -> Path | None:
+    """The file an error is about: its ``filename``, else (pyarrow's errors name none) the
+    file last written in ``tmp``, which is the one being written when the write failed.
+    """
+    if exc.filename is not None:
+        try:
+            return Path(os.fsdecode(exc.filename)).absolute()
+        except (TypeError, ValueError):
+            return None
+    newest: tuple[float, Path] | None = None
+    with contextlib.suppress(OSError):
+        for f in tmp.rglob("*"):
+            mtime = f.lstat().st_mtime
+            if f.is_file() and (newest is None or mtime >= newest[0]):
+                newest = (mtime, f)
+    return newest[1] if newest else None
 
 
 def _write_error(exc: OSError, tmp: Path, path: Path) -> str:
     """One line naming the file (as it would have been in the target) and what to do."""
     where = f"the outputs in {path}"
-    if exc.filename is not None:
-        rel = Path(os.fsdecode(exc.filename)).absolute().relative_to(tmp)
-        where = str(path / rel)
+    failed = _failed_file(exc, tmp)
+    if failed is not None:
+        try:
+            where = str(path / failed.relative_to(tmp))
+        except ValueError:  # a file elsewhere (not an output)
+            where = str(failed)
     return (
         f"cannot write {where}: {_why(exc)}; nothing was changed in {path}"
         if path.exists()
