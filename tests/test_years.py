@@ -252,3 +252,48 @@ def test_no_dated_rows_has_no_latest_year() -> None:
     assert len(years) == 0
     with pytest.raises(InputError, match="no row has a usable test date"):
         _ = years.latest
+
+
+# ------------------------------------------------------------------------------ population
+
+
+def _population_table(year: list[Any] | None = None) -> pa.Table:
+    cols: dict[str, Any] = {
+        "icb_code": ["QAA", "QBB", "QCC"],
+        "sex": [1, 2, 1],
+        "age_band": ["0-4", "5-9", "90+"],
+        "imd_quintile": [1, 2, 3],
+        "population": [10.0, 20.0, 30.0],
+    }
+    if year is not None:
+        cols["year"] = year
+    return pa.table(cols)
+
+
+@pytest.mark.parametrize("value", ["2023/24", "2023-24", 2023, " 2023/24 "])
+def test_population_year_from_its_column(value: Any) -> None:
+    pop = didcore.Population.read(_population_table([value] * 3), ["QAA", "QBB", "QCC"])
+    assert pop.year == "2023/24"
+    assert pop.aligned(["QCC", "QBB", "QAA"]).year == "2023/24"
+
+
+def test_population_year_declared_or_unknown() -> None:
+    codes = ["QAA", "QBB", "QCC"]
+    assert didcore.Population.read(_population_table(), codes).year is None
+    assert didcore.Population.read(_population_table(), codes, year="2022-23").year == "2022/23"
+    same = didcore.Population.read(_population_table(["2023/24"] * 3), codes, year=2023)
+    assert same.year == "2023/24"
+
+
+@pytest.mark.parametrize(
+    ("values", "declared", "message"),
+    [
+        (["2022/23", "2023/24", "2023/24"], None, r"several years \('2022/23', '2023/24'\)"),
+        (["FY23"] * 3, None, r"'FY23' is not a financial year"),
+        (["2023/24"] * 3, "2022/23", r"says 2023/24 but the population was declared as 2022/23"),
+        (None, "next year", r"population year: 'next year' is not a financial year"),
+    ],
+)
+def test_population_year_errors(values: Any, declared: Any, message: str) -> None:
+    with pytest.raises(didcore.errors.PopulationError, match=message):
+        didcore.Population.read(_population_table(values), ["QAA", "QBB", "QCC"], year=declared)

@@ -14,7 +14,11 @@ a folder of Parquet, a ``pyarrow.Table``, a ``RecordBatchReader`` or anything wi
   ``05 - 09``) **or** ``age`` in whole years (``90+`` accepted), aggregated into bands;
 * ``imd_quintile``: 1..5;
 * ``population``: a finite, non-negative number of people (fractions allowed: modelled
-  populations are not whole numbers).
+  populations are not whole numbers);
+* optionally ``year``: the financial year the population is for (``2023/24``, ``2023-24`` or
+  ``2023``, meaning 2023/24), one value throughout; or declared with
+  ``Population.read(..., year="2023/24")``. It is :attr:`Population.year`, ``None`` when
+  neither says.
 
 Header names are matched case-insensitively. When both ``age`` and ``age_band`` are present the
 finer ``age`` is used. Rows are summed into cells only when the file is finer than the cell
@@ -76,10 +80,13 @@ class Population:
     Attributes:
         values: float64 array ``(n_icb, 2, 19, 5)``, read-only; axes as the cube's first four.
         icb_codes: ICB ODS codes of the first axis, in order.
+        year: the financial year the population is for, as a label (``"2023/24"``); ``None``
+            when unknown.
     """
 
     values: NDArray[np.float64]
     icb_codes: tuple[str, ...]
+    year: str | None = None
 
     def __post_init__(self) -> None:
         values = np.array(self.values, dtype=np.float64, copy=True)
@@ -102,6 +109,10 @@ class Population:
         values.flags.writeable = False
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "icb_codes", codes)
+        if self.year is not None:
+            from didcore.years import year_label
+
+            object.__setattr__(self, "year", year_label(self.year))
 
     @property
     def total(self) -> float:
@@ -127,7 +138,7 @@ class Population:
                 f"the population has no ICB {_quote_list(missing)}; read it with "
                 "Population.read(source, cube.icb_codes) so that every ICB of the cube is covered"
             )
-        return Population(self.values[[index[c] for c in codes]], codes)
+        return Population(self.values[[index[c] for c in codes]], codes, self.year)
 
     def to_arrow(self) -> pa.Table:
         """Return the long table of SPEC section 6 (``sex`` as NHS code 1/2), one row per cell."""
@@ -148,13 +159,17 @@ class Population:
         )
 
     @classmethod
-    def read(cls, source: Any, icb_codes: Sequence[str]) -> Population:
+    def read(
+        cls, source: Any, icb_codes: Sequence[str], *, year: str | int | None = None
+    ) -> Population:
         """Read a population file or table and aggregate it to ``(icb, sex, age band, IMD)``.
 
         Args:
             source: path to a CSV or Parquet file or a folder of Parquet files; or a
                 ``pyarrow.Table``, ``RecordBatchReader`` or object with ``__arrow_c_stream__``.
             icb_codes: the ICB axis, normally ``cube.icb_codes``.
+            year: the financial year the population is for (``"2023/24"``), when the file
+                has no ``year`` column; one that disagrees with the column is an error.
 
         Raises:
             MissingColumnError: a required column is absent.
@@ -168,6 +183,7 @@ class Population:
         name = _source_name(source)
         columns = _resolve_columns(table, name)
         n_rows = table.num_rows
+        pop_year = _population_year(table, columns.get("year"), name, year)
 
         icb = _encode_icb(table.column(columns["icb_code"]), codes, name)
         sex = _encode(
@@ -224,7 +240,50 @@ class Population:
                 PopulationWarning,
                 stacklevel=2,
             )
-        return cls(values, codes)
+        return cls(values, codes, pop_year)
+
+
+def _population_year(
+    table: pa.Table, column: str | None, name: str, declared: str | int | None
+) -> str | None:
+    """The population's financial year: its ``year`` column's one value, or ``declared``.
+
+    Raises :class:`PopulationError` when the column holds several years, a value that is not
+    a year, or a year other than the declared one.
+    """
+    from didcore.errors import InputError
+    from didcore.years import year_label
+
+    try:
+        wanted = year_label(declared) if declared is not None else None
+    except InputError as exc:
+        raise PopulationError(f"population year: {exc}") from exc
+    if column is None:
+        return wanted
+    values = [v for v in table.column(column).unique().to_pylist() if v not in (None, "")]
+    labels: dict[str, list[Any]] = {}
+    for v in values:
+        try:
+            labels.setdefault(year_label(v.strip() if isinstance(v, str) else v), []).append(v)
+        except InputError as exc:
+            raise PopulationError(
+                f"{name}, column {column!r}: {v!r} is not a financial year; write it as "
+                "2023/24 (or 2023-24, 2023)"
+            ) from exc
+    if len(labels) > 1:
+        raise PopulationError(
+            f"{name}, column {column!r} holds several years ({_quote_list(sorted(labels))}); "
+            "a population is for one financial year: keep that year's rows"
+        )
+    if not labels:
+        return wanted
+    found = next(iter(labels))
+    if wanted is not None and wanted != found:
+        raise PopulationError(
+            f"{name}, column {column!r} says {found} but the population was declared as "
+            f"{wanted} (--population-year): correct one of them"
+        )
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,7 +357,7 @@ def _resolve_columns(table: pa.Table, name: str) -> dict[str, str]:
             f"{name} has no column {', '.join(missing)}; it has {', '.join(table.column_names)}"
             " (SPEC section 6: icb_code, sex, age_band or age, imd_quintile, population)"
         )
-    keys = [*wanted, "age", "age_band", *_FINER_KEYS]
+    keys = [*wanted, "age", "age_band", "year", *_FINER_KEYS]
     return {k: by_key[k] for k in keys if k in by_key}
 
 
