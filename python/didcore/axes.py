@@ -1,4 +1,4 @@
-"""The fixed axes of every cube and population (SPEC section 2)."""
+"""The fixed axes of every cube and population (docs/inputs.md)."""
 
 from __future__ import annotations
 

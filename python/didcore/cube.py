@@ -3,8 +3,8 @@
 :func:`aggregate` streams an extract batch by batch. For each batch, every dictionary (the
 distinct codes of a column in that batch) is classified once here with Arrow compute kernels
 (practice -> ICB, LSOA -> ICB and IMD quintile, sex code, modality and exam code -> measures);
-the Rust core then walks the rows once, in parallel and without the GIL, applying SPEC
-section 2's rules:
+the Rust core then walks the rows once, in parallel and without the GIL, applying the
+derivation rules (docs/inputs.md):
 
 * ICB: practice in the lookup -> its ICB; else practice in the other-valid list -> no ICB;
   else the LSOA's ICB; else none. The rule used is counted (``icb_source``).
@@ -54,7 +54,7 @@ __all__ = [
     "aggregate",
 ]
 
-#: Exclusion reasons in order of precedence (SPEC section 2).
+#: Exclusion reasons in order of precedence (docs/inputs.md).
 EXCLUSION_REASONS: tuple[str, ...] = ("no_icb", "no_imd", "no_sex", "no_age")
 ICB_SOURCES: tuple[str, ...] = ("gp_practice", "other_valid_practice", "lsoa", "unknown")
 #: Data-quality counters kept per provider and per derived ICB (see docs/architecture.md).
@@ -189,7 +189,7 @@ class Cube:
 
     @property
     def icb_source(self) -> dict[str, int]:
-        """How many records got (or failed to get) their ICB by each rule of SPEC section 2."""
+        """How many records got (or failed to get) their ICB by each rule of docs/inputs.md."""
         return {s: self._total(f"src_{s}") for s in ICB_SOURCES}
 
     @property
@@ -412,8 +412,8 @@ def aggregate(
         Column names, when they differ from the defaults (:class:`~didcore.io.Columns`).
     max_age
         Ages (in whole years) above this count as missing age, as negative ages always do.
-        ``None`` (the default): no upper limit, every age from 90 up is in the 90+ band, as
-        SPEC section 2 bands them.
+        ``None`` (the default): no upper limit, every age from 90 up is in the 90+ band, as the
+        publication bands them.
     n_threads
         Worker threads for counting (default: all cores).
     progress
@@ -438,7 +438,10 @@ def aggregate(
         rest is counted: the early guards (:func:`didcore.guards.early_guard`) raise there.
     """
     from didcore import _didcore
+    from didcore.arguments import check_max_age, check_threads
 
+    max_age = check_max_age(max_age)
+    n_threads = check_threads(n_threads)
     lk = as_lookups(lookups)
     extract = open_extract(source, columns)
     cols = columns or Columns()
@@ -683,6 +686,7 @@ class BatchClassifier:
         from didcore.valuemaps import mapped_classifier
 
         self.value_maps = dict(maps)
+        self.profile.value_maps = self.value_maps  # the guards judge raw values through them
         for role, method in _MAPPED_CLASSIFIERS.items():
             if role in maps:
                 setattr(self, method, mapped_classifier(getattr(self, method), maps[role]))

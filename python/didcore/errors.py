@@ -3,7 +3,7 @@
 Every error caused by the caller's input derives from :class:`InputError` (itself a
 ``ValueError``), so a pipeline can catch bad input in one place; the command line maps it to
 exit status 2 with a one-line message. Messages name the column, file or value and how many rows
-are affected, and say what to do. Dirty values that SPEC counts rather than refuses (an age
+are affected, and say what to do. Dirty values that didcore counts rather than refuses (an age
 that is not a number) raise :class:`UnreadableValuesWarning` instead, once per column a run.
 """
 

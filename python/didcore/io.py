@@ -1,4 +1,4 @@
-"""Reading extracts (SPEC section 1.1) as a stream of Arrow record batches.
+"""Reading extracts (docs/inputs.md) as a stream of Arrow record batches.
 
 A *source* is any of:
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import queue
 import threading
 from collections import Counter
@@ -39,7 +40,7 @@ _BATCH_ROWS = 1 << 20
 
 @dataclass(frozen=True)
 class Columns:
-    """Names of the extract's columns (SPEC section 1.1); change any to match your extract."""
+    """Names of the extract's columns (docs/inputs.md); change any to match your extract."""
 
     provider_code: str = "provider_code"
     gp_practice_code: str = "gp_practice_code"
@@ -119,11 +120,15 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
     """Open ``source`` for streaming; see the module docstring for what it may be."""
     import pyarrow as pa
 
+    from didcore.arguments import check_path
+
     cols = columns or Columns()
-    if isinstance(source, str | Path):
-        return _open_paths(_expand([Path(source)]), cols)
-    if isinstance(source, list | tuple) and all(isinstance(s, str | Path) for s in source):
-        return _open_paths(_expand([Path(s) for s in source]), cols)
+    if not isinstance(cols, Columns):
+        raise InputError(f"columns must be a didcore.Columns, not {type(cols).__name__}")
+    if isinstance(source, str | os.PathLike):
+        return _open_paths(_expand([check_path(source, "extract")]), cols)
+    if isinstance(source, list | tuple) and all(isinstance(s, str | os.PathLike) for s in source):
+        return _open_paths(_expand([check_path(s, "extract") for s in source]), cols)
     if isinstance(source, pa.Table):
         names, use_age = cols.needed(source.column_names)
         table = source.select(names)
@@ -202,6 +207,16 @@ def _data_files(folder: Path) -> list[Path]:
 
 
 def _expand(paths: list[Path]) -> list[Path]:
+    try:
+        return _expand_paths(paths)
+    except OSError as exc:  # a folder that cannot be listed, a path that cannot be looked up
+        if isinstance(exc, InputError):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        raise UnreadableInputError(f"cannot read extract{where}: {exc.strerror or exc}") from exc
+
+
+def _expand_paths(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -1,10 +1,10 @@
-"""The population denominator (SPEC sections 1.3 and 6): people by ICB x sex x age band x IMD.
+"""The population denominator (docs/inputs.md): people by ICB x sex x age band x IMD.
 
 :class:`Population` holds a float64 array of shape ``(n_icb, 2, 19, 5)`` whose axes are the
 cube's first four (ICB in ``icb_codes`` order; sex ``male``, ``female``; the 19 age bands
 ``0-4`` .. ``85-89``, ``90+``; IMD quintile 1 (most deprived) .. 5).
 
-:meth:`Population.read` reads the population file of SPEC section 6: a long table (CSV, Parquet,
+:meth:`Population.read` reads the population file (docs/inputs.md): a long table (CSV, Parquet,
 a folder of Parquet, a ``pyarrow.Table``, a ``RecordBatchReader`` or anything with
 ``__arrow_c_stream__``) with columns
 
@@ -141,7 +141,7 @@ class Population:
         return Population(self.values[[index[c] for c in codes]], codes, self.year)
 
     def to_arrow(self) -> pa.Table:
-        """Return the long table of SPEC section 6 (``sex`` as NHS code 1/2), one row per cell."""
+        """Return the population file's long table (``sex`` as NHS code 1/2), one row per cell."""
         import pyarrow as pa
 
         n_icb = len(self.icb_codes)
@@ -355,7 +355,7 @@ def _resolve_columns(table: pa.Table, name: str) -> dict[str, str]:
     if missing:
         raise MissingColumnError(
             f"{name} has no column {', '.join(missing)}; it has {', '.join(table.column_names)}"
-            " (SPEC section 6: icb_code, sex, age_band or age, imd_quintile, population)"
+            " (docs/inputs.md: icb_code, sex, age_band or age, imd_quintile, population)"
         )
     keys = [*wanted, "age", "age_band", "year", *_FINER_KEYS]
     return {k: by_key[k] for k in keys if k in by_key}

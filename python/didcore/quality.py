@@ -127,7 +127,7 @@ class AnnexA:
     def tables(self) -> dict[str, pa.Table]:
         """The tables by output file name, leaving out A.4 when it was not computed.
 
-        The exclusions are ``exclusions`` (the file SPEC section 6 names); the others are
+        The exclusions are ``exclusions`` (the file docs/report.md names); the others are
         ``annex_a_...``.
         """
         out = {

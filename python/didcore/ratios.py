@@ -1,4 +1,4 @@
-"""Rates ratios by sex, deprivation and age, with significance tests (SPEC section 3).
+"""Rates ratios by sex, deprivation and age, with significance tests (docs/statistics.md).
 
 For each factor ``F`` in {sex, IMD quintile, age} the other two factors form ``G``:
 

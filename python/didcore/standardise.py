@@ -1,4 +1,4 @@
-"""Indirectly standardised ICB rates, their confidence limits, funnels and DSRs (SPEC section 3).
+"""Indirectly standardised ICB rates, confidence limits, funnels and DSRs (docs/statistics.md).
 
 For a measure ``m`` and stratum ``s = (sex, age band, IMD quintile)`` (190 strata):
 
@@ -61,7 +61,7 @@ class CubeLike(Protocol):
 
 @dataclass(frozen=True)
 class StandardisedRates:
-    """The statistics of SPEC section 3 for every ICB and measure, as Arrow tables.
+    """The statistics of docs/statistics.md for every ICB and measure, as Arrow tables.
 
     Attributes:
         national: one row per measure: ``measure``, ``kind``, ``observed``, ``population``,

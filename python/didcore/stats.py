@@ -1,4 +1,4 @@
-"""Array-level statistics for standardised rates (SPEC section 3).
+"""Array-level statistics for standardised rates (docs/statistics.md).
 
 Every function here is vectorised over numpy arrays (inputs broadcast against each other) and
 returns float64 arrays, with ``nan`` where a value is undefined (say, a ratio whose expected count

@@ -2,9 +2,9 @@
 
 :func:`write_synthetic` writes a folder that the whole pipeline can run on::
 
-    out_dir/extract/part-00000.parquet   one row per imaging test (SPEC 1.1 columns)
+    out_dir/extract/part-00000.parquet   one row per imaging test (columns: docs/inputs.md)
     out_dir/lookups/                     practice_icb, other_practices, lsoa_icb, lsoa_imd,
-                                         measures, icb (SPEC section 6)
+                                         measures, icb (docs/inputs.md)
     out_dir/population.csv               icb_code, sex, age_band, imd_quintile, population
     out_dir/truth.json                   everything planted, and exact counts of the rows written
 
@@ -19,7 +19,7 @@ The model (``docs/synthetic-data.md`` has the full description and the assumptio
 * Expected tests per person for measure ``m``:
   ``rate[m, i, s, a, q] = base[m] * sex[m, s] * age[m, a] * imd[m, q] * icb[m, i]``
   (the publication quotes rates per 10,000: ``rate * 10_000``). The factors are raked on the
-  expected counts ``rate * P`` until the statistics of SPEC section 3, computed exactly as the
+  expected counts ``rate * P`` until the statistics of docs/statistics.md, computed exactly as the
   publication does, equal the publication: national rates (Tables 1-2), sex, deprivation and
   age rates ratios (rates-ratio Tables 1-6) and a target standardised rate for every ICB. The
   ICB targets come from the real DID 2023-24 provider volumes spread over ICBs with the OHID
@@ -246,9 +246,9 @@ class SynthPaths:
     extract: Path
     """Folder of Parquet file(s) with the record-level extract."""
     lookups: Path
-    """Lookups folder (SPEC section 6)."""
+    """Lookups folder (docs/inputs.md)."""
     population: Path
-    """Population file (SPEC section 6)."""
+    """Population file (docs/inputs.md)."""
     truth: Path
     """JSON file with what was planted and exact counts of the rows written."""
 
@@ -266,12 +266,12 @@ class SynthPaths:
 
 
 # =============================================================================================
-# Statistics of SPEC section 3 (used to calibrate the model and to report what was realised)
+# Statistics of docs/statistics.md (used to calibrate the model and to report what was realised)
 # =============================================================================================
 
 
 def spec_statistics(observed: np.ndarray, population: np.ndarray) -> dict[str, np.ndarray]:
-    """Indirectly standardised rates of SPEC section 3 for one measure, as the publication does.
+    """Indirectly standardised rates of docs/statistics.md for one measure, as the publication does.
 
     ``observed`` and ``population`` have shape ``(n_icb, 2, 19, 5)`` (ICB x sex (male, female) x
     5-year age band x IMD quintile). Rates are per person (multiply by 10,000 for the
@@ -451,7 +451,7 @@ def _calibrate(
     age_ratio: np.ndarray,
     icb_target: np.ndarray | None,
 ) -> dict[str, Any]:
-    """Rake the multiplicative factors until the SPEC statistics equal the targets.
+    """Rake the multiplicative factors until the statistics equal the targets.
 
     ``national`` is per person; ratios as published (male/female, quintile/quintile 1,
     broad band/0-<45); ``icb_target`` the relative standardised rate wanted for each ICB (its
@@ -1273,7 +1273,7 @@ class _RowMaker:
 
 
 # =============================================================================================
-# Exact counts of what was written (SPEC section 2 applied to the written columns)
+# Exact counts of what was written (the derivation rules applied to the written columns)
 # =============================================================================================
 
 # The cube's counters (docs/architecture.md), so truth.json and Cube compare key for key.
@@ -1294,7 +1294,7 @@ def _normalised(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
 
 
 class _Tally:
-    """Counts of a written extract by SPEC section 2, independent of how rows were generated.
+    """Counts of a written extract by the derivation rules, independent of how rows were made.
 
     Applies the lookups written to ``lookups/`` to the written string columns: ICB from the
     practice, else nothing for an other-valid practice, else from the LSOA; IMD quintile from the
@@ -1382,7 +1382,7 @@ class _Tally:
         no_imd = ~no_icb & (quintile < 0)
         no_sex = ~no_icb & ~no_imd & (sex < 0)
         no_age = ~no_icb & ~no_imd & ~no_sex & ~age_ok
-        # SPEC section 2: "included" is every record past the four exclusions; "no_measure" is
+        # "included" is every record past the four exclusions; "no_measure" is
         # the part of it whose modality is in no measure (none are generated, but count it).
         included = ~(no_icb | no_imd | no_sex | no_age)
         no_measure = included & (modality < 0)
@@ -1484,7 +1484,7 @@ def _write_csv(path: Path, header: list[str], rows: Iterator[list[Any]] | list[l
 
 
 def _write_lookups(model: _Model, folder: Path) -> None:
-    """The lookups folder of SPEC section 6 (deterministic: the same for every seed)."""
+    """The lookups folder (docs/inputs.md) (deterministic: the same for every seed)."""
     folder.mkdir(parents=True, exist_ok=True)
     english = np.flatnonzero(model.practice_kind == 0)
     order = english[np.argsort(model.practice_codes[english])]
@@ -1523,7 +1523,7 @@ def _write_lookups(model: _Model, folder: Path) -> None:
 
 
 def _write_population(model: _Model, plan: _Plan, path: Path) -> None:
-    """SPEC section 6 population: persons as shortest round-trip floats (see the docs)."""
+    """The population file (docs/inputs.md): persons as shortest round-trip floats."""
     rows = []
     for i, code in enumerate(model.icb_codes):
         for s in range(_N_SEX):
@@ -1608,7 +1608,7 @@ def _truth(
                 "'1' or '2'; age is valid when present and not negative"
             ),
             "counts": (
-                "'counts' are exact: SPEC section 2 applied to the written columns with the "
+                "'counts' are exact: the derivation rules applied to the written columns with the "
                 "written lookups"
             ),
         },

@@ -1,4 +1,4 @@
-"""Reference for SPEC section 2: derive every record with plain Python, one row at a time."""
+"""Reference for the derivation rules (docs/inputs.md): each record in plain Python."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ MISSING_PROVIDER = "(missing)"
 
 @dataclass
 class Derived:
-    """What SPEC section 2 derives for one record."""
+    """What the derivation rules (docs/inputs.md) derive for one record."""
 
     provider: str
     icb: str | None
@@ -154,7 +154,7 @@ def derive_record(
     use_age: bool = True,
     max_age: int | None = None,
 ) -> Derived:
-    """Apply SPEC section 2 to one record (a mapping of column name to value)."""
+    """Apply the derivation rules to one record (a mapping of column name to value)."""
     c = columns or Columns()
     practice = normalise_code(row.get(c.gp_practice_code))
     lsoa = normalise_code(row.get(c.lsoa11))

@@ -1,8 +1,8 @@
-"""The published tables (SPEC section 4) as Arrow tables, and their CSV files (SPEC section 6).
+"""The published tables (docs/report.md) as Arrow tables, and their CSV files.
 
 :func:`build_tables` turns the statistics into the tables every output shows: the CSV files, the
 workbook, the charts and the HTML all read these, so disclosure control and the year-on-year
-columns are applied once and agree everywhere. Column order puts the columns SPEC section 6 fixes
+columns are applied once and agree everywhere. Column order puts the columns docs/report.md fixes
 first, in its order, and didcore's extra columns after them.
 
 CSV files are UTF-8, comma-separated, with a header row. Numbers are written in full precision
