@@ -36,7 +36,8 @@ def test_cube_command_writes_cube_and_exclusions(tmp_path: Path, lookups_dir: Pa
     pq.write_table(table, extract, row_group_size=7_000)
     out = tmp_path / "out"
     assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
-    with (out / "cube.csv").open() as f:
+    # every test date is in 2023/24: that year's folder, and the whole extract's exclusions
+    with (out / "2023-24" / "cube.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["icb_code", "sex", "age_band", "imd_quintile", "measure", "count"]
     assert {r["sex"] for r in rows} <= {"male", "female"}
@@ -44,6 +45,7 @@ def test_cube_command_writes_cube_and_exclusions(tmp_path: Path, lookups_dir: Pa
     assert sum(int(r["count"]) for r in rows) == int(expected.counts.sum())
     with (out / "exclusions.csv").open() as f:
         excl = {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}
+    assert excl.pop("no_test_date") == 0
     assert list(excl) == [
         "rows_read",
         "no_icb",

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import didcore
+import test_cli
 from didcore.cube import EXCLUSION_REASONS
 from didcore.errors import InputError, MissingColumnError
 from didcore.reference.cube import aggregate_reference, aggregate_reference_by_year
@@ -297,3 +298,89 @@ def test_population_year_declared_or_unknown() -> None:
 def test_population_year_errors(values: Any, declared: Any, message: str) -> None:
     with pytest.raises(didcore.errors.PopulationError, match=message):
         didcore.Population.read(_population_table(values), ["QAA", "QBB", "QCC"], year=declared)
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+@pytest.fixture
+def lookups_dir(tmp_path: Any) -> Any:
+    """test_cli's lookups folder (test_cube's lookups as files)."""
+    return test_cli.lookups_dir.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+
+
+def _two_year_extract(path: Any, n: int = 6_000) -> Any:
+    import pyarrow.parquet as pq
+
+    days = [dt.date(2022, 7, 1)] * 2 + [dt.date(2023, 7, 1)] * 3 + [None]
+    pq.write_table(_dated(n, days), path, row_group_size=n // 3 + 7)
+    return path
+
+
+def test_cube_command_writes_a_folder_per_year(tmp_path: Any, lookups_dir: Any) -> None:
+    import csv
+
+    from didcore.cli import main
+
+    extract = _two_year_extract(tmp_path / "e.parquet")
+    out = tmp_path / "out"
+    assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
+    years = didcore.aggregate(extract, didcore.Lookups.read(lookups_dir), by_year=True)
+    for label in ("2022/23", "2023/24"):
+        folder = out / label.replace("/", "-")
+        names = {p.name for p in folder.iterdir()}
+        assert names == {
+            "cube.csv",
+            "exclusions.csv",
+            "icb_source.csv",
+            "provider_quality.csv",
+            "icb_quality.csv",
+        }
+        with (folder / "cube.csv").open() as f:
+            total = sum(int(r["count"]) for r in csv.DictReader(f))
+        assert total == int(years[label].counts.sum())
+        with (folder / "exclusions.csv").open() as f:
+            ex = {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}
+        assert ex == years[label].exclusions
+    with (out / "exclusions.csv").open() as f:
+        whole = {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}
+    assert list(whole)[:3] == ["rows_read", "no_test_date", "no_icb"]
+    assert whole["rows_read"] == 6_000 and whole["no_test_date"] == 1_000
+    with (out / "years.csv").open() as f:
+        rows = {r["year"]: r for r in csv.DictReader(f)}
+    assert [int(rows[k]["rows_read"]) for k in ("2022/23", "2023/24", "undated")] == [
+        2_000,
+        3_000,
+        1_000,
+    ]
+    assert not (out / "cube.csv").exists()  # no all-years cube to be mistaken for one year
+
+
+def test_cube_command_summary_names_the_years(
+    tmp_path: Any, lookups_dir: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from didcore.cli import main
+
+    extract = _two_year_extract(tmp_path / "e.parquet", 600)
+    assert (
+        main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(tmp_path / "o")])
+        == 0
+    )
+    said = capsys.readouterr().out
+    assert "financial years 2022/23 (200 rows), 2023/24 (300 rows); 100 rows with no usable" in said
+
+
+def test_cube_command_without_test_dates(tmp_path: Any, lookups_dir: Any) -> None:
+    import pyarrow.parquet as pq
+
+    from didcore.cli import main
+
+    extract = tmp_path / "e.parquet"
+    pq.write_table(_big_table(300).drop_columns(["test_date"]), extract)
+    flat, declared = tmp_path / "flat", tmp_path / "declared"
+    args = [str(extract), "--lookups", str(lookups_dir), "-q"]
+    assert main(["cube", *args, "--out", str(flat)]) == 0
+    assert (flat / "cube.csv").is_file()
+    assert main(["cube", *args, "--out", str(declared), "--year", "2023-24"]) == 0
+    assert (declared / "2023-24" / "cube.csv").is_file()
+    assert main(["cube", *args, "--out", str(tmp_path / "bad"), "--year", "24/25"]) == 2

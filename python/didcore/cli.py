@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from didcore.arguments import MAX_THREADS, max_age_option, threads_option
 from didcore.errors import DidcoreError, InputError
 
 __all__ = ["main"]
@@ -92,6 +93,35 @@ def _write_cube_outputs(cube: Any, out: Path) -> list[Path]:
     return written
 
 
+def _write_year_outputs(years: Any, out: Path) -> list[Path]:
+    """One folder per financial year (``2023-24/``: :func:`_write_cube_outputs`), and for
+    the whole extract ``exclusions.csv`` (with ``no_test_date``) and ``years.csv`` (each
+    year's exclusions, and the undated rows).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, cube in years.items():
+        written += _write_cube_outputs(cube, out / label.replace("/", "-"))
+    ex = years.exclusions
+    whole = pa.table({"reason": list(ex), "count": pa.array(list(ex.values()), pa.int64())})
+    pacsv.write_csv(whole, out / "exclusions.csv")
+    minor = set(years.minor)
+    groups = [*years.items(), ("undated", years.undated)]
+    reasons = list(groups[-1][1].exclusions)
+    table = pa.table(
+        {
+            "year": [k for k, _ in groups],
+            **{r: pa.array([c.exclusions[r] for _, c in groups], pa.int64()) for r in reasons},
+            "minor": [k in minor for k, _ in groups],
+        }
+    )
+    pacsv.write_csv(table, out / "years.csv")
+    return [*written, out / "exclusions.csv", out / "years.csv"]
+
+
 def _lookups(args: argparse.Namespace) -> Any:
     """``--lookups DIR``, or the shipped lookups when it is not given."""
     from didcore.lookup import as_lookups
@@ -102,27 +132,44 @@ def _lookups(args: argparse.Namespace) -> Any:
 def _cmd_cube(args: argparse.Namespace) -> int:
     from didcore.cube import aggregate
     from didcore.outputs import atomic_output_dir, check_output_dir
+    from didcore.years import has_test_dates
 
     start = time.perf_counter()
     check_output_dir(args.out)  # before the costly count
     lookups = _lookups(args)
-    cube = aggregate(
-        args.extract if len(args.extract) > 1 else args.extract[0],
+    source = args.extract if len(args.extract) > 1 else args.extract[0]
+    columns = _columns(args.column)
+    # One cube per financial year when the test dates (or --year) say which; an extract with
+    # neither is one cube, as its year is unknown.
+    by_year = args.year is not None or has_test_dates(source, columns)
+    result = aggregate(
+        source,
         lookups,
-        columns=_columns(args.column),
+        columns=columns,
         n_threads=args.threads,
         max_age=args.max_age,
         progress=_progress(args),
+        by_year=by_year,
+        year=args.year,
     )
     with atomic_output_dir(args.out) as work:
-        _write_cube_outputs(cube, work)
-    ex = cube.exclusions
+        if by_year:
+            _write_year_outputs(result, work)
+        else:
+            _write_cube_outputs(result, work)
+    ex = result.exclusions
+    if by_year:
+        folders = ", ".join(f"{k.replace('/', '-')}/" for k in result)
+        where = f"wrote {folders + ' ' if folders else ''}and exclusions.csv to {args.out}"
+        years = f" in financial years {result.describe()}"
+    else:
+        where = f"wrote {Path(args.out) / 'cube.csv'} and exclusions.csv"
+        years = " (no test_date column: one cube for the whole extract; --year names its year)"
     _say(
         args,
-        f"didcore cube: {ex['rows_read']:,} rows read, {ex['included']:,} included, "
+        f"didcore cube: {ex['rows_read']:,} rows read{years}; {ex['included']:,} included, "
         f"{ex['rows_read'] - ex['included']:,} excluded, in {time.perf_counter() - start:.1f} s; "
-        f"wrote {Path(args.out) / 'cube.csv'} and exclusions.csv; "
-        f"lookups: {lookups.description}",
+        f"{where}; lookups: {lookups.description}",
     )
     return 0
 
@@ -292,10 +339,15 @@ def _parser() -> argparse.ArgumentParser:
             metavar="NAME=COLUMN",
             help="use COLUMN of the extract for NAME (e.g. sex=gender); repeatable",
         )
-        p.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
+        p.add_argument(
+            "--threads",
+            type=threads_option,
+            default=None,
+            help=f"worker threads, 1 to {MAX_THREADS} (default: all)",
+        )
         p.add_argument(
             "--max-age",
-            type=int,
+            type=max_age_option,
             default=None,
             help="ages above this count as missing (default: no limit, 90 and over is one band)",
         )
@@ -304,6 +356,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("extract", nargs="+", help="Parquet/CSV files or folders")
     p.add_argument("--lookups", help=_LOOKUPS_HELP)
     p.add_argument("--out", required=True, help=_OUT_HELP)
+    p.add_argument(
+        "--year",
+        help="financial year (2023/24) of an extract with no test_date column; with test "
+        "dates, each record's year is its test date's and a folder is written per year",
+    )
     common(p)
     p.set_defaults(func=_cmd_cube)
 
@@ -381,6 +438,51 @@ def _ignore_file_size_signal() -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+class _Interrupts:
+    """Ctrl-C while a command runs: the first raises ``KeyboardInterrupt``, so reader threads
+    are stopped and joined and partial outputs removed; exit status 130 and one line. A second
+    Ctrl-C during that clean-up exits at once, with the same single line: cleaning up after a
+    first Ctrl-C (waiting for a row group being read) must neither be cut short into a
+    traceback nor print one. ``os._exit`` skips the interpreter's teardown, so a reader thread
+    still inside pyarrow cannot abort the process either.
+    """
+
+    def __init__(self) -> None:
+        self._pressed = 0
+        self._said = False
+        self._previous: Any = None
+
+    def said(self) -> int:
+        """Print the one line (once) and return the exit status, 130."""
+        if not self._said:
+            self._said = True
+            print("didcore: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self._pressed += 1
+        if self._pressed == 1:
+            raise KeyboardInterrupt
+        import os
+
+        os._exit(self.said())
+
+    def __enter__(self) -> _Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     import warnings
@@ -399,8 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shown(message, category, *rest, **kw)
 
+    interrupts = _Interrupts()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), interrupts:
             # dirty values counted as missing are reported, one line each, even with -q
             warnings.simplefilter("always", UnreadableValuesWarning)
             warnings.showwarning = note
@@ -414,8 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"didcore: internal error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("didcore: interrupted", file=sys.stderr)
-        return 130
+        return interrupts.said()
 
 
 if __name__ == "__main__":

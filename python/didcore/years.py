@@ -414,3 +414,15 @@ def aggregate_years(
     return YearCubes(
         {_label_of(k): c for k, c in cubes.items()}, undated, declared=not extract.dated
     )
+
+
+def has_test_dates(source: Any, columns: Any = None) -> bool:
+    """Whether every file of ``source`` (paths, as the command line gives them) has the test
+    date column, from the files' schemas alone (no rows are read).
+    """
+    from didcore.cube import _close
+    from didcore.io import open_extract
+
+    extract = open_extract(source, columns)
+    _close(extract.batches)
+    return bool(extract.dated)
