@@ -52,7 +52,14 @@ from didcore.io import is_binary_type
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DID_MODALITIES", "Lookups", "MeasureRule", "as_lookups", "normalise_code"]
+__all__ = [
+    "DID_MODALITIES",
+    "MODALITY_SPELLINGS",
+    "Lookups",
+    "MeasureRule",
+    "as_lookups",
+    "normalise_code",
+]
 
 #: The modality values of the DID (Table 1 of the DID statistical release).
 DID_MODALITIES: tuple[str, ...] = (
@@ -66,6 +73,38 @@ DID_MODALITIES: tuple[str, ...] = (
     "Single Photon Emission Computerized Tomography",
     "Medical Photography",
 )
+
+#: Other spellings of the DID modalities (normalised: trimmed, upper-case) -> the DID name:
+#: DICOM modality codes (``CR``/``DX`` radiography, ``RF`` fluoroscopy, ``PT`` PET, ``XC``
+#: external-camera photography), the usual short forms and English names. The shipped
+#: measures file lists each under its modality's measures, and a measures file may use them
+#: (docs/measures-spellings.md). Each spelling names one modality only.
+MODALITY_SPELLINGS: dict[str, str] = {
+    spelling: name
+    for name, spellings in {
+        "Plain Radiography": (
+            "XR", "X-RAY", "XRAY", "X RAY", "X-RAYS", "RADIOGRAPHY", "PLAIN FILM", "CR", "DX",
+        ),
+        "Diagnostic Ultrasonography": (
+            "US", "USS", "ULTRASOUND", "ULTRASONOGRAPHY", "DIAGNOSTIC ULTRASOUND",
+        ),
+        "Computerized Axial Tomography": (
+            "CT", "CT SCAN", "CAT", "COMPUTED TOMOGRAPHY", "COMPUTERISED TOMOGRAPHY",
+            "COMPUTERIZED TOMOGRAPHY", "COMPUTERISED AXIAL TOMOGRAPHY",
+        ),
+        "Magnetic Resonance Imaging": ("MR", "MRI", "MRI SCAN", "MAGNETIC RESONANCE"),
+        "Fluoroscopy": ("RF", "FLUORO"),
+        "Nuclear Medicine Procedure": ("NM", "NUCLEAR MEDICINE", "NUC MED"),
+        "Positron Emission Tomography": ("PT", "PET", "PET SCAN", "PET-CT", "PET CT"),
+        "Single Photon Emission Computerized Tomography": (
+            "SPECT", "SPECT SCAN", "SPECT-CT", "SPECT CT",
+            "SINGLE PHOTON EMISSION COMPUTED TOMOGRAPHY",
+            "SINGLE PHOTON EMISSION COMPUTERISED TOMOGRAPHY",
+        ),
+        "Medical Photography": ("MP", "XC", "PHOTOGRAPHY", "CLINICAL PHOTOGRAPHY"),
+    }.items()
+    for spelling in spellings
+}
 
 _TABLES = ("practice_icb", "other_practices", "lsoa_icb", "lsoa_imd", "measures", "icb")
 _REQUIRED = ("practice_icb", "lsoa_icb", "lsoa_imd")
@@ -145,8 +184,14 @@ class Lookups:
         :class:`~didcore.errors.InputError` subclasses naming the file, column and values at
         fault.
         """
-        root = Path(folder)
-        if not root.is_dir():
+        from didcore.arguments import check_path
+
+        root = check_path(folder, "lookups folder")
+        try:
+            is_dir = root.is_dir()
+        except OSError as exc:  # e.g. a folder above it that cannot be searched
+            raise UnreadableInputError(f"cannot read lookups folder {root}: {exc}") from exc
+        if not is_dir:
             raise UnreadableInputError(f"lookups folder {root} does not exist or is not a folder")
         tables: dict[str, pa.Table] = {}
         for name in _TABLES:
@@ -741,7 +786,7 @@ def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
         if "exam_code" in table.column_names
         else [None] * table.num_rows
     )
-    known = {m.upper(): m for m in DID_MODALITIES}
+    known = {m.upper(): m for m in DID_MODALITIES} | MODALITY_SPELLINGS
     rules: list[MeasureRule] = []
     kinds: dict[str, str] = {}
     # Rows are counted from 1 after the header: not file lines, as the CSV reader skips blank
@@ -770,7 +815,8 @@ def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
         if mod is None or mod not in known:
             raise MeasureDefinitionError(
                 f"measures: row {row} ({name}) names modality {modality!r}, which is not a "
-                f"DID modality (known: {', '.join(DID_MODALITIES)})"
+                f"DID modality (known: {', '.join(DID_MODALITIES)}, or the spellings in "
+                "docs/measures-spellings.md)"
             )
         rules.append(MeasureRule(name, kind_n, mod, normalise_code(exam)))
     if not rules:

@@ -360,8 +360,10 @@ def _read_measures() -> _Measures:
                 names.append(name)
                 kinds.append(row["kind"].strip())
                 modality.append(row["modality"].strip())
-            if row["kind"].strip() == "edoc":
-                codes.setdefault(name, []).append(row["exam_code"].strip())
+            listed = codes.setdefault(name, []) if row["kind"].strip() == "edoc" else None
+            # the file lists each EDOC code once per spelling of its modality: keep one
+            if listed is not None and row["exam_code"].strip() not in listed:
+                listed.append(row["exam_code"].strip())
     modalities = [n for n, k in zip(names, kinds, strict=True) if k == "modality"]
     if len(modalities) != 9 or len(names) != 14 or kinds[:9] != ["modality"] * 9:
         raise InternalError(

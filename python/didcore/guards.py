@@ -1,0 +1,661 @@
+"""Guard rails: refuse an input that would give a confident, wrong publication.
+
+Each guard is a small function that raises :class:`~didcore.errors.GuardError` (exit status 2
+on the command line) with one line naming the guard, the column, its top values with counts
+and shares, and what to do: a value map (``--map sex=M:1,F:2``), a column name
+(``--column sex=gender``), or the guard's override (``--allow NAME``). An overridden guard
+that trips is not an error: it becomes a warning line that the command line prints and every
+output records, so a publication always says what was let through.
+
+=======================  ==================================================================
+guard (``--allow NAME``) trips when (default threshold: module constant)
+=======================  ==================================================================
+``sex-coding``           sex values other than NHS gender codes (1, 2; 0, 9 and blank are
+                         ordinary missing values and never count) cover more than
+                         :data:`CODING_SHARE` (1%) of rows: ``M``/``F``, ``Male``, ``U``...
+``modality-coding``      non-blank modality values in no measure cover more than
+                         :data:`CODING_SHARE` of rows (short codes ``XR``, ``US`` with
+                         measures that spell modalities otherwise)
+``exclusions``           any exclusion reason (no ICB, no IMD, no sex, no age) is more than
+                         :data:`EXCLUSION_SHARE` (5%) of the rows read, in any financial year
+                         or in total; or rows with no usable test date are
+``no-measure``           records in no measure are more than :data:`NO_MEASURE_SHARE` (5%)
+                         of the included records
+``population-icbs``      an ICB with tests has no population (a population file missing it)
+``population-strata``    tests in strata (ICB x sex x age band x IMD quintile) with zero
+                         population are more than :data:`STRATA_SHARE` (0.1%) of the tests
+``population-year``      the population's year is unknown or differs from the published year
+=======================  ==================================================================
+
+The early guards (:func:`early_guard`) check the sex and modality codings of the first batch
+and stop a run when more than :data:`EARLY_SHARE` (50%) of its rows are coded otherwise, so a
+wrong coding fails in seconds rather than after a 47-million-row count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from didcore.errors import GuardError, InputError
+from didcore.profile import ValueProfile, describe_values
+from didcore.valuemaps import map_value
+
+if TYPE_CHECKING:
+    from didcore.cube import Cube
+    from didcore.io import Columns
+    from didcore.lookup import Lookups
+    from didcore.population import Population
+
+__all__ = [
+    "CODING_SHARE",
+    "EARLY_SHARE",
+    "EXCLUSION_SHARE",
+    "GUARDS",
+    "NO_MEASURE_SHARE",
+    "STRATA_SHARE",
+    "GuardThresholds",
+    "Verdict",
+    "check_allow",
+    "check_exclusions",
+    "check_modality_coding",
+    "check_no_measure",
+    "check_population_icbs",
+    "check_population_strata",
+    "check_population_year",
+    "check_sex_coding",
+    "cube_verdicts",
+    "early_guard",
+    "enforce",
+    "guard_cube",
+    "guard_population",
+    "population_verdicts",
+]
+
+#: Every guard's name, as ``--allow NAME`` and ``allow={...}`` take it.
+GUARDS: tuple[str, ...] = (
+    "sex-coding",
+    "modality-coding",
+    "exclusions",
+    "no-measure",
+    "population-icbs",
+    "population-strata",
+    "population-year",
+)
+
+#: Share of rows whose sex or modality is coded otherwise above which the coding guards trip.
+CODING_SHARE = 0.01
+#: Share of rows read above which one exclusion reason (or no test date) trips ``exclusions``.
+EXCLUSION_SHARE = 0.05
+#: Share of included records in no measure above which ``no-measure`` trips.
+NO_MEASURE_SHARE = 0.05
+#: Share of counted tests in zero-population strata above which ``population-strata`` trips.
+STRATA_SHARE = 0.001
+#: Share of the first batch's rows coded otherwise that stops a run before the rest is read.
+EARLY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class GuardThresholds:
+    """The guards' thresholds (shares, 0..1); the defaults are the module constants."""
+
+    coding_share: float = CODING_SHARE
+    exclusion_share: float = EXCLUSION_SHARE
+    no_measure_share: float = NO_MEASURE_SHARE
+    strata_share: float = STRATA_SHARE
+    early_share: float = EARLY_SHARE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One guard's outcome: ``status`` is ``"pass"``, ``"fail"`` or ``"allowed"`` (tripped,
+    overridden); ``message`` the one line it gave when it tripped.
+    """
+
+    guard: str
+    status: str
+    message: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready: guard, status, message."""
+        return {"guard": self.guard, "status": self.status, "message": self.message}
+
+
+_DEFAULT = GuardThresholds()
+
+# What the guards say a coding is, once normalised (trimmed, upper-cased).
+_SEX_CODE = re.compile(r"\+?0*([0-9])(?:\.0*)?")
+_SEX_SPELLINGS = {
+    "M": "1",
+    "MALE": "1",
+    "MAN": "1",
+    "F": "2",
+    "FEMALE": "2",
+    "W": "2",
+    "WOMAN": "2",
+    "U": "0",
+    "UNKNOWN": "0",
+    "NOT KNOWN": "0",
+    "N": "0",
+    "X": "9",
+    "I": "9",
+    "INDETERMINATE": "9",
+    "O": "9",
+    "OTHER": "9",
+}
+
+_EXCLUSION_WHAT = {
+    "no_icb": "no ICB (GP practice and LSOA match no lookup)",
+    "no_imd": "no IMD quintile (LSOA not in lsoa_imd)",
+    "no_sex": "no sex (not 1 or 2)",
+    "no_age": "no usable age",
+    "no_test_date": "no usable test date (in no financial year)",
+}
+
+
+def _share(n: float, total: float) -> str:
+    return f"{100 * n / total:.1f}%" if total else "0%"
+
+
+def _norm(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+def _allowed(allow: Iterable[str] | None) -> frozenset[str]:
+    return frozenset(allow or ())
+
+
+def check_allow(allow: Iterable[str] | None) -> frozenset[str]:
+    """``allow`` as a set of guard names; an unknown name is an :class:`InputError`."""
+    names = _allowed(allow)
+    unknown = sorted(names - set(GUARDS))
+    if unknown:
+        raise InputError(
+            f"--allow {', '.join(unknown)}: no such guard; the guards are {', '.join(GUARDS)}"
+        )
+    return names
+
+
+# ---------------------------------------------------------------------------- coding guards
+
+
+def _sex_kind(value: str | None) -> str:
+    """``"code"`` (1, 2), ``"missing"`` (0, 9, null, blank) or ``"other"``."""
+    text = _norm(value)
+    if not text:
+        return "missing"
+    m = _SEX_CODE.fullmatch(text)
+    if m and m.group(1) in "12":
+        return "code"
+    if m and m.group(1) in "09":
+        return "missing"
+    return "other"
+
+
+def check_sex_coding(
+    profile: ValueProfile,
+    *,
+    column: str = "sex",
+    share: float = CODING_SHARE,
+) -> None:
+    """``sex-coding``: sex values that are not NHS gender codes (after any value map) above
+    ``share`` of the profile's rows. 0, 9, null and blank are missing values, never counted.
+    """
+    mapping = profile.value_maps.get("sex")
+    other = [
+        (v, c) for v, c in profile.top("sex", 10_000) if _sex_kind(map_value(v, mapping)) == "other"
+    ]
+    n_other = sum(c for _, c in other)
+    if not profile.rows or n_other <= share * profile.rows:
+        return
+    known = [(_norm(v), _SEX_SPELLINGS.get(_norm(v))) for v, _ in other]
+    pairs = ",".join(dict.fromkeys(f"{k}:{t}" for k, t in known if t))
+    fix = f"--map sex={pairs}" if pairs else "--map sex=VALUE:1,VALUE:2 (1 male, 2 female)"
+    raise GuardError(
+        f"guard sex-coding: column {column!r} is not coded 1 (male) / 2 (female) in "
+        f"{_share(n_other, profile.rows)} of rows ({n_other:,} of {profile.rows:,}): "
+        f"{describe_values(other, profile.rows)}; recode it with {fix}, name another "
+        f"column with --column sex=NAME, or --allow sex-coding to count them as missing sex",
+        "sex-coding",
+    )
+
+
+def _modality_keys(lookups: Lookups) -> frozenset[str]:
+    return frozenset(r.modality for r in lookups.measure_rules)
+
+
+def _unknown_modalities(
+    profile: ValueProfile, lookups: Lookups, *, blank: bool = False
+) -> list[tuple[str | None, int]]:
+    """Raw modality values (with rows) in no measure after any value map."""
+    from didcore.lookup import normalise_code
+
+    keys = _modality_keys(lookups)
+    mapping = profile.value_maps.get("modality")
+    out = []
+    for v, c in profile.top("modality", 10_000):
+        mapped = normalise_code(map_value(v, mapping))
+        if mapped is None:
+            if blank:
+                out.append((v, c))
+        elif mapped not in keys:
+            out.append((v, c))
+    return out
+
+
+def _modality_fix(values: Sequence[str | None], lookups: Lookups) -> str:
+    """A ``--map modality=...`` for the values that are known spellings of a DID modality."""
+    from didcore.lookup import MODALITY_SPELLINGS, normalise_code
+
+    keys = _modality_keys(lookups)
+    pairs = []
+    for v in values:
+        name = MODALITY_SPELLINGS.get(normalise_code(v) or "")
+        if name and name.upper() in keys:
+            pairs.append(f"{_norm(v)}:{name}")
+    if pairs:
+        return (
+            f"they look like DID modalities under other names: recode them with "
+            f"--map 'modality={','.join(dict.fromkeys(pairs))}'"
+        )
+    return (
+        "recode them to the DID modality names with --map 'modality=VALUE:Plain Radiography,"
+        "...' or add them to the measures file (see docs/inputs.md)"
+    )
+
+
+def check_modality_coding(
+    profile: ValueProfile,
+    lookups: Lookups,
+    *,
+    column: str = "modality",
+    share: float = CODING_SHARE,
+) -> None:
+    """``modality-coding``: non-blank modality values in no measure (after any value map)
+    above ``share`` of the profile's rows, with a hint when they are known abbreviations.
+    """
+    unknown = _unknown_modalities(profile, lookups)
+    n = sum(c for _, c in unknown)
+    if not profile.rows or n <= share * profile.rows:
+        return
+    raise GuardError(
+        f"guard modality-coding: column {column!r} holds values in no measure in "
+        f"{_share(n, profile.rows)} of rows ({n:,} of {profile.rows:,}): "
+        f"{describe_values(unknown, profile.rows)}; "
+        f"{_modality_fix([v for v, _ in unknown], lookups)}"
+        f"; or --allow modality-coding to leave them out of every measure",
+        "modality-coding",
+    )
+
+
+# ---------------------------------------------------------------------------- count guards
+
+
+def _periods(result: Any) -> list[tuple[str, Cube]]:
+    """(label, cube) for each year of a YearCubes that could be published, or the one cube."""
+    if hasattr(result, "undated") and hasattr(result, "minor"):
+        minor = set(result.minor)
+        return [(f"in {k}", c) for k, c in result.items() if k not in minor]
+    return [("", result)]
+
+
+def _total(result: Any) -> Cube:
+    return result.total if hasattr(result, "undated") else result
+
+
+def _exclusion_detail(reason: str, profile: ValueProfile | None, columns: Columns) -> str:
+    """What to look at for one exclusion reason: the column and its top offending values."""
+    if reason == "no_icb":
+        cols = f"columns {columns.gp_practice_code!r} and {columns.lsoa11!r}"
+        if profile is not None:
+            top = profile.top("gp_practice_code_unmatched", 5)
+            if top:
+                cols += f" (practices in no lookup: {describe_values(top, profile.rows, 3)})"
+        return f"{cols}: are the lookups those of this extract's years (--lookups)?"
+    if reason == "no_imd":
+        text = f"column {columns.lsoa11!r}"
+        if profile is not None:
+            top = profile.top("lsoa11_unmatched", 5)
+            if top:
+                text += f" (LSOAs in no lookup: {describe_values(top, profile.rows, 3)})"
+        return text + ": LSOA 2011 codes are expected"
+    if reason == "no_sex":
+        text = f"column {columns.sex!r}"
+        if profile is not None:
+            top = [(v, c) for v, c in profile.top("sex", 50) if _sex_kind(v) != "code"]
+            if top:
+                text += f" (values: {describe_values(top, profile.rows, 4)})"
+        return text
+    if reason == "no_age":
+        return f"columns {columns.age!r} or {columns.date_of_birth!r} and {columns.test_date!r}"
+    if reason == "no_test_date":
+        return f"column {columns.test_date!r}"
+    return ""
+
+
+def check_exclusions(
+    result: Any,
+    *,
+    columns: Columns | None = None,
+    share: float = EXCLUSION_SHARE,
+) -> None:
+    """``exclusions``: an exclusion reason above ``share`` of the rows read, in any
+    publishable year of a YearCubes (or the one Cube), or undated rows above ``share`` of all.
+    """
+    from didcore.cube import EXCLUSION_REASONS
+    from didcore.io import Columns
+
+    cols = columns or Columns()
+    total = _total(result)
+    profile = total.value_profile
+    found: list[tuple[float, str, str, int, int]] = []
+    for label, cube in _periods(result):
+        ex = cube.exclusions
+        read = ex["rows_read"]
+        for reason in EXCLUSION_REASONS:
+            if read and ex[reason] > share * read:
+                found.append((ex[reason] / read, reason, label, ex[reason], read))
+    if hasattr(result, "undated"):
+        undated, read = result.undated.rows_read, total.rows_read
+        if read and undated > share * read:
+            found.append((undated / read, "no_test_date", "", undated, read))
+    if not found:
+        return
+    _, reason, label, n, read = max(found)
+    where = f" {label}" if label else ""
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    raise GuardError(
+        f"guard exclusions: {_share(n, read)} of rows{where} ({n:,} of {read:,}) are excluded "
+        f"for {_EXCLUSION_WHAT[reason]}{more}, above the {share:.0%} threshold; check "
+        f"{_exclusion_detail(reason, profile, cols)}; or --allow exclusions",
+        "exclusions",
+    )
+
+
+def check_no_measure(
+    result: Any,
+    lookups: Lookups,
+    *,
+    columns: Columns | None = None,
+    share: float = NO_MEASURE_SHARE,
+) -> None:
+    """``no-measure``: included records in no measure above ``share`` of the included, in any
+    publishable year; the message names the modality values (and exam codes) in no measure.
+    """
+    from didcore.io import Columns
+
+    cols = columns or Columns()
+    worst: tuple[float, str, int, int] | None = None
+    for label, cube in _periods(result):
+        ex = cube.exclusions
+        inc, none = ex["included"], ex["no_measure"]
+        if inc and none > share * inc and (worst is None or none / inc > worst[0]):
+            worst = (none / inc, label, none, inc)
+    if worst is None:
+        return
+    _, label, none, inc = worst
+    profile = _total(result).value_profile
+    where = f" {label}" if label else ""
+    detail = ""
+    if profile is not None:
+        unknown = _unknown_modalities(profile, lookups, blank=True)
+        if unknown:
+            detail = (
+                f"; column {cols.modality!r} values in no measure: "
+                f"{describe_values(unknown, profile.rows)}; "
+                f"{_modality_fix([v for v, _ in unknown], lookups)}"
+            )
+        else:
+            exams = _exams_in_no_measure(profile, lookups)
+            if exams:
+                detail = (
+                    f"; column {cols.exam_code!r} values in no measure: "
+                    f"{describe_values(exams, profile.rows)}; add them to the measures file "
+                    "or recode them with --map exam_code=FROM:TO"
+                )
+    raise GuardError(
+        f"guard no-measure: {_share(none, inc)} of included records{where} ({none:,} of "
+        f"{inc:,}) are in no measure, above the {share:.0%} threshold{detail}; or --allow "
+        "no-measure",
+        "no-measure",
+    )
+
+
+def _exams_in_no_measure(profile: ValueProfile, lookups: Lookups) -> list[tuple[str | None, int]]:
+    """Exam codes in no rule, when some modality is counted only for listed exam codes."""
+    from didcore.lookup import normalise_code
+
+    whole = {r.modality for r in lookups.measure_rules if r.exam_code is None}
+    if _modality_keys(lookups) <= whole:
+        return []  # every modality is counted whatever its exam code
+    codes = {r.exam_code for r in lookups.measure_rules if r.exam_code}
+    mapping = profile.value_maps.get("exam_code")
+    return [
+        (v, c)
+        for v, c in profile.top("exam_code", 10_000)
+        if normalise_code(map_value(v, mapping)) not in codes
+    ]
+
+
+# ---------------------------------------------------------------------------- population
+
+
+def _modality_counts(cube: Cube) -> np.ndarray:
+    """Tests by (ICB, sex, band, quintile): the modality measures' counts (each test once)."""
+    kinds = np.asarray(cube.measure_kinds)
+    pick = kinds == "modality"
+    counts = cube.counts[..., pick] if pick.any() else cube.counts
+    return np.asarray(counts.sum(axis=-1))
+
+
+def _aligned(cube: Cube, pop: Population) -> np.ndarray:
+    return np.asarray(pop.aligned(cube.icb_codes).values)
+
+
+def check_population_icbs(cube: Cube, pop: Population) -> None:
+    """``population-icbs``: ICBs of the cube with tests but no population at all."""
+    tests = _modality_counts(cube).reshape(len(cube.icb_codes), -1).sum(axis=1)
+    people = _aligned(cube, pop).reshape(len(cube.icb_codes), -1).sum(axis=1)
+    missing = np.flatnonzero((tests > 0) & (people <= 0))
+    if not len(missing):
+        return
+    total = int(tests.sum())
+    shown = ", ".join(f"{cube.icb_codes[i]} ({int(tests[i]):,} tests)" for i in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    n = int(tests[missing].sum())
+    raise GuardError(
+        f"guard population-icbs: the population has no people in {len(missing)} ICB(s) with "
+        f"tests: {shown}{more} ({_share(n, total)} of tests); their tests would count in the "
+        "national rate but not their population: use a population file covering every ICB of "
+        "the lookups (see docs/inputs.md), or --allow population-icbs",
+        "population-icbs",
+    )
+
+
+def check_population_strata(cube: Cube, pop: Population, *, share: float = STRATA_SHARE) -> None:
+    """``population-strata``: tests in strata (ICB x sex x age band x IMD quintile) whose
+    population is zero, above ``share`` of all tests (ICBs with no population at all are
+    ``population-icbs``'s).
+    """
+    from didcore.axes import AGE_BANDS, SEXES
+
+    tests = _modality_counts(cube)
+    people = _aligned(cube, pop)
+    has_people = people.reshape(len(cube.icb_codes), -1).sum(axis=1) > 0
+    bad = (tests > 0) & (people <= 0) & has_people[:, None, None, None]
+    n = int(tests[bad].sum())
+    total = int(tests.sum())
+    if not total or n <= share * total:
+        return
+    idx = np.unravel_index(int(np.argmax(np.where(bad, tests, -1))), tests.shape)
+    i, s, b, q = (int(k) for k in idx)
+    raise GuardError(
+        f"guard population-strata: {int(bad.sum()):,} strata with tests have no population "
+        f"({n:,} tests, {_share(n, total)} of all), e.g. {cube.icb_codes[i]} {SEXES[s]} age "
+        f"{AGE_BANDS[b]} IMD quintile {q + 1}: {int(tests[idx]):,} tests, population 0; is the "
+        "population file complete (every ICB x sex x age band x IMD quintile)? Or --allow "
+        "population-strata",
+        "population-strata",
+    )
+
+
+def check_population_year(population_year: str | None, published_year: str | None) -> None:
+    """``population-year``: the population's year is unknown, or not the published year."""
+    if published_year is None:
+        return
+    if population_year is None:
+        raise GuardError(
+            f"guard population-year: the population's year is not known (publishing "
+            f"{published_year}): add a year column to the population file or pass "
+            f"--population-year {published_year} (API: Population.read(..., year=...)); or "
+            "--allow population-year",
+            "population-year",
+        )
+    if population_year != published_year:
+        raise GuardError(
+            f"guard population-year: the population is for {population_year} but the "
+            f"publication is for {published_year}: use the {published_year} population (or "
+            "publish its year with --year), or --allow population-year to use it anyway",
+            "population-year",
+        )
+
+
+# ---------------------------------------------------------------------------- running guards
+
+
+def _verdict(name: str, check: Callable[[], None], allow: frozenset[str]) -> Verdict:
+    try:
+        check()
+    except GuardError as exc:
+        return Verdict(name, "allowed" if name in allow else "fail", str(exc))
+    return Verdict(name, "pass")
+
+
+def cube_verdicts(
+    result: Any,
+    lookups: Lookups,
+    *,
+    columns: Columns | None = None,
+    allow: Iterable[str] | None = None,
+    thresholds: GuardThresholds | None = None,
+) -> list[Verdict]:
+    """The extract's guards (codings, exclusions, no measure) on a Cube or YearCubes."""
+    from didcore.io import Columns
+
+    cols = columns or Columns()
+    th = thresholds or _DEFAULT
+    names = check_allow(allow)
+    profile = _total(result).value_profile or ValueProfile()
+    return [
+        _verdict(
+            "sex-coding",
+            lambda: check_sex_coding(profile, column=cols.sex, share=th.coding_share),
+            names,
+        ),
+        _verdict(
+            "modality-coding",
+            lambda: check_modality_coding(
+                profile, lookups, column=cols.modality, share=th.coding_share
+            ),
+            names,
+        ),
+        _verdict(
+            "exclusions",
+            lambda: check_exclusions(result, columns=cols, share=th.exclusion_share),
+            names,
+        ),
+        _verdict(
+            "no-measure",
+            lambda: check_no_measure(result, lookups, columns=cols, share=th.no_measure_share),
+            names,
+        ),
+    ]
+
+
+def population_verdicts(
+    cube: Cube,
+    pop: Population,
+    *,
+    published_year: str | None = None,
+    population_year: str | None = None,
+    allow: Iterable[str] | None = None,
+    thresholds: GuardThresholds | None = None,
+) -> list[Verdict]:
+    """The population's guards for the cube of the published year. ``population_year``
+    defaults to ``pop.year``.
+    """
+    th = thresholds or _DEFAULT
+    names = check_allow(allow)
+    year = population_year if population_year is not None else getattr(pop, "year", None)
+    return [
+        _verdict("population-icbs", lambda: check_population_icbs(cube, pop), names),
+        _verdict(
+            "population-strata",
+            lambda: check_population_strata(cube, pop, share=th.strata_share),
+            names,
+        ),
+        _verdict("population-year", lambda: check_population_year(year, published_year), names),
+    ]
+
+
+def enforce(verdicts: Iterable[Verdict]) -> list[str]:
+    """Raise the first failed verdict's :class:`GuardError`; return the allowed ones' lines
+    (``"guard NAME allowed: ..."``) for the command line to print and the outputs to record.
+    """
+    verdicts = list(verdicts)
+    for v in verdicts:
+        if v.status == "fail":
+            raise GuardError(v.message, v.guard)
+    return [f"{v.message} (allowed)" for v in verdicts if v.status == "allowed"]
+
+
+def guard_cube(result: Any, lookups: Lookups, **kwargs: Any) -> list[str]:
+    """Run the extract's guards (:func:`cube_verdicts`): raise on a failure, return the
+    warning lines of the allowed ones that tripped.
+    """
+    return enforce(cube_verdicts(result, lookups, **kwargs))
+
+
+def guard_population(cube: Cube, pop: Population, **kwargs: Any) -> list[str]:
+    """Run the population's guards (:func:`population_verdicts`); as :func:`guard_cube`."""
+    return enforce(population_verdicts(cube, pop, **kwargs))
+
+
+def early_guard(
+    lookups: Lookups,
+    *,
+    columns: Columns | None = None,
+    allow: Iterable[str] | None = None,
+    thresholds: GuardThresholds | None = None,
+) -> Callable[[ValueProfile], None]:
+    """A hook for ``aggregate(on_first_batch=...)``: the sex and modality coding guards on the
+    first batch, with the :data:`EARLY_SHARE` threshold, so that a wrong coding stops the run
+    before the rest of the extract is read. Allowed guards are not checked early.
+    """
+    from didcore.io import Columns
+
+    cols = columns or Columns()
+    th = thresholds or _DEFAULT
+    names = check_allow(allow)
+
+    def check(first: ValueProfile) -> None:
+        if "sex-coding" not in names:
+            check_sex_coding(first, column=cols.sex, share=th.early_share)
+        if "modality-coding" not in names:
+            check_modality_coding(first, lookups, column=cols.modality, share=th.early_share)
+
+    return check
+
+
+def allowed_note(lines: Sequence[str]) -> list[str]:
+    """Report notes for guards that tripped and were allowed."""
+    return [f"Guard overridden (--allow): {line}" for line in lines]
+
+
+def verdicts_by_name(verdicts: Iterable[Verdict]) -> Mapping[str, Verdict]:
+    """Verdicts keyed by guard name."""
+    return {v.guard: v for v in verdicts}
