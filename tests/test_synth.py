@@ -154,7 +154,8 @@ def test_lookups_formats(synth_dir: synth.SynthPaths) -> None:
 
 def test_population_file(synth_dir: synth.SynthPaths, truth: dict) -> None:
     rows = read_csv(synth_dir.population)
-    assert list(rows[0]) == ["icb_code", "sex", "age_band", "imd_quintile", "population"]
+    assert list(rows[0]) == ["icb_code", "sex", "age_band", "imd_quintile", "population", "year"]
+    assert {r["year"] for r in rows} == {"2023/24"}
     assert len(rows) == 42 * 2 * 19 * 5
     assert {r["sex"] for r in rows} == {"1", "2"}
     assert {r["age_band"] for r in rows} == set(AGE_BANDS)

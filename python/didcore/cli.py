@@ -142,6 +142,7 @@ def _cmd_cube(args: argparse.Namespace) -> int:
     # One cube per financial year when the test dates (or --year) say which; an extract with
     # neither is one cube, as its year is unknown.
     by_year = args.year is not None or has_test_dates(source, columns)
+    allow, maps = _guard_args(args)
     result = aggregate(
         source,
         lookups,
@@ -151,12 +152,15 @@ def _cmd_cube(args: argparse.Namespace) -> int:
         progress=_progress(args),
         by_year=by_year,
         year=args.year,
+        **_early_guard(lookups, columns, allow, maps),
     )
+    allowed = _guard_cube(result, lookups, columns, allow)
     with atomic_output_dir(args.out) as work:
         if by_year:
             _write_year_outputs(result, work)
         else:
             _write_cube_outputs(result, work)
+        _write_allowed(allowed, work)
     ex = result.exclusions
     if by_year:
         folders = ", ".join(f"{k.replace('/', '-')}/" for k in result)
@@ -185,6 +189,8 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "quiet": args.quiet,
         "max_age": args.max_age,
         "n_threads": args.threads,
+        "year": args.year,
+        "population_year": args.population_year,
     }
 
 
@@ -209,6 +215,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         out_dir=args.out,
         columns=_columns(args.column),
         **_report_kwargs(args),
+        **_report_guard_kwargs(args),
     )
     _say(args, result.summary)
     return 0
@@ -289,10 +296,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         row_group_size=args.row_group_size,
         progress=not args.quiet and sys.stderr.isatty(),
+        years=args.years,
     )
+    span = "2023/24" if args.years == 1 else f"{args.years} financial years ending 2023/24"
     _say(
         args,
-        f"didcore synth: {args.rows:,} rows in {time.perf_counter() - start:.1f} s: extract "
+        f"didcore synth: {args.rows:,} rows ({span}) in {time.perf_counter() - start:.1f} s: "
+        "extract "
         f"{paths.extract}, lookups {paths.lookups}, population {paths.population}",
     )
     return 0
@@ -310,6 +320,135 @@ _OUT_HELP = (
     "output folder: written beside it and moved into place when complete, replacing an "
     "earlier didcore output there"
 )
+
+
+# ------------------------------------------------------------------ guards and didcore check
+
+
+def _guard_options(p: argparse.ArgumentParser) -> None:
+    """``--allow NAME`` and ``--map COLUMN=FROM:TO,...`` (both repeatable)."""
+    from didcore.guards import GUARDS
+
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="GUARD",
+        help=f"let a guard that trips pass, noted in every output: {', '.join(GUARDS)}; "
+        "repeatable (thresholds: docs/inputs.md)",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="COLUMN=FROM:TO,...",
+        help="recode the extract's values before reading them, e.g. --map sex=M:1,F:2 or "
+        "--map 'modality=XR:Plain Radiography'; COLUMN is sex, modality, exam_code, "
+        "gp_practice_code or lsoa11; repeatable",
+    )
+
+
+def _guard_args(args: argparse.Namespace) -> tuple[frozenset[str], dict[str, dict[str, str]]]:
+    """The checked ``--allow`` names and the parsed ``--map`` value maps."""
+    from didcore.guards import check_allow
+    from didcore.valuemaps import parse_map_options
+
+    return check_allow(getattr(args, "allow", [])), parse_map_options(getattr(args, "map", []))
+
+
+def _early_guard(
+    lookups: Any, columns: Any, allow: frozenset[str], maps: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """``aggregate`` keyword arguments: the value maps and the first-batch coding guards."""
+    from didcore.guards import early_guard
+
+    return {
+        "value_maps": maps,
+        "on_first_batch": early_guard(lookups, columns=columns, allow=allow),
+    }
+
+
+def _warn_allowed(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"didcore: warning: {line}", file=sys.stderr)
+
+
+def _guard_cube(result: Any, lookups: Any, columns: Any, allow: frozenset[str]) -> list[str]:
+    """The extract's guards on a count: raise on a failure, print and return the allowed."""
+    from didcore.guards import guard_cube
+
+    allowed = guard_cube(result, lookups, columns=columns, allow=allow)
+    _warn_allowed(allowed)
+    return allowed
+
+
+def _write_allowed(lines: Sequence[str], out: Path) -> None:
+    """``guards_allowed.txt`` in a cube folder: the guards that tripped and were allowed."""
+    if lines:
+        (out / "guards_allowed.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _report_guard_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    allow, maps = _guard_args(args)
+    return {"allow": allow, "value_maps": maps, "on_guard_warning": _warn_allowed}
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from didcore.check import render, run_check
+
+    allow, maps = _guard_args(args)
+    result = run_check(
+        args.extract,
+        lookups=args.lookups,
+        population=args.population,
+        columns=_columns(args.column),
+        allow=allow,
+        value_maps=maps,
+        year=args.year,
+        population_year=args.population_year,
+        n_threads=args.threads,
+        progress=False if args.json else _progress(args),
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    elif not args.quiet:
+        render(result)
+    for v in result.verdicts:
+        if v.status == "fail":
+            print(f"didcore: error: {v.message}", file=sys.stderr)
+        elif v.status == "allowed":
+            print(f"didcore: warning: {v.message} (allowed)", file=sys.stderr)
+    return 0 if result.ok else 2
+
+
+def _check_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="pre-flight profile of an extract and every guard's verdict; writes nothing",
+        description="Profile an extract as didcore report would read it (rows by financial "
+        "year, columns and types, sex and modality values, codes matching no lookup, "
+        "exclusions) and run every guard. Exit status 0 when every guard passes, 2 otherwise.",
+        epilog=_DOCS,
+    )
+    p.add_argument("extract", nargs="+", help="Parquet/CSV files or folders")
+    p.add_argument("--lookups", help=_LOOKUPS_HELP)
+    p.add_argument("--population", help="population file, to run its guards too")
+    p.add_argument("--year", help="financial year to check (default: the latest in the extract)")
+    p.add_argument("--population-year", help="the population's financial year, e.g. 2023/24")
+    p.add_argument("--json", action="store_true", help="print the profile as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="verdicts only")
+    p.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="NAME=COLUMN",
+        help="use COLUMN of the extract for NAME (e.g. sex=gender); repeatable",
+    )
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
+    _guard_options(p)
+    p.set_defaults(func=_cmd_check)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -362,11 +501,26 @@ def _parser() -> argparse.ArgumentParser:
         "dates, each record's year is its test date's and a folder is written per year",
     )
     common(p)
+    _guard_options(p)
     p.set_defaults(func=_cmd_cube)
 
     def report_options(p: argparse.ArgumentParser, *, out_required: bool) -> None:
         p.add_argument("--out", help=_OUT_HELP, required=out_required)
-        p.add_argument("--previous", help="an earlier year's report folder, for year-on-year")
+        p.add_argument(
+            "--previous",
+            help="an earlier year's report folder, for year-on-year (by default the year "
+            "before is taken from the extract when it is there)",
+        )
+        p.add_argument(
+            "--year",
+            help="financial year to publish, e.g. 2023/24 (default: the latest year in the "
+            "extract's test dates; required for an extract with no test_date column)",
+        )
+        p.add_argument(
+            "--population-year",
+            help="financial year the population is for, e.g. 2023/24, when the population "
+            "file has no year column",
+        )
         p.add_argument(
             "--disclosure-control",
             action="store_true",
@@ -392,7 +546,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     report_options(p, out_required=False)
     common(p)
+    _guard_options(p)
     p.set_defaults(func=_cmd_report)
+    _check_parser(sub)
 
     p = sub.add_parser("demo", help="the publication on the embedded demo data", epilog=_DOCS)
     report_options(p, out_required=True)
@@ -407,6 +563,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--row-group-size", type=int, default=1_000_000, help="Parquet row group size")
+    p.add_argument(
+        "--years",
+        type=int,
+        default=1,
+        help="financial years the test dates span, ending 2023/24 (default 1); the population "
+        "is one year's",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=_cmd_synth)
 

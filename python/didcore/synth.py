@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 #: Bump when the generator's output for a given (rows, seed) changes: invalidates demo caches.
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: the population file says its year
 #: Size and seed of the embedded demo data set (:func:`demo_inputs`).
 DEMO_ROWS = 1_000_000
 DEMO_SEED = 2324
@@ -1131,6 +1131,7 @@ class _RowMaker:
         self.lsoa_pool = _CodePool(model.lsoa_codes, ("",))
         self.sex_values = pa.array(list(_SEX_POOL), pa.string())
         self.fy_start = int(_FY_START.astype(np.int64))
+        self.years = 1  # financial years the test dates span, ending 2023/24
 
     def make(
         self, category: np.ndarray, rng: np.random.Generator
@@ -1252,6 +1253,8 @@ class _RowMaker:
         age_null = (reason == _R_NO_AGE) | (secondary & (rng.random(n) < _SECONDARY_MISSING_AGE))
         planted["age_missing"] = int(age_null.sum())
         test_day = self.fy_start + self.day(kind, rng)
+        if self.years > 1:
+            test_day = _spread_over_years(test_day - self.fy_start, self.years, rng)
         birth = _dates_of_birth(test_day, age, rng)
 
         prov_idx, planted["variant_provider_code"] = self.provider_pool.with_variants(
@@ -1524,17 +1527,32 @@ def _write_lookups(model: _Model, folder: Path) -> None:
     )
 
 
-def _write_population(model: _Model, plan: _Plan, path: Path) -> None:
-    """The population file (docs/inputs.md): persons as shortest round-trip floats."""
+def _spread_over_years(index: np.ndarray, years: int, rng: np.random.Generator) -> np.ndarray:
+    """Test days (days since 1970) spread evenly at random over ``years`` financial years
+    ending 2023/24: day ``index`` of 2023/24's calendar (0 = 1 April) put in a random year,
+    31 March of 2023/24's leap year falling on 30 March in a year of 365 days.
+    """
+    first = 2023 - (years - 1)
+    starts = np.array([f"{y}-04-01" for y in range(first, 2025)], "datetime64[D]").astype(np.int64)
+    lengths = np.diff(starts)
+    which = rng.integers(0, years, len(index))
+    return starts[which] + np.minimum(index, lengths[which] - 1)
+
+
+def _write_population(model: _Model, plan: _Plan, path: Path, years: int = 1) -> None:
+    """The population file (docs/inputs.md): persons as shortest round-trip floats, with the
+    financial year (2023/24) it is for. An extract spanning ``years`` years has a year's rows
+    over this population: the planned population divided by ``years``.
+    """
     rows = []
     for i, code in enumerate(model.icb_codes):
         for s in range(_N_SEX):
             for a, band in enumerate(AGE_BANDS):
                 for q in range(_N_IMD):
-                    rows.append(
-                        [code, s + 1, band, q + 1, repr(float(plan.population[i, s, a, q]))]
-                    )
-    _write_csv(path, ["icb_code", "sex", "age_band", "imd_quintile", "population"], rows)
+                    people = float(plan.population[i, s, a, q]) / years
+                    rows.append([code, s + 1, band, q + 1, repr(people), "2023/24"])
+    header = ["icb_code", "sex", "age_band", "imd_quintile", "population", "year"]
+    _write_csv(path, header, rows)
 
 
 def _level_table(values: np.ndarray, levels: tuple[str, ...] | list[str]) -> dict[str, float]:
@@ -1681,8 +1699,14 @@ def write_synthetic(
     seed: int = 0,
     row_group_size: int = 1_000_000,
     progress: bool = False,
+    years: int = 1,
 ) -> SynthPaths:
     """Write a synthetic DID extract with its lookups, population and ground truth.
+
+    ``years`` > 1 spreads the rows evenly at random over that many financial years ending
+    2023/24 (the same model each year) and writes one year's population (the planned one
+    divided by ``years``), so each year's rates are the model's; ``truth.json`` describes all
+    the rows over the planned population, i.e. the average year.
 
     ``rows`` is the exact number of rows of the extract (tests), ``seed`` makes everything
     random reproducible (the same arguments give byte-identical files), ``row_group_size`` is
@@ -1696,18 +1720,22 @@ def write_synthetic(
     rows = _check_int("rows", rows, 1)
     seed = _check_int("seed", seed, 0)
     row_group_size = _check_int("row_group_size", row_group_size, 1)
+    years = _check_int("years", years, 1)
+    if years > 50:
+        raise InputError(f"years={years}: at most 50 financial years are written")
     paths = SynthPaths.under(out_dir)
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.truth.unlink(missing_ok=True)
     model = _model()
     plan = _plan(model, rows, seed)
     _write_lookups(model, paths.lookups)
-    _write_population(model, plan, paths.population)
+    _write_population(model, plan, paths.population, years)
     paths.extract.mkdir(exist_ok=True)
     for stale in paths.extract.glob("*.parquet"):
         stale.unlink()
 
     maker = _RowMaker(model, plan)
+    maker.years = years
     tally = _Tally(model)
     planted: dict[str, int] = {}
     remaining = plan.counts.copy()
@@ -1741,6 +1769,8 @@ def write_synthetic(
     bar(0, done=True)
     # No timings in truth.json: the same arguments must give byte-identical files.
     settings = {"rows": rows, "seed": seed, "row_group_size": row_group_size}
+    if years > 1:
+        settings["years"] = years
     truth = _truth(model, plan, tally, planted, settings)
     partial = paths.truth.with_suffix(".json.partial")
     partial.write_text(json.dumps(truth, indent=1, sort_keys=False) + "\n", encoding="utf-8")

@@ -554,6 +554,8 @@ def write_report(
             files += write_csvs(tables, out)
         steps.step("tables")
         notes = _notes(period, rule, tables["funnel"])
+        if prev is not None and prev.basis:
+            notes.append(prev.basis)
         lookups_used = prov.get("inputs", {}).get("lookups", {}).get("description")
         if lookups_used:
             notes.append(f"Lookups (practice and LSOA to ICB, IMD, measures): {lookups_used}.")
@@ -608,6 +610,9 @@ def write_report(
             yoy = yoy_sentence(changes, prev.period)
             prov.setdefault("inputs", {}).setdefault("previous", {"period": prev.period})
             prov["inputs"]["previous"]["period"] = prev.period
+            if prev.basis:
+                yoy += " " + prev.basis
+                prov["inputs"]["previous"]["basis"] = prev.basis
         (out / "provenance.json").write_text(
             json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
         )
@@ -715,8 +720,17 @@ def run_report(
     measures: Sequence[str] | None = None,
     max_age: int | None = None,
     n_threads: int | None = None,
+    year: str | int | None = None,
+    population_year: str | int | None = None,
 ) -> ReportResult:
     """Run the whole publication: statistics, then every output (see the module docstring).
+
+    The extract is counted once, one cube per financial year of its test dates
+    (:class:`didcore.YearCubes`); the publication is of one year, ``year`` or by default the
+    latest year present (years with under 1% of the largest year's rows, stray dates, are
+    never chosen by default). When the year before is in the extract too, the year-on-year
+    comparison is made from it (see :mod:`didcore.report.yoy`), unless ``previous`` names a
+    report folder to compare with instead.
 
     Parameters
     ----------
@@ -757,6 +771,12 @@ def run_report(
     max_age, n_threads:
         As for :func:`didcore.aggregate`: ages above ``max_age`` count as missing (default no
         limit), and the number of counting threads (default all cores).
+    year:
+        The financial year to publish (``"2023/24"``); it must be in the extract. For an
+        extract with no ``test_date`` column, it declares the extract's year (required).
+    population_year:
+        The financial year of the population, when its file has no ``year`` column
+        (:attr:`didcore.Population.year`).
     """
     # imported here so `import didcore.report` stays light
     from didcore.cube import aggregate
@@ -766,7 +786,11 @@ def run_report(
     from didcore.ratios import rates_ratios
     from didcore.standardise import standardise
 
+    from didcore.arguments import check_max_age, check_threads
+
     start = time.perf_counter()
+    max_age = check_max_age(max_age)
+    n_threads = check_threads(n_threads)
     fmts = _check_formats(formats)
     check_output_dir(out_dir)  # an unusable --out is refused before the costly count
     src_list = list(sources) if isinstance(sources, list | tuple) else [sources]
@@ -775,8 +799,27 @@ def run_report(
     kwargs: dict[str, Any] = {"progress": show, "max_age": max_age, "n_threads": n_threads}
     if columns is not None:
         kwargs["columns"] = columns
-    cube = aggregate(src_list if len(src_list) > 1 else src_list[0], lk, **kwargs)
-    pop = Population.read(population, cube.icb_codes)
+    from didcore.report.yoy import previous_from_cube
+    from didcore.years import previous_year, year_label
+
+    wanted = year_label(year) if year is not None else None
+    years = aggregate(
+        src_list if len(src_list) > 1 else src_list[0], lk, by_year=True, year=year, **kwargs
+    )
+    published_year = wanted or years.latest
+    if published_year not in years:
+        raise InputError(
+            f"financial year {published_year} is not in the extract; it has "
+            f"{years.describe()}: choose one with --year"
+        )
+    cube = years[published_year]
+    pop = Population.read(population, cube.icb_codes, year=population_year)
+    # the year before, from the same extract, when it is there in earnest (not stray dates)
+    before = previous_year(published_year)
+    if previous is None and before in years and before not in years.minor:
+        previous = previous_from_cube(  # type: ignore[assignment]
+            years[before], pop, before, published_year, overdispersion=overdispersion
+        )
     rates = standardise(cube, pop, overdispersion=overdispersion)  # type: ignore[arg-type]
     ratios = rates_ratios(cube, pop)  # type: ignore[arg-type]
     info = icb_info(cube.icb_codes, lk.icb_names, lk.icb_regions)
@@ -787,9 +830,7 @@ def run_report(
         provider_names=provider_names(),
         icb_names={c: i.name for c, i in info.items()},
     )
-    if period is None:
-        col = getattr(columns, "test_date", "test_date") if columns is not None else "test_date"
-        period = infer_period(src_list, col)
+    period = period or published_year
     title = title or (
         "Diagnostic Imaging Dataset: Standardised ICB rates" + (f" {period}" if period else "")
     )
@@ -798,12 +839,21 @@ def run_report(
         lookups=lk,
         population=population,
         provider_missing=provider_missing,
-        previous=previous,
+        previous=previous if not isinstance(previous, PreviousReport) else None,
         cube=cube,
         options={"overdispersion": overdispersion or "none"},
         period=period,
         title=title,
     )
+    prov["years"] = {
+        "published": published_year,
+        "rows": years.rows,
+        "undated_rows": years.undated.rows_read,
+        "minor": list(years.minor),
+        "declared": years.declared,
+        "population_year": pop.year,
+    }
+    prov["rows_whole_extract"] = dict(years.exclusions)
     inputs = ReportInputs(
         cube=cube, rates=rates, ratios=ratios, annex=annex, icbs=info, period=period, title=title
     )
@@ -822,5 +872,10 @@ def run_report(
         )
     result = _moved(result, work, Path(out_dir))
     result.seconds = time.perf_counter() - start
-    result.summary += f" in {result.seconds:.1f} s; lookups: {lk.description}"
+    result.summary += (
+        f" in {result.seconds:.1f} s; lookups: {lk.description}; published {published_year} "
+        f"of the extract's financial years {years.describe()}"
+    )
+    if isinstance(previous, PreviousReport):
+        result.summary += f"; compared with {previous.period} from the same extract"
     return result

@@ -150,6 +150,13 @@ def _group_ids(*keys: list[Any]) -> np.ndarray:
 
 def _national(inputs: ReportInputs, previous: PreviousReport | None) -> pa.Table:
     table = _reorder(inputs.rates.national, _NATIONAL_FIRST)
+    if previous is not None and previous.observed:
+        table = _append_changes(
+            table,
+            _num(table, "observed"),
+            [previous.observed.get(m) for m in table["measure"].to_pylist()],
+            ("previous_observed", "observed_change", "observed_change_pct"),
+        )
     if previous is not None:
         prev = [previous.national.get(m) for m in table["measure"].to_pylist()]
         table = _append_changes(

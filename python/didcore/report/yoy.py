@@ -1,9 +1,18 @@
-"""Year-on-year comparison with a previous report folder.
+"""Year-on-year comparison: with the previous financial year of the same extract, or with a
+previous report folder.
+
+When the extract holds the year before the published one, :func:`previous_from_cube` computes
+that year's figures from its own cube, counted and standardised exactly as the published
+year's, with the published year's population (no population for the earlier year is given):
+observed counts compare directly, and the change in a rate is the change in tests relative to
+a fixed population (it leaves out population growth, about half a per cent a year in England).
+The comparison says so (:attr:`PreviousReport.basis`) in the notes, the HTML and provenance.
 
 A previous report is any folder written by ``didcore report`` (or by hand with the same CSV
-columns): ``national_rates.csv`` (``measure``, ``rate_per_10000``) is required, ``icb_rates.csv``
-(``icb_code``, ``measure``, ``standardised_rate``) is used when present, and the period label
-comes from its ``provenance.json`` (``period``) or, failing that, the folder name.
+columns): ``national_rates.csv`` (``measure``, ``rate_per_10000``; ``observed`` used when
+present) is required, ``icb_rates.csv`` (``icb_code``, ``measure``, ``standardised_rate``) is
+used when present, and the period label comes from its ``provenance.json`` (``period``) or,
+failing that, the folder name.
 """
 
 from __future__ import annotations
@@ -14,10 +23,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from didcore.errors import MissingColumnError, UnreadableInputError
 
-__all__ = ["PreviousReport", "change", "read_previous", "yoy_sentence"]
+__all__ = ["PreviousReport", "change", "previous_from_cube", "read_previous", "yoy_sentence"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,10 @@ class PreviousReport:
     period: str
     national: dict[str, float]
     icb: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: national observed tests per measure (compared when present)
+    observed: dict[str, float] = field(default_factory=dict)
+    #: how the previous figures were made, when that needs saying (a sentence, or None)
+    basis: str | None = None
 
 
 def _float(text: str | None) -> float | None:
@@ -67,10 +81,14 @@ def read_previous(folder: str | Path) -> PreviousReport:
             "earlier `didcore report` run"
         )
     national: dict[str, float] = {}
+    observed: dict[str, float] = {}
     for row in _rows(nat_path, ("measure", "rate_per_10000")):
         value = _float(row["rate_per_10000"])
         if value is not None:
             national[row["measure"]] = value
+        count = _float(row.get("observed"))
+        if count is not None:
+            observed[row["measure"]] = count
     icb: dict[tuple[str, str], float] = {}
     icb_path = root / "icb_rates.csv"
     if icb_path.is_file():
@@ -84,7 +102,47 @@ def read_previous(folder: str | Path) -> PreviousReport:
         # a damaged provenance file only costs the period label
         with contextlib.suppress(OSError, ValueError):
             period = json.loads(prov.read_text(encoding="utf-8")).get("period") or period
-    return PreviousReport(period=str(period), national=national, icb=icb)
+    return PreviousReport(period=str(period), national=national, icb=icb, observed=observed)
+
+
+def previous_from_cube(
+    cube: Any,
+    population: Any,
+    period: str,
+    published: str,
+    *,
+    overdispersion: Any = "winsorise",
+) -> PreviousReport:
+    """The previous year's figures from its own cube of the same extract.
+
+    Counted and standardised exactly as the published year's, with the published year's
+    population (``population``): the only one given. Observed tests compare directly; a
+    rate's change is the change in tests over a fixed population, which :attr:`basis` says.
+    """
+    from didcore.standardise import standardise
+
+    rates = standardise(cube, population, overdispersion=overdispersion)
+    national: dict[str, float] = {}
+    observed: dict[str, float] = {}
+    for row in rates.national.to_pylist():
+        if row["rate_per_10000"] is not None and not math.isnan(row["rate_per_10000"]):
+            national[row["measure"]] = float(row["rate_per_10000"])
+        observed[row["measure"]] = float(row["observed"])
+    icb: dict[tuple[str, str], float] = {}
+    for row in rates.icb.to_pylist():
+        value = row["standardised_rate"]
+        if value is not None and not math.isnan(value):
+            icb[(row["icb_code"], row["measure"])] = float(value)
+    pop_year = getattr(population, "year", None) or published
+    basis = (
+        f"Year-on-year: the {period} figures are from the {period} records of the same "
+        f"extract, counted and standardised as {published}'s, with the {pop_year} population "
+        f"(no {period} population was given); so the change in a rate is the change in tests "
+        "over a fixed population, leaving out population growth (about 0.5% a year in England)."
+    )
+    return PreviousReport(
+        period=period, national=national, icb=icb, observed=observed, basis=basis
+    )
 
 
 def change(current: float | None, previous: float | None) -> tuple[float | None, float | None]:
