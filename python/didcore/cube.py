@@ -30,8 +30,10 @@ import numpy as np
 from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
 from didcore.errors import (
     ColumnTypeError,
+    CorruptInputError,
     InputError,
     MeasureDefinitionError,
+    TooManyProvidersWarning,
     UnreadableValuesWarning,
 )
 from didcore.io import Columns, is_binary_type, open_extract, prefetch
@@ -79,6 +81,12 @@ QUALITY_COUNTERS: tuple[str, ...] = (
     "missing_any",
 )
 MISSING_PROVIDER = "(missing)"
+#: The provider row of the codes past ``max_providers`` (see :class:`TooManyProvidersWarning`).
+OTHER_PROVIDERS = "(other providers)"
+#: Default ``aggregate(max_providers=...)``: distinct provider codes counted one by one. England
+#: has a few hundred providers; each costs about 2 KB plus 1 KB per counting thread while
+#: counting (docs/architecture.md, "Memory"), so 20,000 bound that to tens of megabytes.
+MAX_PROVIDERS = 20_000
 _DEFAULT_MAX_AGE: int | None = None
 
 # What a fractional number in an integer column is: completed years, rounded down (ages), or
@@ -571,15 +579,15 @@ def _state_indicators() -> np.ndarray:
 
 
 def _cube_from_result(result: dict[str, Any], lk: Lookups, providers: Sequence[str]) -> Cube:
-    from didcore import _didcore
-
     n_icb = len(lk.icb_codes)
     n_m = len(lk.measures)
-    n_states = _didcore.N_STATES
     n_prov = int(result["n_providers"])
-    ind = _state_indicators()
-    provider_states = np.asarray(result["provider_states"]).reshape(n_prov, n_states)
-    icb_states = np.asarray(result["icb_states"]).reshape(n_icb + 1, n_states)
+    # The core returns its state histograms over the states some row is in (a few dozen of
+    # the N_STATES): a few hundred bytes per provider, however many providers there are.
+    states = np.asarray(result["states"], np.intp)
+    ind = _state_indicators()[states]
+    provider_states = np.asarray(result["provider_states"]).reshape(n_prov, len(states))
+    icb_states = np.asarray(result["icb_states"]).reshape(n_icb + 1, len(states))
     counts = np.asarray(result["cube"]).reshape(n_icb, 2, len(AGE_BANDS), 5, n_m)
     provider_icb = np.asarray(result["provider_icb"]).reshape(n_prov, n_icb + 1)
     # A provider is registered when its code is in a dictionary, which may hold codes no row
@@ -606,7 +614,15 @@ class BatchClassifier:
     shared dictionary) costs one comparison instead of a lookup.
     """
 
-    def __init__(self, lookups: Lookups, columns: Columns, use_age: bool) -> None:
+    def __init__(
+        self,
+        lookups: Lookups,
+        columns: Columns,
+        use_age: bool,
+        *,
+        max_age: int | None = None,
+        max_providers: int = MAX_PROVIDERS,
+    ) -> None:
         import pyarrow as pa
 
         from didcore import _didcore
@@ -669,6 +685,15 @@ class BatchClassifier:
         self._last: dict[str, tuple[Any, Any]] = {}
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
+        # Ages above max_age are missing; the codes past max_providers share one provider row,
+        # and the first _FOLDED_KEPT of them are remembered to say how many there were.
+        self.max_age = max_age
+        self.max_providers = max_providers
+        self._folded: set[str] = set()
+        # the batch being classified (from 1) and the rows before it, for error messages
+        self._batch_no = 0
+        self._rows_before = 0
+        self._batch_rows = 0
         self._cache: dict[str, tuple[Any, Any]] = {}
         # column -> [rows whose value could not be read as an age or a date, an example]
         self.unreadable: dict[str, list[Any]] = {}
@@ -696,6 +721,9 @@ class BatchClassifier:
         """Keyword arguments for ``Aggregator.add_batch`` for this batch."""
         c = self.columns
         args: dict[str, Any] = {"n_rows": batch.num_rows}
+        self._rows_before += self._batch_rows
+        self._batch_no += 1
+        self._batch_rows = batch.num_rows
         batch = self._binary_as_text(batch)
         self._encoded = self._encode_plain(batch)
 
@@ -804,9 +832,10 @@ class BatchClassifier:
             is_dict = pa.types.is_dictionary(t)
             if not is_binary_type(t.value_type if is_dict else t):
                 continue
-            target = pa.dictionary(t.index_type, pa.string()) if is_dict else pa.string()
             try:
-                columns[i] = arr.cast(target)
+                # a dictionary's values are cast, not the whole array: Arrow cannot cast a
+                # dictionary of binary views whole
+                columns[i] = _plain_dictionary(pa, arr) if is_dict else arr.cast(pa.string())
             except pa.ArrowInvalid as exc:
                 name = batch.schema.field(i).name
                 raise ColumnTypeError(f"column {name!r}: {_bad_utf8(arr)}") from exc
@@ -870,6 +899,7 @@ class BatchClassifier:
         arr = self._column(batch, name)
         t = arr.type
         if pa.types.is_dictionary(t):
+            self._check_indices(name, arr)
             if not _is_text(pa, t.value_type):
                 arr = arr.cast(pa.dictionary(t.index_type, pa.string()))
         elif _is_text(pa, t) or pa.types.is_integer(t):
@@ -887,12 +917,48 @@ class BatchClassifier:
                 f"column {name!r} has type {t}; expected text codes (string or dictionary)"
             )
         if arr.type.index_type != pa.int32():
-            arr = arr.cast(pa.dictionary(pa.int32(), arr.type.value_type))
+            # unchecked: the indices were checked above, and a null row's may hold anything
+            arr = arr.cast(pa.dictionary(pa.int32(), arr.type.value_type), safe=False)
         dictionary = arr.dictionary
         if dictionary.type != pa.string():
             dictionary = dictionary.cast(pa.string())
         indices = arr.indices
         return _buffers(indices, np.int32), dictionary
+
+    def _check_indices(self, name: str, arr: Any) -> None:
+        """Refuse a dictionary array (any index width) whose non-null rows point outside its
+        dictionary, which a corrupt Parquet file or an unchecked Arrow array can hold and
+        Arrow's kernels do not check: :class:`~didcore.errors.CorruptInputError` naming the
+        column, the first such row, its index and the dictionary's length.
+
+        One pass over the indices, read in place: as unsigned numbers, negative indices are
+        huge, so their maximum tells both ends. Only when it is out of range are the rows
+        looked at one by one (a null row's index may hold anything).
+        """
+        indices = arr.indices
+        n = len(arr.dictionary)
+        dtype = np.dtype(indices.type.to_pandas_dtype())
+        values, validity, offset = _buffers(indices, dtype)
+        if not len(values):
+            return
+        unsigned = values.view(dtype.str.replace("i", "u"))
+        if int(unsigned.max()) < n:
+            return
+        bad = unsigned >= n
+        if validity is not None:
+            bits = np.unpackbits(validity, bitorder="little")[offset : offset + len(values)]
+            bad &= bits.astype(bool)
+        rows = np.flatnonzero(bad)
+        if not len(rows):
+            return
+        row = int(rows[0])
+        entries = "entry" if n == 1 else "entries"
+        raise CorruptInputError(
+            f"column {name!r}: row {self._rows_before + row + 1} (row {row + 1} of batch "
+            f"{self._batch_no}) points to entry {int(values[row])} of its dictionary, which has "
+            f"{n} {entries}: the file is corrupt (or the Arrow data was built without checks); "
+            "write it out again from its source"
+        )
 
     def _normalise(self, dictionary: Any) -> Any:
         import pyarrow.compute as pc
@@ -1005,7 +1071,9 @@ class BatchClassifier:
         arr = self._column(batch, name)
         t = arr.type
         if pa.types.is_dictionary(t):
-            arr = arr.cast(t.value_type)
+            self._check_indices(name, arr)
+            arr = _plain_dictionary(pa, arr)
+            arr = arr.cast(arr.type.value_type)
             t = arr.type
         if pa.types.is_null(t):
             arr = pa.nulls(len(arr), pa.int32())
@@ -1086,10 +1154,26 @@ def _dates(pa: Any, arr: Any, name: str) -> tuple[Any, int, Any]:
     elif pa.types.is_timestamp(t):
         arr = arr.cast(pa.date32())
     elif _is_text(pa, t) or pa.types.is_dictionary(t):
+        if pa.types.is_dictionary(t):
+            arr = _plain_dictionary(pa, arr)
         arr, n_bad, example = _text_dates(pa, arr.cast(pa.string()))
     elif not pa.types.is_date32(t):
         raise ColumnTypeError(f"column {name!r} has type {t}; expected a date")
     return arr, n_bad, example
+
+
+def _plain_dictionary(pa: Any, arr: Any) -> Any:
+    """A dictionary array whose values are text or binary of any kind (string views and large
+    strings, as polars exports a Categorical; binary, binary views) as the same indices over
+    plain ``string`` values, which Arrow's casts and kernels take; any other as it is.
+    Raises ``pa.ArrowInvalid`` for binary values that are not UTF-8.
+    """
+    values = arr.dictionary
+    t = values.type
+    if pa.types.is_string(t) or not (_is_text(pa, t) or is_binary_type(t)):
+        return arr
+    # safe=False: the indices are as they were; checking them is not this function's job
+    return pa.DictionaryArray.from_arrays(arr.indices, values.cast(pa.string()), safe=False)
 
 
 def _whole_numbers(pa: Any, arr: Any, fractions: Fractions) -> tuple[Any, int, Any]:

@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from didcore.errors import InputError, MissingColumnError, UnreadableInputError
+from didcore.errors import (
+    ColumnTypeError,
+    InputError,
+    MissingColumnError,
+    UnreadableInputError,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,6 +56,26 @@ class Columns:
     test_date: str = "test_date"
     modality: str = "modality"
     exam_code: str = "exam_code"
+
+    def __post_init__(self) -> None:
+        """Each role names a column of its own: two roles reading one column (say provider
+        code and LSOA) would count one value as two things, so any such pairing is refused,
+        as is a name that is not text.
+        """
+        roles: dict[str, list[str]] = {}
+        for role, name in vars(self).items():
+            if not isinstance(name, str) or not name:
+                raise InputError(
+                    f"Columns({role}=...) must be a column name (non-empty text), not {name!r}"
+                )
+            roles.setdefault(name, []).append(role)
+        shared = {name: rs for name, rs in roles.items() if len(rs) > 1}
+        if shared:
+            name, rs = next(iter(shared.items()))
+            raise InputError(
+                f"Columns: {' and '.join(rs)} both name column {name!r}; each role needs a "
+                "column of its own (on the command line: --column ROLE=COLUMN)"
+            )
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -102,6 +127,65 @@ class Extract:
     dated: bool = True
 
 
+def is_text_type(t: pa.DataType) -> bool:
+    """Whether ``t`` is text (string, large string, string view) or binary, read as UTF-8."""
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or is_binary_type(t)
+    )
+
+
+def _accepts(kind: str, t: pa.DataType) -> bool:
+    """Whether the counting (``didcore.cube.BatchClassifier``) reads a column of type ``t``
+    in the role ``kind``: ``code`` (text codes), ``number`` (sex and age) or ``date``.
+    """
+    import pyarrow as pa
+
+    types = pa.types
+    if types.is_null(t) or is_text_type(t):
+        return True
+    if types.is_dictionary(t):
+        value = t.value_type
+        return not types.is_dictionary(value) and _accepts(kind, value)
+    if kind == "code":
+        return bool(types.is_integer(t))
+    if kind == "number":
+        return bool(types.is_integer(t) or types.is_floating(t) or types.is_decimal(t))
+    return bool(types.is_date(t) or types.is_timestamp(t))
+
+
+_EXPECTED = {
+    "code": "text codes (string, or dictionary-encoded/categorical text) or whole numbers",
+    "number": "whole numbers (integers, floats or decimals) or text",
+    "date": "a date, a timestamp or ISO 8601 text (YYYY-MM-DD)",
+}
+
+
+def check_types(schema: pa.Schema, names: Sequence[str], cols: Columns, where: str = "") -> None:
+    """Refuse, before any batch is read, a column whose type the counting cannot read: a
+    nested one (list, struct, map, union), a time, a duration, ... in a role that takes codes,
+    numbers or dates. Raises :class:`ColumnTypeError` naming the column and its type;
+    ``where`` prefixes the message (the file).
+    """
+    kinds = {cols.sex: "number", cols.age: "number"}
+    kinds.update({cols.date_of_birth: "date", cols.test_date: "date"})
+    kinds.update({c: "code" for c in (*cols.codes, cols.exam_code)})
+    for name in names:
+        index = schema.get_field_index(name)
+        if index < 0:
+            continue
+        t = schema.field(index).type
+        kind = kinds.get(name, "code")
+        if not _accepts(kind, t):
+            raise ColumnTypeError(
+                f"{where}column {name!r} has type {t}; expected {_EXPECTED[kind]}"
+            )
+
+
 def is_binary_type(t: pa.DataType) -> bool:
     """Whether ``t`` is one of Arrow's binary types: text written without its UTF-8
     annotation (some Parquet writers leave it out), which didcore reads as UTF-8.
@@ -116,7 +200,7 @@ def is_binary_type(t: pa.DataType) -> bool:
     )
 
 
-def open_extract(source: Any, columns: Columns | None = None) -> Extract:
+def open_extract(source: Any, columns: Columns | None = None, *, _depth: int = 0) -> Extract:
     """Open ``source`` for streaming; see the module docstring for what it may be."""
     import pyarrow as pa
 
@@ -131,25 +215,76 @@ def open_extract(source: Any, columns: Columns | None = None) -> Extract:
         return _open_paths(_expand([check_path(s, "extract") for s in source]), cols)
     if isinstance(source, pa.Table):
         names, use_age = cols.needed(source.column_names)
+        check_types(source.schema, names, cols)
         table = source.select(names)
         return Extract(_table_batches(table), use_age, len(table), (), cols.test_date in names)
     if isinstance(source, pa.RecordBatch):
         names, use_age = cols.needed(source.schema.names)
+        check_types(source.schema, names, cols)
         batches = iter([source.select(names)])
         return Extract(batches, use_age, source.num_rows, (), cols.test_date in names)
     if isinstance(source, pa.RecordBatchReader):
-        return _open_reader(source, cols)
+        return _open_reader(source, cols, "the RecordBatchReader")
+    what = type(source).__name__
     if hasattr(source, "__arrow_c_stream__"):
-        return _open_reader(pa.RecordBatchReader.from_stream(source), cols)
+        try:
+            reader = pa.RecordBatchReader.from_stream(source)
+        except BaseException as exc:
+            if not _foreign_failure(exc):
+                raise
+            raise UnreadableInputError(
+                f"cannot read an Arrow stream from {what}: its __arrow_c_stream__ failed: "
+                f"{_first_line(exc)}"
+            ) from exc
+        return _open_reader(reader, cols, f"the Arrow stream from {what}")
     for method in ("to_arrow", "arrow"):
         if hasattr(source, method):
-            return open_extract(getattr(source, method)(), cols)
+            try:
+                converted = getattr(source, method)()
+            except BaseException as exc:
+                if not _foreign_failure(exc):
+                    raise
+                raise UnreadableInputError(
+                    f"cannot read an extract from {what}: its {method}() failed: "
+                    + _first_line(exc)
+                ) from exc
+            if converted is source or _depth >= 4:
+                raise UnreadableInputError(
+                    f"cannot read an extract from {what}: its {method}() does not give Arrow "
+                    "data (it gives the object itself, or another object of the kind)"
+                )
+            return open_extract(converted, cols, _depth=_depth + 1)
     # a lazy query (polars LazyFrame, ...) says what to do rather than running it unasked
     hint = "; collect() it first" if callable(getattr(source, "collect", None)) else ""
     raise UnreadableInputError(
-        f"cannot read an extract from {type(source).__name__}: give a Parquet/CSV path, a folder, "
+        f"cannot read an extract from {what}: give a Parquet/CSV path, a folder, "
         f"a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream{hint}"
     )
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Rust panic surfacing through pyo3 (``PanicException``, which
+    derives from ``BaseException``) from another library (polars, a Rust Arrow producer).
+    """
+    return any(k.__name__ == "PanicException" for k in type(exc).__mro__)
+
+
+def _foreign_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by another library's Arrow export, means its data cannot be
+    read: an Arrow error, a capsule of the wrong kind (``ValueError``), something that is no
+    capsule (``TypeError``), or a Rust panic. Never ``KeyboardInterrupt`` or ``SystemExit``.
+    """
+    import pyarrow as pa
+
+    if isinstance(exc, InputError):
+        return False
+    return isinstance(exc, pa.ArrowException | ValueError | TypeError) or _is_panic(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (pyarrow appends Python tracebacks)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _table_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
@@ -179,14 +314,55 @@ def _table_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
         yield from piece.to_batches()
 
 
-def _open_reader(reader: pa.RecordBatchReader, cols: Columns) -> Extract:
-    names, use_age = cols.needed(reader.schema.names)
+def _open_reader(reader: pa.RecordBatchReader, cols: Columns, what: str) -> Extract:
+    """Batches of a stream, checked one by one: a stream may break part-way, or change its
+    schema, which a C stream's producer is free to do; either is an :class:`InputError`
+    naming the batch, never a raw Arrow error or ``KeyError``.
+    """
+    schema = reader.schema
+    names, use_age = cols.needed(schema.names)
+    check_types(schema, names, cols, f"{what}: ")
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
+        number = 0
+        rows = 0
+        batch_iter = iter(reader)
+        while True:
+            try:
+                batch = next(batch_iter)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                if not _foreign_failure(exc):
+                    raise
+                raise UnreadableInputError(
+                    f"cannot read {what}: batch {number + 1} failed after {rows:,} rows: "
+                    f"{_first_line(exc)}"
+                ) from exc
+            number += 1
+            rows += batch.num_rows
+            if batch.schema is not schema and not batch.schema.equals(schema):
+                _check_batch_schema(batch.schema, names, cols, f"{what}, batch {number}")
             yield batch.select(names)
 
     return Extract(batches(), use_age, None, (), cols.test_date in names)
+
+
+def _check_batch_schema(schema: pa.Schema, names: Sequence[str], cols: Columns, where: str) -> None:
+    """A later batch of a stream whose schema is not the stream's: it must still have each
+    needed column once, of a type the counting reads.
+    """
+    seen = Counter(schema.names)
+    missing = [n for n in names if seen[n] == 0]
+    if missing:
+        raise MissingColumnError(
+            f"{where} has no column {', '.join(map(repr, missing))} (the stream's schema "
+            f"changed part-way; this batch has: {', '.join(schema.names) or 'no columns'})"
+        )
+    twice = [n for n in names if seen[n] > 1]
+    if twice:
+        raise InputError(f"{where} has more than one column named {', '.join(map(repr, twice))}")
+    check_types(schema, names, cols, f"{where}: ")
 
 
 def _data_files(folder: Path) -> list[Path]:
@@ -238,6 +414,7 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
     import pyarrow.parquet as pq
 
     plans: list[tuple[Path, Any, list[str]]] = []
+    headers: dict[Path, list[str]] = {}
     total: int | None = 0
     use_age_all: bool | None = None
     for path in files:
@@ -249,12 +426,16 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                 if total is not None:
                     total += pf.metadata.num_rows
             else:
-                schema_names = _csv_header(path)
+                schema_names = headers[path] = _csv_header(path)
                 handle = None
                 total = None
         except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, InputError):
+                raise
             raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
         names, use_age = cols.needed(schema_names)
+        if handle is not None:  # a CSV's columns are read as text
+            check_types(handle.schema_arrow, names, cols, f"{path}: ")
         if use_age_all is None:
             use_age_all = use_age
         elif use_age_all != use_age:
@@ -276,8 +457,11 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                     yield from _parquet_batches(path, names, string_cols)
                 else:
                     yield from _csv_batches(path, names, string_cols, text_cols)
-            except (OSError, pa.ArrowException) as exc:
-                raise UnreadableInputError(f"cannot read {path}: {exc}") from exc
+            except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+                if isinstance(exc, InputError):
+                    raise
+                header = [] if handle is not None else headers.get(path, [])
+                raise UnreadableInputError(csv_problem(path, exc, header)) from exc
 
     dated = all(cols.test_date in names for _, _, names in plans)
     return Extract(batches(), bool(use_age_all), total, tuple(files), dated)
@@ -288,10 +472,33 @@ def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> It
 
     # read_dictionary keeps Parquet's dictionary pages as Arrow dictionaries: the core then
     # classifies each distinct code once per row group instead of hashing a string per row.
-    pf = pq.ParquetFile(path, read_dictionary=[c for c in string_cols if c in names])
+    # Not for columns written with the DELTA encodings (Parquet v2 writers): pyarrow cannot
+    # read those into a dictionary ("DecodeArrow of DictAccumulator"); they come as text.
+    plain = _delta_encoded(pq.ParquetFile(path))
+    wanted = [c for c in string_cols if c in names and c not in plain]
+    pf = pq.ParquetFile(path, read_dictionary=wanted)
     for i in range(pf.num_row_groups):
         table = pf.read_row_group(i, columns=names, use_threads=True)
         yield from table.to_batches()
+
+
+# Parquet encodings pyarrow cannot read into an Arrow dictionary.
+_DELTA_ENCODINGS = frozenset({"DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY"})
+
+
+def _delta_encoded(pf: Any) -> set[str]:
+    """Names of the top-level columns of which some column chunk, in any row group, has a
+    DELTA_BYTE_ARRAY or DELTA_LENGTH_BYTE_ARRAY page (from the file's metadata alone).
+    """
+    meta = pf.metadata
+    schema = pf.schema
+    found: set[str] = set()
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            if _DELTA_ENCODINGS.intersection(group.column(j).encodings):
+                found.add(schema.column(j).path.split(".")[0])
+    return found
 
 
 def _csv_parse(path: Path) -> Any:
@@ -303,14 +510,79 @@ def _csv_parse(path: Path) -> Any:
 
 
 def _csv_header(path: Path) -> list[str]:
+    return csv_column_names(path, _csv_parse(path))
+
+
+def csv_encoding(path: Path) -> str:
+    """The text encoding of a CSV file, for pyarrow's reader: UTF-16 or UTF-32 when the file
+    starts with their byte-order mark (Excel's "Unicode text", PowerShell), else UTF-8 (a
+    UTF-8 byte-order mark, Excel's "CSV UTF-8", is skipped by pyarrow). Gzipped files are
+    looked at inside.
+    """
+    import gzip
+
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return "utf8"
+
+
+# The most bytes a CSV header may take: the probe's block grows (x16) up to this.
+_MAX_HEADER_BLOCK = 256 << 20
+
+
+def csv_column_names(path: Path, parse_options: Any = None) -> list[str]:
+    """The column names of a CSV file, from its first block alone.
+
+    The block starts at 64 KiB and grows while the header does not fit in it (pyarrow says
+    "Empty CSV file or block" of a header longer than its block): a header of a few thousand
+    columns, or of very long names, is read, up to 256 MiB. Raises
+    :class:`UnreadableInputError` for a header that is not UTF-8 text.
+    """
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=1 << 16),
-        parse_options=_csv_parse(path),
-    )
-    return list(reader.schema.names)
+    encoding = csv_encoding(path)
+    block = 1 << 16
+    while True:
+        try:
+            options = pacsv.ReadOptions(block_size=block, encoding=encoding)
+            with pacsv.open_csv(path, read_options=options, parse_options=parse_options) as r:
+                return list(r.schema.names)
+        except UnicodeDecodeError as exc:
+            raise UnreadableInputError(
+                f"cannot read {path}: its header (first line) is not UTF-8 text (byte "
+                f"{exc.object[exc.start : exc.start + 1]!r} at position {exc.start}); save the "
+                "file as 'CSV UTF-8'"
+            ) from exc
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file or block" not in str(exc) or block >= _MAX_HEADER_BLOCK:
+                raise
+            block *= 16
+
+
+def csv_problem(path: Path, exc: BaseException, names: Sequence[str], what: str = "") -> str:
+    """A one-line account of pyarrow's error reading CSV ``path`` whose header is ``names``:
+    its column number turned into the column's name, and what to do about text that is not
+    UTF-8. ``what`` names the file's role ("lookup ").
+    """
+    import re
+
+    text = str(exc)
+    found = re.search(r"column #(\d+)", text)
+    column = ""
+    if found and int(found.group(1)) < len(names):
+        column = f"column {names[int(found.group(1))]!r}"
+    if "utf8" in text.lower() or "utf-8" in text.lower() or isinstance(exc, UnicodeDecodeError):
+        return (
+            f"cannot read {what}{path}: {column or 'it'} holds bytes that are not UTF-8 text "
+            "(Excel: save as 'CSV UTF-8')"
+        )
+    return f"cannot read {what}{path}: {f'{column}: ' if column else ''}{text}"
 
 
 # Bytes of CSV text read (and turned into one record batch) at a time.
@@ -330,7 +602,7 @@ def _csv_batches(
     types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in string_cols if c in names})
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=csv_encoding(path)),
         parse_options=_csv_parse(path),
         convert_options=pacsv.ConvertOptions(
             include_columns=names, column_types=types, strings_can_be_null=True

@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -556,6 +557,8 @@ def write_report(
         notes = _notes(period, rule, tables["funnel"])
         if prev is not None and prev.basis:
             notes.append(prev.basis)
+        # guards that tripped and were allowed (--allow) are said in every output
+        notes += [f"Guard overridden: {w}" for w in prov.get("guards", {}).get("allowed", [])]
         lookups_used = prov.get("inputs", {}).get("lookups", {}).get("description")
         if lookups_used:
             notes.append(f"Lookups (practice and LSOA to ICB, IMD, measures): {lookups_used}.")
@@ -722,6 +725,10 @@ def run_report(
     n_threads: int | None = None,
     year: str | int | None = None,
     population_year: str | int | None = None,
+    allow: Iterable[str] | None = None,
+    value_maps: Mapping[str, Mapping[str, str]] | None = None,
+    guard_thresholds: Any = None,
+    on_guard_warning: Callable[[list[str]], None] | None = None,
 ) -> ReportResult:
     """Run the whole publication: statistics, then every output (see the module docstring).
 
@@ -777,16 +784,23 @@ def run_report(
     population_year:
         The financial year of the population, when its file has no ``year`` column
         (:attr:`didcore.Population.year`).
+    allow, value_maps, guard_thresholds, on_guard_warning:
+        The guard rails (:mod:`didcore.guards`) run after counting and after reading the
+        population, before any statistic or output: a tripped guard raises
+        :class:`~didcore.errors.GuardError` unless its name is in ``allow``, and then every
+        output says so. ``value_maps`` recode the extract's values (``{"sex": {"M": "1"}}``,
+        :mod:`didcore.valuemaps`); ``guard_thresholds`` a
+        :class:`~didcore.guards.GuardThresholds`. ``on_guard_warning`` is called with the
+        allowed guards' lines as soon as they are known.
     """
     # imported here so `import didcore.report` stays light
+    from didcore.arguments import check_max_age, check_threads
     from didcore.cube import aggregate
     from didcore.lookup import as_lookups
     from didcore.outputs import atomic_output_dir, check_output_dir
-    from didcore.population import Population
+    from didcore.population import Population, PopulationWarning
     from didcore.ratios import rates_ratios
     from didcore.standardise import standardise
-
-    from didcore.arguments import check_max_age, check_threads
 
     start = time.perf_counter()
     max_age = check_max_age(max_age)
@@ -803,6 +817,11 @@ def run_report(
     from didcore.years import previous_year, year_label
 
     wanted = year_label(year) if year is not None else None
+    from didcore.guards import early_guard, guard_cube, guard_population
+
+    guard_kw: dict[str, Any] = {"allow": allow, "thresholds": guard_thresholds}
+    kwargs["value_maps"] = value_maps
+    kwargs["on_first_batch"] = early_guard(lk, columns=columns, **guard_kw)
     years = aggregate(
         src_list if len(src_list) > 1 else src_list[0], lk, by_year=True, year=year, **kwargs
     )
@@ -813,7 +832,14 @@ def run_report(
             f"{years.describe()}: choose one with --year"
         )
     cube = years[published_year]
-    pop = Population.read(population, cube.icb_codes, year=population_year)
+    allowed = guard_cube(years, lk, columns=columns, **guard_kw)
+    with warnings.catch_warnings():
+        # an ICB with no population is the population-icbs guard's to report, in one line
+        warnings.simplefilter("ignore", PopulationWarning)
+        pop = Population.read(population, cube.icb_codes, year=population_year)
+    allowed += guard_population(cube, pop, published_year=published_year, **guard_kw)
+    if allowed and on_guard_warning is not None:
+        on_guard_warning(allowed)
     # the year before, from the same extract, when it is there in earnest (not stray dates)
     before = previous_year(published_year)
     if previous is None and before in years and before not in years.minor:
@@ -854,6 +880,12 @@ def run_report(
         "population_year": pop.year,
     }
     prov["rows_whole_extract"] = dict(years.exclusions)
+    prov["guards"] = {
+        "allowed": allowed,
+        "value_maps": {k: dict(v) for k, v in (cube.value_profile.value_maps or {}).items()}
+        if cube.value_profile is not None
+        else {},
+    }
     inputs = ReportInputs(
         cube=cube, rates=rates, ratios=ratios, annex=annex, icbs=info, period=period, title=title
     )
@@ -878,4 +910,9 @@ def run_report(
     )
     if isinstance(previous, PreviousReport):
         result.summary += f"; compared with {previous.period} from the same extract"
+    if allowed:
+        names = sorted({line.split(":", 1)[0].removeprefix("guard ") for line in allowed})
+        result.summary += f"; guards overridden (--allow): {', '.join(names)}"
+        if "population-year" in names:
+            result.summary += f" (population year {pop.year or 'unknown'})"
     return result
