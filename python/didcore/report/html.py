@@ -416,6 +416,7 @@ def _provenance_tables(prov: Mapping[str, Any]) -> list[HtmlTable]:
         *[[f"{k} version", str(v)] for k, v in sorted(prov.get("packages", {}).items())],
         ["Records read", fmt_count(rows.get("rows_read"))],
         ["Records in the rates", fmt_count(rows.get("included"))],
+        *[["Guard overridden", str(w)] for w in prov.get("guards", {}).get("allowed", [])],
         *[[f"Option: {k}", str(v)] for k, v in sorted(prov.get("options", {}).items())],
     ]
     if inputs.get("previous"):
@@ -572,6 +573,7 @@ def render_html(
         "downloads": downloads,
         "attribution": attribution,
         "provenance_tables": _provenance_tables(provenance),
+        "guard_warnings": list(provenance.get("guards", {}).get("allowed", [])),
     }
     template_text = (
         resources.files("didcore.report")
