@@ -303,6 +303,10 @@ def test_population_year_errors(values: Any, declared: Any, message: str) -> Non
 # ------------------------------------------------------------------------------ command line
 
 
+# test_cube's generated rows are dirty on purpose: far above the exclusions guard's 5%
+ALLOW = ["--allow", "exclusions", "--allow", "no-measure"]
+
+
 @pytest.fixture
 def lookups_dir(tmp_path: Any) -> Any:
     """test_cli's lookups folder (test_cube's lookups as files)."""
@@ -324,7 +328,10 @@ def test_cube_command_writes_a_folder_per_year(tmp_path: Any, lookups_dir: Any) 
 
     extract = _two_year_extract(tmp_path / "e.parquet")
     out = tmp_path / "out"
-    assert main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(out), "-q"]) == 0
+    assert (
+        main(["cube", str(extract), "--lookups", str(lookups_dir), *ALLOW, "--out", str(out), "-q"])
+        == 0
+    )
     years = didcore.aggregate(extract, didcore.Lookups.read(lookups_dir), by_year=True)
     for label in ("2022/23", "2023/24"):
         folder = out / label.replace("/", "-")
@@ -363,7 +370,17 @@ def test_cube_command_summary_names_the_years(
 
     extract = _two_year_extract(tmp_path / "e.parquet", 600)
     assert (
-        main(["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(tmp_path / "o")])
+        main(
+            [
+                "cube",
+                str(extract),
+                "--lookups",
+                str(lookups_dir),
+                *ALLOW,
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
         == 0
     )
     said = capsys.readouterr().out
@@ -378,9 +395,172 @@ def test_cube_command_without_test_dates(tmp_path: Any, lookups_dir: Any) -> Non
     extract = tmp_path / "e.parquet"
     pq.write_table(_big_table(300).drop_columns(["test_date"]), extract)
     flat, declared = tmp_path / "flat", tmp_path / "declared"
-    args = [str(extract), "--lookups", str(lookups_dir), "-q"]
+    args = [str(extract), "--lookups", str(lookups_dir), *ALLOW, "-q"]
     assert main(["cube", *args, "--out", str(flat)]) == 0
     assert (flat / "cube.csv").is_file()
     assert main(["cube", *args, "--out", str(declared), "--year", "2023-24"]) == 0
     assert (declared / "2023-24" / "cube.csv").is_file()
     assert main(["cube", *args, "--out", str(tmp_path / "bad"), "--year", "24/25"]) == 2
+
+
+# ------------------------------------------------------------------------------ report
+
+
+@pytest.fixture(scope="module")
+def two_year_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """write_small_inputs' 2023/24 extract with 40% of its rows moved a year back, and five
+    stray rows dated 2024/25 (too few to be published by default)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from _report_fixtures import write_small_inputs
+
+    root = tmp_path_factory.mktemp("two-years")
+    paths: dict[str, Any] = write_small_inputs(root, rows=8_000, seed=3)
+    table = pq.read_table(paths["extract"])
+    days = table["test_date"].combine_chunks()
+    earlier = np.random.default_rng(5).random(len(days)) < 0.4
+    # the same day a year earlier (2024 is a leap year: from 29 February, 366 days back)
+    back = np.where(
+        days.cast(pa.int32()).to_numpy()
+        < (dt.date(2024, 2, 29).toordinal() - dt.date(1970, 1, 1).toordinal()),
+        365,
+        366,
+    )
+    shifted = pc.if_else(
+        pa.array(earlier),
+        pc.subtract(days.cast(pa.int32()), pa.array(back.astype(np.int32))).cast(pa.date32()),
+        days,
+    )
+    i = table.schema.get_field_index("test_date")
+    table = table.set_column(i, "test_date", shifted)
+    stray = table.slice(0, 5).set_column(i, "test_date", pa.array([dt.date(2024, 5, 1)] * 5))
+    both = root / "both.parquet"
+    pq.write_table(pa.concat_tables([table, stray]), both, row_group_size=3_000)
+    paths["extract"] = both
+    return paths
+
+
+def test_two_year_report_publishes_the_latest_year_with_its_comparison(
+    two_year_inputs: dict[str, Any], tmp_path: Any
+) -> None:
+    import csv
+    import json
+
+    from didcore.report.pipeline import run_report
+    from didcore.standardise import standardise
+
+    p = two_year_inputs
+    out = tmp_path / "report"
+    result = run_report(
+        [p["extract"]],
+        lookups=p["lookups"],
+        population=p["population"],
+        out_dir=out,
+        formats=("csv", "html"),
+        measures=[],
+        quiet=True,
+        population_year="2023/24",
+        allow={"exclusions"},  # the small inputs' planted defects are above the guard's 5%
+    )
+    lk = didcore.Lookups.read(p["lookups"])
+    years = didcore.aggregate(p["extract"], lk, by_year=True)
+    assert list(years) == ["2022/23", "2023/24", "2024/25"] and years.minor == ("2024/25",)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["period"] == "2023/24"
+    assert prov["title"].endswith("Standardised ICB rates 2023/24")
+    assert prov["years"]["published"] == "2023/24"
+    assert prov["inputs"]["previous"]["period"] == "2022/23"
+    assert "with the 2023/24 population" in prov["inputs"]["previous"]["basis"]
+    pop = didcore.Population.read(p["population"], years["2023/24"].icb_codes)
+    now = {r["measure"]: r for r in standardise(years["2023/24"], pop).national.to_pylist()}
+    before = {r["measure"]: r for r in standardise(years["2022/23"], pop).national.to_pylist()}
+    with (out / "national_rates.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        m = r["measure"]
+        assert int(r["observed"]) == now[m]["observed"]
+        assert float(r["previous_observed"]) == before[m]["observed"]
+        assert float(r["rate_per_10000"]) == pytest.approx(now[m]["rate_per_10000"])
+        assert float(r["previous_rate_per_10000"]) == pytest.approx(before[m]["rate_per_10000"])
+    with (out / "exclusions.csv").open() as f:
+        ex = {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}
+    assert ex["rows_read"] == years["2023/24"].rows_read
+    html = (out / "report.html").read_text()
+    assert "2022/23 to 2023/24" not in html
+    assert "Year-on-year: the 2022/23 figures are from the 2022/23 records" in html
+    assert "published 2023/24" in result.summary
+    assert "2024/25 (5 rows, too few to publish by default)" in result.summary
+
+
+def test_report_year_option_and_a_missing_year(
+    two_year_inputs: dict[str, Any], tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from didcore.cli import main
+
+    p = two_year_inputs
+    common = [str(p["extract"]), "--lookups", str(p["lookups"]), "--population"]
+    common += [str(p["population"]), "--formats", "csv", "-q", "--allow", "exclusions"]
+    common += ["--population-year", "2023/24"]
+    out = tmp_path / "y2223"
+    # 2022/23 with the 2023/24 population: said and allowed explicitly
+    year = ["--year", "2022-23", "--allow", "population-year"]
+    assert main(["report", *common, "--out", str(out), *year]) == 0
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["period"] == "2022/23" and "previous" not in prov["inputs"]
+    assert main(["report", *common, "--out", str(tmp_path / "x"), "--year", "2021/22"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("didcore: error: ")
+    assert "2022/23, 2023/24, 2024/25, not 2021/22" in err[-1]
+    # a stray year can still be published when asked for by name
+    stray = ["--year", "2024/25", "--allow", "population-year", "--allow", "population-strata"]
+    assert main(["report", *common, "--out", str(tmp_path / "z"), *stray]) == 0
+
+
+def test_report_population_year_conflict_is_refused(
+    two_year_inputs: dict[str, Any], tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.csv as pacsv
+
+    from didcore.cli import main
+
+    p = two_year_inputs
+    table = pacsv.read_csv(p["population"])
+    pop = tmp_path / "pop.csv"
+    pacsv.write_csv(table.append_column("year", pa.array(["2023/24"] * len(table))), pop)
+    args = [str(p["extract"]), "--lookups", str(p["lookups"]), "--population", str(pop)]
+    args += ["--formats", "csv", "-q", "--out", str(tmp_path / "o"), "--allow", "exclusions"]
+    assert main(["report", *args, "--population-year", "2022/23"]) == 2
+    assert "says 2023/24 but the population was declared as 2022/23" in capsys.readouterr().err
+
+
+def test_synth_years_gives_a_two_year_extract_whose_latest_year_is_published(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    from didcore.cli import main
+
+    src = tmp_path / "in"
+    assert main(["synth", "--rows", "30000", "--years", "2", "--seed", "4", "--out", str(src)]) == 0
+    assert "2 financial years ending 2023/24" in capsys.readouterr().out
+    with (src / "population.csv").open() as f:
+        assert {r["year"] for r in csv.DictReader(f)} == {"2023/24"}
+    lk = didcore.Lookups.read(src / "lookups")
+    years = didcore.aggregate(src / "extract", lk, by_year=True)
+    assert list(years) == ["2022/23", "2023/24"] and years.undated.rows_read == 0
+    assert abs(years.rows["2022/23"] - 15_000) < 600  # spread evenly at random
+    out = tmp_path / "out"
+    args = [str(src / "extract"), "--lookups", str(src / "lookups"), "--formats", "csv"]
+    args += ["--population", str(src / "population.csv"), "--out", str(out)]
+    assert main(["report", *args]) == 0
+    said = capsys.readouterr().out
+    assert "published 2023/24" in said and "compared with 2022/23 from the same extract" in said
+    with (out / "national_rates.csv").open() as f:
+        rows = {r["measure"]: r for r in csv.DictReader(f)}
+    # one year's rows over one year's population: the rates are a year's, not two years'
+    x_ray = rows["X-ray"]
+    assert 0.9 < float(x_ray["rate_per_10000"]) / float(x_ray["previous_rate_per_10000"]) < 1.1
+    assert int(x_ray["observed"]) < 0.6 * years.total.exclusions["included"]
