@@ -252,6 +252,11 @@ def _modality_fix(values: Sequence[str | None], lookups: Lookups) -> str:
     from didcore.lookup import MODALITY_SPELLINGS, normalise_code
 
     keys = _modality_keys(lookups)
+    values = [v for v in values if normalise_code(v)]
+    if not values:
+        return (
+            "the modality is blank in those rows: is it the right column (--column modality=NAME)?"
+        )
     pairs = []
     for v in values:
         name = MODALITY_SPELLINGS.get(normalise_code(v) or "")
