@@ -146,6 +146,19 @@ ONS Locations to ICBs to NHS England (Region) (July 2022) lookup; NHS ODS epracc
 """
 
 
+def _write_csv(table: pa.Table, path: Path) -> None:
+    """``table`` as CSV quoted only where a value needs it, as a spreadsheet saves it (Arrow's
+    writer quotes every text value), so that a find-and-replace of ``A81001,QHM`` works.
+    """
+    import csv
+
+    columns = [table.column(name).to_pylist() for name in table.column_names]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(table.column_names)
+        writer.writerows(zip(*columns, strict=True))
+
+
 def write_lookups(target: str | os.PathLike[str]) -> Path:
     """Write the default lookups as an editable CSV lookups folder ``target`` (with a
     README.txt giving their vintage and attribution); returns the folder.
@@ -153,8 +166,6 @@ def write_lookups(target: str | os.PathLike[str]) -> Path:
     The folder is written beside ``target`` and moved into place
     (:func:`didcore.outputs.atomic_output_dir`).
     """
-    import pyarrow.csv as pacsv
-
     from didcore import refdata
     from didcore.outputs import atomic_output_dir
 
@@ -166,8 +177,6 @@ def write_lookups(target: str | os.PathLike[str]) -> Path:
                 # the shipped file as it is, so its order and spelling are kept
                 (tmp / "measures.csv").write_bytes(refdata.read_bytes("measures.csv"))
             else:
-                # quotes only where needed, as a spreadsheet saves CSV
-                options = pacsv.WriteOptions(quoting_style="needed")
-                pacsv.write_csv(table, tmp / f"{name}.csv", write_options=options)
+                _write_csv(table, tmp / f"{name}.csv")
         (tmp / "README.txt").write_text(readme(), encoding="utf-8")
     return path

@@ -79,6 +79,18 @@ def check_output_dir(target: str | os.PathLike[str]) -> Path:
         path = Path(os.path.normpath(Path(os.fspath(target)).absolute()))
     except (TypeError, ValueError) as exc:
         raise OutputError(f"output folder {target!r} is not a usable path: {exc}") from exc
+    try:
+        return _check(path)
+    except OutputError:
+        raise
+    except OSError as exc:  # e.g. a name too long to look up
+        raise OutputError(f"cannot use output folder {path}: {_why(exc)}") from exc
+    except ValueError as exc:  # e.g. a NUL character in the path
+        raise OutputError(f"output folder {target!r} is not a usable path: {exc}") from exc
+
+
+def _check(path: Path) -> Path:
+    """:func:`check_output_dir` of an absolute, normalised path."""
     if path.is_symlink() and path.is_dir():
         path = path.resolve()
     if path.exists() or path.is_symlink():
