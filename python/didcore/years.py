@@ -341,7 +341,8 @@ def aggregate_years(
             "pass year='2023/24' (on the command line --year 2023/24) to declare the year of "
             "the whole extract, or columns=Columns(test_date=...) to name the column"
         )
-    declared_start = year_start(declared) if declared is not None else None
+    # (an undated part of the source with no declared year was refused above)
+    declared_start = year_start(declared) if declared is not None else UNDATED
     unreadable = [0, None]
 
     def parts(batch: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
@@ -369,8 +370,8 @@ def aggregate_years(
             if bar is not None:
                 bar.update(n_rows)
     finally:
-        classified.close()
-        reads.close()
+        _close(classified)
+        _close(reads)
         _close(extract.batches)
         classifier.close()
         if bar is not None:
