@@ -222,16 +222,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from didcore.outputs import check_output_dir
     from didcore.report.pipeline import run_report
     from didcore.synth import demo_inputs
 
+    check_output_dir(args.out)  # before the demo data are made
     _say(args, "didcore demo: preparing the embedded demo data (synthetic England 2023/24)")
     paths = demo_inputs(args.cache)
     kwargs = _report_kwargs(args)
     kwargs.update(_demo_annex_a(paths.truth, kwargs.get("provider_missing")))
     result = run_report(
         [paths.extract],
-        lookups=paths.lookups,
+        lookups=None,  # the shipped lookups (the demo's folder holds the same), named as such
         population=paths.population,
         out_dir=args.out,
         title="Standardised ICB rates 2023/24 (synthetic demo data)",
