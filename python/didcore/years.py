@@ -326,7 +326,7 @@ def aggregate_years(
     """
     import warnings
 
-    from didcore.cube import Cube, _close, _cube_from_result
+    from didcore.cube import Cube, _close, _cube_from_result, _rows_holding
     from didcore.errors import MissingColumnError, UnreadableValuesWarning
     from didcore.io import prefetch
 
@@ -381,11 +381,12 @@ def aggregate_years(
         for key, agg in aggregators.items()
     }
     classifier.warn_unreadable()
+    not_a_date = "a value that is not an ISO date (YYYY-MM-DD)"
     if unreadable[0] and extract.use_age:  # with dates of birth the classifier said so
         warnings.warn(
             UnreadableValuesWarning(
-                f"column {name!r}: {unreadable[0]:,} row(s) hold a value that is not an ISO "
-                f"date (YYYY-MM-DD) (e.g. {unreadable[1]!r}); counted in no year (no_test_date)"
+                f"column {name!r}: {_rows_holding(int(unreadable[0] or 0), not_a_date)} "
+                f"(e.g. {unreadable[1]!r}); counted in no financial year (no_test_date)"
             ),
             stacklevel=3,
         )
