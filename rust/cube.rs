@@ -101,16 +101,20 @@ const LSOA_ALWAYS: u32 = 0xFF | (K_NO_LSOA | K_MISSING_IMD) << W_KEY;
 /// Largest number of ICBs the row word has room for.
 const MAX_ICBS: usize = (1 << (31 - W_ICB)) - 2;
 
-/// The state code ([`state_code`]) of each state key.
-static STATE_OF_KEY: [u16; 256] = state_of_key();
+/// Number of state keys (see [`W_KEY`]): the state histograms are counted by key, a third
+/// the size of a histogram by state, and turned into states by [`Accumulator::finish`].
+pub const N_KEYS: usize = 256;
 
-const fn state_of_key() -> [u16; 256] {
+/// The state code ([`state_code`]) of each state key.
+static STATE_OF_KEY: [u16; N_KEYS] = state_of_key();
+
+const fn state_of_key() -> [u16; N_KEYS] {
     const fn flag(key: u32, bit: u32, flag: usize) -> usize {
         if key & bit != 0 { flag } else { 0 }
     }
-    let mut out = [0u16; 256];
+    let mut out = [0u16; N_KEYS];
     let mut key = 0;
-    while key < 256 {
+    while key < N_KEYS {
         let k = key as u32;
         let source = (k & (K_NO_ICB | K_BY_LSOA)) as usize;
         // the first reason that applies, in the published precedence
@@ -217,7 +221,7 @@ pub struct Coded<'a> {
 
 impl Coded<'_> {
     /// Lengths only: the counting pass checks every index as it looks it up, and
-    /// [`Coded::check_indices`] finds the row at fault when one is out of range.
+    /// [`Coded::bad_index`] finds the row at fault when one is out of range.
     fn check(&self, len: usize, _dict_len: usize, what: &str) -> Result<(), CoreError> {
         if self.indices.len() < len {
             return Err(CoreError::Shape(format!(
@@ -228,41 +232,15 @@ impl Coded<'_> {
         self.validity.check(len, what)
     }
 
-    /// Every non-null index of rows `start..end` is below `dict_len`.
-    ///
-    /// The usual case (no nulls) is a max over the indices, which vectorises; the row at fault
-    /// is looked for only when there is one.
-    fn check_indices(
-        &self,
-        dict_len: usize,
-        start: usize,
-        end: usize,
-        what: &str,
-    ) -> Result<(), CoreError> {
-        let idx = &self.indices[start..end];
-        // Negative indices become huge as u32, so one comparison catches both ends.
-        let highest: i64 = match self.validity.bits {
-            None => idx.iter().fold(-1, |m, &i| m.max(i64::from(i as u32))),
-            Some(_) => idx.iter().enumerate().fold(-1, |m, (j, &i)| {
-                let v = if self.validity.is_valid(start + j) {
-                    i64::from(i as u32)
-                } else {
-                    -1
-                };
-                m.max(v)
-            }),
-        };
-        if highest < dict_len as i64 {
-            return Ok(());
-        }
-        let (row, bad) = idx
+    /// The first row of `start..end` whose index is not null and outside a dictionary of
+    /// `dict_len` values, with that index. Only called once the counting pass found one, so
+    /// it is a plain scan.
+    fn bad_index(&self, dict_len: usize, start: usize, end: usize) -> Option<(usize, i64)> {
+        self.indices[start..end]
             .iter()
             .enumerate()
             .find(|&(j, &i)| (i < 0 || i as usize >= dict_len) && self.validity.is_valid(start + j))
-            .map_or((start, -1), |(j, &i)| (start + j, i));
-        Err(CoreError::Shape(format!(
-            "{what}: dictionary index {bad} at row {row} is outside a dictionary of {dict_len}"
-        )))
+            .map(|(j, &i)| (start + j, i64::from(i)))
     }
 }
 
@@ -381,30 +359,28 @@ impl Counter for u64 {
     }
 }
 
-/// The counting tables: the cube and the state histograms.
+/// The running totals of a run, shared by the workers (each drains its scratch counts into
+/// them in turn): one copy of the per-provider tables however many workers there are.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counts<T> {
+pub struct Partial {
     /// `[icb][sex][age][imd][measure]`, row-major.
-    pub cube: Vec<T>,
-    /// `[provider][state]`.
-    pub provider_states: Vec<T>,
-    /// `[icb or n_icb for none][state]`.
-    pub icb_states: Vec<T>,
+    pub cube: Vec<u64>,
+    /// `[provider][state key]` (see [`N_KEYS`]).
+    pub provider_keys: Vec<u64>,
+    /// `[icb or n_icb for none][state key]`.
+    pub icb_keys: Vec<u64>,
     /// `[provider][icb or n_icb for none]`.
-    pub provider_icb: Vec<T>,
+    pub provider_icb: Vec<u64>,
     pub n_providers: usize,
 }
 
-/// Totals of one worker, or of a whole run; merged with [`Partial::merge`].
-pub type Partial = Counts<u64>;
-
-impl<T: Counter> Counts<T> {
+impl Partial {
     #[must_use]
     pub fn new(dims: Dims) -> Self {
-        Counts {
-            cube: vec![T::default(); dims.cube_len()],
-            provider_states: Vec::new(),
-            icb_states: vec![T::default(); (dims.n_icb + 1) * N_STATES],
+        Partial {
+            cube: vec![0; dims.cube_len()],
+            provider_keys: Vec::new(),
+            icb_keys: vec![0; (dims.n_icb + 1) * N_KEYS],
             provider_icb: Vec::new(),
             n_providers: 0,
         }
@@ -413,24 +389,64 @@ impl<T: Counter> Counts<T> {
     /// Grow the provider axis (providers are discovered batch by batch).
     pub fn ensure_providers(&mut self, dims: Dims, n_providers: usize) {
         if n_providers > self.n_providers {
-            self.provider_states
-                .resize(n_providers * N_STATES, T::default());
-            self.provider_icb
-                .resize(n_providers * (dims.n_icb + 1), T::default());
+            self.provider_keys.resize(n_providers * N_KEYS, 0);
+            self.provider_icb.resize(n_providers * (dims.n_icb + 1), 0);
             self.n_providers = n_providers;
         }
     }
 }
 
-impl Partial {
-    /// Add `other` into `self` (cubes are additive), leaving `other` as it is.
-    pub fn merge<T: Counter>(&mut self, dims: Dims, other: &Counts<T>) {
-        self.ensure_providers(dims, other.n_providers);
-        add_into(&mut self.cube, &other.cube);
-        add_into(&mut self.icb_states, &other.icb_states);
-        add_into(&mut self.provider_states, &other.provider_states);
-        add_into(&mut self.provider_icb, &other.provider_icb);
+/// The result of a run ([`Accumulator::finish`]): the state histograms by *state*, with
+/// only the states some row is in as columns (a few dozen of the [`N_STATES`]), so that
+/// they cost a few hundred bytes per provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Total {
+    /// `[icb][sex][age][imd][measure]`, row-major.
+    pub cube: Vec<u64>,
+    /// The state code ([`decode_state`]) of each column of the histograms, ascending.
+    pub states: Vec<usize>,
+    /// `[provider][column]`.
+    pub provider_states: Vec<u64>,
+    /// `[icb or n_icb for none][column]`.
+    pub icb_states: Vec<u64>,
+    /// `[provider][icb or n_icb for none]`.
+    pub provider_icb: Vec<u64>,
+    pub n_providers: usize,
+}
+
+impl Total {
+    /// Count of state `state` for provider `provider` (0 for a state that is no column).
+    #[must_use]
+    pub fn provider_state(&self, provider: usize, state: usize) -> u64 {
+        self.states.iter().position(|&s| s == state).map_or(0, |c| {
+            self.provider_states[provider * self.states.len() + c]
+        })
     }
+
+    /// Count of state `state` for ICB slot `slot`.
+    #[must_use]
+    pub fn icb_state(&self, slot: usize, state: usize) -> u64 {
+        self.states
+            .iter()
+            .position(|&s| s == state)
+            .map_or(0, |c| self.icb_states[slot * self.states.len() + c])
+    }
+}
+
+/// `[i][key]` histograms (`width` rows) as `[i][column]` of `n_cols` columns.
+fn keys_to_columns(keys: &[u64], col_of_key: &[usize; N_KEYS], n_cols: usize) -> Vec<u64> {
+    let mut out = vec![0u64; keys.len() / N_KEYS * n_cols];
+    for (row, out_row) in keys
+        .chunks_exact(N_KEYS)
+        .zip(out.chunks_exact_mut(n_cols.max(1)))
+    {
+        for (key, &n) in row.iter().enumerate() {
+            if n != 0 {
+                out_row[col_of_key[key]] += n;
+            }
+        }
+    }
+    out
 }
 
 fn add_into<T: Counter>(acc: &mut [u64], other: &[T]) {
@@ -439,10 +455,10 @@ fn add_into<T: Counter>(acc: &mut [u64], other: &[T]) {
     }
 }
 
-/// One worker: its running totals and its per-batch scratch counts.
+/// One worker: its recent counts and its block buffers. The running totals are shared
+/// ([`Accumulator`]'s), so a worker costs a `u32` per provider and state key, not more.
 #[derive(Clone, Debug)]
 struct Worker {
-    totals: Partial,
     scratch: Scratch,
     block: Block,
 }
@@ -454,12 +470,12 @@ struct Worker {
 /// batch of 100,000 rows.
 #[derive(Clone, Debug, Default)]
 struct Scratch {
-    /// `[state][provider]`: state-major, unlike [`Counts`], so that the few states most rows
-    /// fall in are a few runs of cells however many providers there are, and states no row fell
-    /// in are skipped when draining.
-    provider_states: Vec<u32>,
-    /// `[state][icb or n_icb for none]`, likewise.
-    icb_states: Vec<u32>,
+    /// `[state key][provider]`: key-major, unlike [`Partial`], so that the few keys most
+    /// rows have are a few runs of cells however many providers there are, and keys no row
+    /// had are skipped when draining.
+    provider_keys: Vec<u32>,
+    /// `[state key][icb or n_icb for none]`, likewise.
+    icb_keys: Vec<u32>,
     /// `[provider][icb or n_icb for none]`.
     provider_icb: Vec<u32>,
     n_providers: usize,
@@ -476,8 +492,8 @@ impl Scratch {
     fn ensure(&mut self, dims: Dims, n_providers: usize, n_combo: usize) {
         let n_slots = dims.n_icb + 1;
         for (v, len) in [
-            (&mut self.provider_states, N_STATES * n_providers),
-            (&mut self.icb_states, N_STATES * n_slots),
+            (&mut self.provider_keys, N_KEYS * n_providers),
+            (&mut self.icb_keys, N_KEYS * n_slots),
             (&mut self.provider_icb, n_providers * n_slots),
             (
                 &mut self.combos,
@@ -511,26 +527,26 @@ impl Scratch {
         }
         self.combos.fill(0);
         totals.ensure_providers(dims, self.n_providers);
-        drain_states(&mut self.provider_states, &mut totals.provider_states);
-        drain_states(&mut self.icb_states, &mut totals.icb_states);
+        drain_keys(&mut self.provider_keys, &mut totals.provider_keys);
+        drain_keys(&mut self.icb_keys, &mut totals.icb_keys);
         add_into(&mut totals.provider_icb, &self.provider_icb);
         self.provider_icb.fill(0);
     }
 }
 
-/// Add state-major counts (`[state][i]`) into `[i][state]` totals and zero them. Most states
-/// are seen in no row, and their rows are skipped.
-fn drain_states(counts: &mut [u32], totals: &mut [u64]) {
-    let width = counts.len() / N_STATES;
+/// Add key-major counts (`[key][i]`) into `[i][key]` totals and zero them. Most keys are
+/// seen in no row, and their rows are skipped.
+fn drain_keys(counts: &mut [u32], totals: &mut [u64]) {
+    let width = counts.len() / N_KEYS;
     if width == 0 {
         return;
     }
-    for (state, row) in counts.chunks_exact_mut(width).enumerate() {
+    for (key, row) in counts.chunks_exact_mut(width).enumerate() {
         if row.iter().fold(0, |any, &n| any | n) == 0 {
             continue;
         }
         for (i, n) in row.iter_mut().enumerate() {
-            totals[i * N_STATES + state] += u64::from(*n);
+            totals[i * N_KEYS + key] += u64::from(*n);
             *n = 0;
         }
     }
@@ -663,23 +679,26 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Check the dictionary indices of rows `start..end` (see [`Coded::check_indices`]).
-    fn check_indices(&self, start: usize, end: usize) -> Result<(), CoreError> {
-        self.provider
-            .check_indices(self.provider_ids.len(), start, end, "provider_code")?;
-        self.practice
-            .check_indices(self.practice_class.len(), start, end, "gp_practice_code")?;
-        self.lsoa
-            .check_indices(self.lsoa_icb.len(), start, end, "lsoa11")?;
+    /// The first column, row of `start..end`, index and dictionary length of a dictionary
+    /// index out of range (see [`Coded::bad_index`]), if any.
+    fn bad_index(&self, start: usize, end: usize) -> Option<(&'static str, usize, i64, usize)> {
+        let mut columns = vec![
+            ("provider_code", self.provider, self.provider_ids.len()),
+            ("gp_practice_code", self.practice, self.practice_class.len()),
+            ("lsoa11", self.lsoa, self.lsoa_icb.len()),
+            ("modality", self.modality, self.modality_ids.len()),
+        ];
         if let SexColumn::Coded { column, class } = self.sex {
-            column.check_indices(class.len(), start, end, "sex")?;
+            columns.push(("sex", column, class.len()));
         }
-        self.modality
-            .check_indices(self.modality_ids.len(), start, end, "modality")?;
         if let Some(exam) = self.exam {
-            exam.check_indices(self.exam_ids.len(), start, end, "exam_code")?;
+            columns.push(("exam_code", exam, self.exam_ids.len()));
         }
-        Ok(())
+        columns.into_iter().find_map(|(name, column, dict_len)| {
+            column
+                .bad_index(dict_len, start, end)
+                .map(|(row, index)| (name, row, index, dict_len))
+        })
     }
 
     /// Count rows `start..end` into `scratch`, adding `delta` to each count (1, or
@@ -953,8 +972,8 @@ fn map_values<T: Copy>(
 ///
 /// The row's word is the sum of its column words (see [`W_KEY`]): the practice word, or the
 /// LSOA's ICB fields when the practice [`DEFER`]s, and the LSOA, sex, age and measure fields.
-/// Its state key then gives the state through [`STATE_OF_KEY`], with the exclusion
-/// precedence and the flags worked out once per key rather than once per row.
+/// Its state key is what the histograms count; [`STATE_OF_KEY`] turns keys into states at the
+/// end, with the exclusion precedence and the flags worked out once per key, not per row.
 ///
 /// Branch-free: which exclusion applies to a row is close to random, so branches on it would be
 /// mispredicted often. A row adds `delta` (1, or -1 to take a batch back) to its cell's
@@ -1000,11 +1019,11 @@ fn count_block(dims: Dims, block: &mut Block, len: usize, scratch: &mut Scratch,
         } else {
             0
         };
-        let state = usize::from(STATE_OF_KEY[key as usize]);
+        let key = key as usize;
         for counter in [
             &mut scratch.combos[at],
-            &mut scratch.provider_states[state * n_providers + provider],
-            &mut scratch.icb_states[state * n_slots + icb_slot],
+            &mut scratch.provider_keys[key * n_providers + provider],
+            &mut scratch.icb_keys[key * n_slots + icb_slot],
             &mut scratch.provider_icb[provider * n_slots + icb_slot],
         ] {
             *counter = counter.wrapping_add(delta);
@@ -1251,16 +1270,26 @@ fn check_classes(table: &[i32], n_icb: usize, what: &str, other_ok: bool) -> Res
 pub struct Accumulator {
     dims: Dims,
     workers: Vec<Worker>,
+    /// The workers' counts once drained.
+    totals: Partial,
     tables: Tables,
     n_providers: usize,
     rows: u64,
+    /// Batches given to [`Accumulator::add`], counted or not (to name one in an error).
+    batches: u64,
     /// Rows counted into the scratch tables since they were last drained.
     pending: u64,
 }
 
 impl Accumulator {
-    /// `n_workers` partials are kept; each batch is split into that many row ranges.
+    /// `n_workers` scratch tables are kept; each batch is split into that many row ranges.
     pub fn new(dims: Dims, n_workers: usize) -> Result<Self, CoreError> {
+        if dims.max_age < 0 {
+            return Err(CoreError::InvalidArgument(format!(
+                "max_age is {}: give a whole number of years, 0 or more",
+                dims.max_age
+            )));
+        }
         if dims.n_measure == 0 || dims.n_measure > MAX_MEASURES {
             return Err(CoreError::Shape(format!(
                 "{} measures: between 1 and {MAX_MEASURES} are supported",
@@ -1278,14 +1307,15 @@ impl Accumulator {
             dims,
             workers: (0..n_workers)
                 .map(|_| Worker {
-                    totals: Partial::new(dims),
                     scratch: Scratch::default(),
                     block: Block::new(),
                 })
                 .collect(),
+            totals: Partial::new(dims),
             tables: Tables::new(dims),
             n_providers: 0,
             rows: 0,
+            batches: 0,
             pending: 0,
         })
     }
@@ -1304,6 +1334,7 @@ impl Accumulator {
     /// (every id in the batch is below it). Runs on the current rayon pool. A batch that
     /// fails leaves the counts as they were.
     pub fn add(&mut self, batch: &Batch<'_>, n_providers: usize) -> Result<(), CoreError> {
+        self.batches += 1;
         batch.validate(self.dims, n_providers)?;
         let n = batch.n_rows;
         if n > u32::MAX as usize {
@@ -1349,37 +1380,71 @@ impl Accumulator {
         if !count(&mut self.workers, 1).iter().all(|&ok| ok) {
             // take the batch's rows back out, then find the row at fault
             count(&mut self.workers, u32::MAX);
-            for &(start, end) in &ranges {
-                batch.check_indices(start, end)?;
-            }
-            return Err(CoreError::Shape(
-                "a dictionary index is out of range".into(),
-            ));
+            let (column, row, index, dict_len) = ranges
+                .iter()
+                .find_map(|&(start, end)| batch.bad_index(start, end))
+                .ok_or_else(|| {
+                    CoreError::Shape("a dictionary index is out of range in no row".into())
+                })?;
+            return Err(CoreError::BadIndex {
+                column,
+                index,
+                dict_len,
+                batch: self.batches,
+                batch_row: row as u64 + 1,
+                row: self.rows + row as u64 + 1,
+            });
         }
         self.pending += n as u64;
         self.rows += n as u64;
         Ok(())
     }
 
-    /// Add every worker's scratch counts into its totals.
+    /// Add every worker's scratch counts into the totals, one worker after the other (this
+    /// happens only when the tables change shape: rarely, once the providers are all seen).
     fn drain(&mut self) {
         let (dims, masks) = (self.dims, &self.tables.combo_masks);
-        self.workers.par_iter_mut().for_each(|worker| {
-            worker.scratch.drain_into(dims, &mut worker.totals, masks);
-        });
+        for worker in &mut self.workers {
+            worker.scratch.drain_into(dims, &mut self.totals, masks);
+        }
         self.pending = 0;
     }
 
-    /// Merge the partials into one result (draining the scratch counts first).
+    /// The counts so far (draining the scratch counts first), the state histograms turned
+    /// from keys into the states some row is in.
     #[must_use]
-    pub fn finish(&mut self) -> Partial {
+    pub fn finish(&mut self) -> Total {
         self.drain();
-        let mut total = Partial::new(self.dims);
-        total.ensure_providers(self.dims, self.n_providers);
-        for w in &self.workers {
-            total.merge(self.dims, &w.totals);
+        let dims = self.dims;
+        self.totals.ensure_providers(dims, self.n_providers);
+        let t = &self.totals;
+        // Every row is in one ICB slot, so the keys of the ICB histograms are all there are.
+        let mut seen = [false; N_KEYS];
+        for row in t.icb_keys.chunks_exact(N_KEYS) {
+            for (s, &n) in seen.iter_mut().zip(row) {
+                *s |= n != 0;
+            }
         }
-        total
+        let mut states: Vec<usize> = (0..N_KEYS)
+            .filter(|&k| seen[k])
+            .map(|k| usize::from(STATE_OF_KEY[k]))
+            .collect();
+        states.sort_unstable();
+        states.dedup();
+        let mut col_of_key = [0usize; N_KEYS];
+        for (k, col) in col_of_key.iter_mut().enumerate() {
+            let state = usize::from(STATE_OF_KEY[k]);
+            *col = states.binary_search(&state).unwrap_or(0);
+        }
+        let n_cols = states.len();
+        Total {
+            cube: t.cube.clone(),
+            provider_states: keys_to_columns(&t.provider_keys, &col_of_key, n_cols),
+            icb_states: keys_to_columns(&t.icb_keys, &col_of_key, n_cols),
+            provider_icb: t.provider_icb.clone(),
+            n_providers: t.n_providers,
+            states,
+        }
     }
 }
 
@@ -1498,7 +1563,7 @@ mod tests {
         assert_eq!(total.cube.iter().sum::<u64>(), 12);
         let no_measure: u64 = (0..N_STATES)
             .filter(|&c| decode_state(c).outcome == Outcome::NoMeasure as u8)
-            .map(|c| total.provider_states[c])
+            .map(|c| total.provider_state(0, c))
             .sum();
         assert_eq!(no_measure, 2);
     }
@@ -1657,7 +1722,8 @@ mod tests {
         assert_eq!(total.cube.iter().sum::<u64>(), 2);
         let mut outcomes = [0u64; 6];
         let mut sources = [0u64; 4];
-        for (code, &n) in total.provider_states[..N_STATES].iter().enumerate() {
+        let n_cols = total.states.len();
+        for (&code, &n) in total.states.iter().zip(&total.provider_states[..n_cols]) {
             let s = decode_state(code);
             outcomes[s.outcome as usize] += n;
             sources[s.source as usize] += n;
@@ -1669,58 +1735,204 @@ mod tests {
         assert_eq!(total.provider_icb[0..3], [1, 4, 2]);
     }
 
+    /// A batch of `n` rows, everything valid and in one-entry dictionaries, with `practice`
+    /// as the practice column; the slices it borrows come from `Fixture`.
+    struct Fixture {
+        zeros: Vec<i32>,
+        ones: Vec<i32>,
+    }
+
+    impl Fixture {
+        fn new(n: usize) -> Self {
+            Fixture {
+                zeros: vec![0; n],
+                ones: vec![1; n],
+            }
+        }
+
+        fn batch<'a>(&'a self, practice: Coded<'a>, age: Ints<'a>) -> Batch<'a> {
+            static IDS: [u32; 1] = [0];
+            static CLS: [i32; 1] = [0];
+            static IMD: [i8; 1] = [0];
+            static MASKS: [u64; 1] = [1];
+            static MID: [i16; 1] = [0];
+            let ok = coded(&self.zeros);
+            Batch {
+                n_rows: self.zeros.len(),
+                provider: ok,
+                provider_ids: &IDS,
+                provider_null_id: 0,
+                practice,
+                practice_class: &CLS,
+                lsoa: ok,
+                lsoa_icb: &CLS,
+                lsoa_imd: &IMD,
+                sex: SexColumn::Ints(ints(&self.ones)),
+                age: AgeColumn::Years(age),
+                modality: ok,
+                modality_ids: &MID,
+                exam: None,
+                exam_ids: &MID,
+                measure_masks: &MASKS,
+                n_exam: 1,
+            }
+        }
+    }
+
+    fn one_icb(max_age: i64) -> Dims {
+        Dims {
+            n_icb: 1,
+            n_measure: 1,
+            max_age,
+        }
+    }
+
+    fn assert_rows(total: &Total, rows: u64) {
+        assert_eq!(total.cube.iter().sum::<u64>(), rows);
+        assert_eq!(total.provider_states.iter().sum::<u64>(), rows);
+        assert_eq!(total.icb_states.iter().sum::<u64>(), rows);
+        assert_eq!(total.provider_icb.iter().sum::<u64>(), rows);
+    }
+
     #[test]
     fn bad_dictionary_index_is_an_error_not_a_panic() {
-        // row 2's practice index is outside its one-entry dictionary
+        // row 3 (row 2 from 0) of the second batch: index 5 of a one-entry dictionary
+        let f = Fixture::new(4);
         let idx = [0, 0, 5, 0];
-        let ids = [0u32];
-        let cls = [0];
-        let imd = [0i8];
-        let sex = [1i32; 4];
-        let masks = [1u64];
-        let mid = [0i16];
-        let eid = [0i16];
-        let zeros = [0; 4];
-        let ok = coded(&zeros);
-        let batch = |practice| Batch {
-            n_rows: 4,
-            provider: ok,
-            provider_ids: &ids,
-            provider_null_id: 0,
-            practice,
-            practice_class: &cls,
-            lsoa: ok,
-            lsoa_icb: &cls,
-            lsoa_imd: &imd,
-            sex: SexColumn::Ints(ints(&sex)),
-            age: AgeColumn::Years(ints(&sex)),
-            modality: ok,
-            modality_ids: &mid,
-            exam: None,
-            exam_ids: &eid,
-            measure_masks: &masks,
-            n_exam: 1,
-        };
-        let mut acc = Accumulator::new(
-            Dims {
-                n_icb: 1,
-                n_measure: 1,
-                max_age: 130,
-            },
-            1,
-        )
-        .unwrap();
-        acc.add(&batch(ok), 1).unwrap();
-        let err = acc.add(&batch(coded(&idx)), 1).unwrap_err();
-        assert!(err.to_string().contains("gp_practice_code"), "{err}");
-        assert!(err.to_string().contains("row 2"), "{err}");
-        // the bad batch's rows were taken back out: only the good batch is counted
-        acc.add(&batch(ok), 1).unwrap();
+        let mut acc = Accumulator::new(one_icb(130), 1).unwrap();
+        let ok = coded(&f.zeros);
+        let ages = ints(&f.ones);
+        acc.add(&f.batch(ok, ages), 1).unwrap();
+        let err = acc.add(&f.batch(coded(&idx), ages), 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::BadIndex {
+                    column: "gp_practice_code",
+                    index: 5,
+                    dict_len: 1,
+                    batch: 2,
+                    batch_row: 3,
+                    row: 7,
+                }
+            ),
+            "{err}"
+        );
+        // the bad batch's rows were taken back out: only the good batches are counted
+        acc.add(&f.batch(ok, ages), 1).unwrap();
         let total = acc.finish();
         assert_eq!(acc.rows(), 8);
-        assert_eq!(total.cube.iter().sum::<u64>(), 8);
-        assert_eq!(total.provider_states.iter().sum::<u64>(), 8);
-        assert_eq!(total.icb_states.iter().sum::<u64>(), 8);
-        assert_eq!(total.provider_icb.iter().sum::<u64>(), 8);
+        assert_rows(&total, 8);
+    }
+
+    /// Negative indices, the extremes of i32, and out-of-range indices of null rows (which
+    /// Arrow allows: they are never read), on the one-worker and the many-worker paths.
+    #[test]
+    fn negative_and_extreme_indices_are_errors_null_rows_are_not() {
+        for n in [10, 200_000] {
+            let f = Fixture::new(n);
+            let ages = ints(&f.ones);
+            for bad in [-1, i32::MIN, i32::MAX, 1] {
+                let mut acc = Accumulator::new(one_icb(130), 4).unwrap();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(4)
+                    .build()
+                    .unwrap();
+                let at = n - 3;
+                let mut idx = f.zeros.clone();
+                idx[at] = bad;
+                // as a null row the bad index is fine
+                let mut valid = vec![0xFFu8; n.div_ceil(8)];
+                valid[at / 8] &= !(1 << (at % 8));
+                let nulled = Coded {
+                    indices: &idx,
+                    validity: Validity {
+                        bits: Some(&valid),
+                        offset: 0,
+                    },
+                };
+                pool.install(|| acc.add(&f.batch(nulled, ages), 1)).unwrap();
+                let err = pool
+                    .install(|| acc.add(&f.batch(coded(&idx), ages), 1))
+                    .unwrap_err();
+                let CoreError::BadIndex {
+                    index, batch_row, ..
+                } = err
+                else {
+                    panic!("{err}")
+                };
+                assert_eq!((index, batch_row), (i64::from(bad), at as u64 + 1));
+                let total = acc.finish();
+                assert_eq!(acc.rows(), n as u64);
+                assert_rows(&total, n as u64);
+            }
+        }
+    }
+
+    /// `max_age` is exact at the top of the range: with no limit (i64::MAX) the oldest age
+    /// an `i32` holds is 90+; a limit below an age makes it missing; a negative limit is
+    /// refused.
+    #[test]
+    fn max_age_is_exact_at_the_extremes() {
+        let f = Fixture::new(3);
+        let ok = coded(&f.zeros);
+        let ages = [i32::MAX, 90, 2_000_000_000];
+        let count = |max_age: i64| {
+            let mut acc = Accumulator::new(one_icb(max_age), 1).unwrap();
+            acc.add(&f.batch(ok, ints(&ages)), 1).unwrap();
+            acc.finish()
+        };
+        let band_90 = (N_AGE - 1) * N_IMD; // male, 90+, quintile 1
+        assert_eq!(count(i64::MAX).cube[band_90], 3);
+        assert_eq!(count(i64::from(i32::MAX) - 1).cube[band_90], 2);
+        assert_eq!(count(2_000_000_000).cube[band_90], 2);
+        assert_eq!(count(1_999_999_999).cube[band_90], 1);
+        assert!(matches!(
+            Accumulator::new(one_icb(-1), 1),
+            Err(CoreError::InvalidArgument(_))
+        ));
+    }
+
+    /// The histograms are returned over the states some row is in, ascending, and each
+    /// provider's row adds up to its rows, however many providers there are.
+    #[test]
+    fn histograms_cover_the_states_seen_and_many_providers() {
+        let n = 100_000;
+        let f = Fixture::new(n);
+        let provider_idx: Vec<i32> = (0..n as i32).collect();
+        let provider_ids: Vec<u32> = (0..n as u32).collect();
+        let ages: Vec<i32> = (0..n as i32).map(|i| i % 7 - 1).collect(); // -1: missing age
+        let mut batch = f.batch(coded(&f.zeros), ints(&ages));
+        batch.provider = coded(&provider_idx);
+        batch.provider_ids = &provider_ids;
+        let mut acc = Accumulator::new(one_icb(130), 2).unwrap();
+        acc.add(&batch, n).unwrap();
+        let total = acc.finish();
+        let missing = (n / 7 + 1) as u64;
+        assert_eq!(total.cube.iter().sum::<u64>(), n as u64 - missing);
+        assert_eq!(total.provider_states.iter().sum::<u64>(), n as u64);
+        assert_eq!(total.states.len(), 2); // included, and missing age
+        assert!(total.states.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            total
+                .provider_states
+                .chunks_exact(2)
+                .all(|row| row.iter().sum::<u64>() == 1)
+        );
+        let missing_age: u64 = (0..n)
+            .map(|p| {
+                total
+                    .states
+                    .iter()
+                    .filter(|&&s| decode_state(s).missing_age)
+                    .map(|&s| total.provider_state(p, s))
+                    .sum::<u64>()
+            })
+            .sum();
+        assert_eq!(missing_age, missing);
+        assert_eq!(
+            total.icb_state(0, total.states[0]) + total.icb_state(0, total.states[1]),
+            n as u64
+        );
     }
 }

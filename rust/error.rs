@@ -30,4 +30,28 @@ pub enum CoreError {
     /// The worker thread pool could not be built.
     #[error("could not start worker threads: {0}")]
     ThreadPool(String),
+    /// A dictionary-encoded column whose row points outside its dictionary: a corrupt Parquet
+    /// file (pyarrow reads some without complaint) or an Arrow array built without checks. The
+    /// user's data, not a bug: `py_api` maps it to `CorruptInputError` with the column's name.
+    /// `row` counts from 1 over the rows given to this accumulator (earlier batches' too);
+    /// `batch_row` from 1 within batch number `batch` (from 1).
+    #[error(
+        "column {column:?}: row {row} (row {batch_row} of batch {batch}) holds dictionary index \
+         {index}, outside its dictionary of {dict_len} values"
+    )]
+    BadIndex {
+        column: &'static str,
+        index: i64,
+        dict_len: usize,
+        batch: u64,
+        batch_row: u64,
+        row: u64,
+    },
+    /// An argument the caller chose that cannot be used (e.g. a negative `max_age`): maps to
+    /// `InputError`.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A panic in the Rust core, caught before it reached Python: always a bug.
+    #[error("panic in the Rust core: {0}")]
+    Panic(String),
 }

@@ -1,9 +1,16 @@
 //! The Python-facing functions and classes. Each one only converts arguments, releases the
 //! interpreter (`py.detach`) for the real work, and maps [`CoreError`] to `didcore.errors`.
+//!
+//! Every entry point runs inside [`guard`] (and its work inside [`detached`]), so a panic is
+//! never seen by Python as pyo3's `PanicException` (a `BaseException`): it becomes
+//! `InternalError`, as it is a bug. Problems with the user's input found here are
+//! [`CoreError`] variants that map to `InputError` subclasses, never panics.
 
 // pyo3 extracts arguments by value; taking them by reference is not an option here.
 #![allow(clippy::needless_pass_by_value)]
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use numpy::{PyArray1, PyReadonlyArray1};
@@ -18,11 +25,19 @@ use crate::encode::{Encoder, Strings};
 use crate::error::CoreError;
 use crate::expected;
 
+pyo3::import_exception!(didcore.errors, CorruptInputError);
+pyo3::import_exception!(didcore.errors, InputError);
 pyo3::import_exception!(didcore.errors, InternalError);
 pyo3::import_exception!(didcore.errors, PopulationError);
 pyo3::import_exception!(didcore.errors, ZeroPopulationError);
 
 fn to_py_err(err: CoreError) -> PyErr {
+    to_py_err_named(err, None)
+}
+
+/// `err` as a `didcore.errors` exception; `names` gives the extract's name of each column
+/// role (`provider_code` -> the column the caller named), for the messages that name one.
+fn to_py_err_named(err: CoreError, names: Option<&HashMap<String, String>>) -> PyErr {
     match err {
         CoreError::ZeroPopulation {
             stratum,
@@ -30,8 +45,45 @@ fn to_py_err(err: CoreError) -> PyErr {
             observed,
         } => ZeroPopulationError::new_err((err.to_string(), stratum, measure, observed)),
         CoreError::BadPopulation { .. } => PopulationError::new_err(err.to_string()),
-        CoreError::Shape(_) | CoreError::ThreadPool(_) => InternalError::new_err(err.to_string()),
+        CoreError::BadIndex {
+            column,
+            index,
+            dict_len,
+            batch,
+            batch_row,
+            row,
+        } => {
+            let name = names
+                .and_then(|n| n.get(column))
+                .map_or(column, String::as_str);
+            let entries = if dict_len == 1 { "entry" } else { "entries" };
+            CorruptInputError::new_err(format!(
+                "column '{name}': row {row} (row {batch_row} of batch {batch}) points to entry \
+                 {index} of its dictionary, which has {dict_len} {entries}: the file is corrupt \
+                 (or the Arrow data was built without checks); write it out again from its \
+                 source"
+            ))
+        }
+        CoreError::InvalidArgument(_) => InputError::new_err(err.to_string()),
+        CoreError::Shape(_) | CoreError::ThreadPool(_) | CoreError::Panic(_) => {
+            InternalError::new_err(err.to_string())
+        }
     }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Run an entry point's body, a panic in it becoming `InternalError`.
+fn guard<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|panic| Err(to_py_err(CoreError::Panic(panic_message(panic.as_ref())))))
 }
 
 /// A private rayon pool of `n_threads` workers.
@@ -62,18 +114,18 @@ fn detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, CoreError> + Send,
 ) -> PyResult<T> {
-    let result = py.detach(move || match catch_unwind(AssertUnwindSafe(work)) {
-        Ok(r) => r,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(ToString::to_string)
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(CoreError::Shape(format!("panic in the Rust core: {what}")))
-        }
-    });
-    result.map_err(to_py_err)
+    detached_core(py, work).map_err(to_py_err)
+}
+
+/// [`detached`], leaving the error a [`CoreError`] (a panic is [`CoreError::Panic`]).
+fn detached_core<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<T, CoreError> + Send,
+) -> Result<T, CoreError> {
+    py.detach(move || {
+        catch_unwind(AssertUnwindSafe(work))
+            .unwrap_or_else(|panic| Err(CoreError::Panic(panic_message(panic.as_ref()))))
+    })
 }
 
 fn default_threads(n_threads: Option<usize>) -> usize {
@@ -140,28 +192,37 @@ impl<T: numpy::Element> ValuesArg<'_, T> {
 pub struct PyAggregator {
     acc: Accumulator,
     pool: rayon::ThreadPool,
+    /// The extract's column of each role (`provider_code`, ...), for error messages.
+    names: HashMap<String, String>,
 }
 
 #[pymethods]
 impl PyAggregator {
     #[new]
-    #[pyo3(signature = (n_icb, n_measure, max_age=None, n_threads=None))]
+    #[pyo3(signature = (n_icb, n_measure, max_age=None, n_threads=None, column_names=None))]
     fn new(
         n_icb: usize,
         n_measure: usize,
         max_age: Option<i64>,
         n_threads: Option<usize>,
+        column_names: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
-        let n_threads = default_threads(n_threads);
-        let dims = Dims {
-            n_icb,
-            n_measure,
-            // no upper limit: every age from 90 up is in the 90+ band
-            max_age: max_age.unwrap_or(i64::MAX),
-        };
-        let acc = Accumulator::new(dims, n_threads).map_err(to_py_err)?;
-        let pool = build_pool(n_threads).map_err(to_py_err)?;
-        Ok(PyAggregator { acc, pool })
+        guard(|| {
+            let n_threads = default_threads(n_threads);
+            let dims = Dims {
+                n_icb,
+                n_measure,
+                // no upper limit: every age from 90 up is in the 90+ band
+                max_age: max_age.unwrap_or(i64::MAX),
+            };
+            let acc = Accumulator::new(dims, n_threads).map_err(to_py_err)?;
+            let pool = build_pool(n_threads).map_err(to_py_err)?;
+            Ok(PyAggregator {
+                acc,
+                pool,
+                names: column_names.unwrap_or_default(),
+            })
+        })
     }
 
     /// Rows counted so far.
@@ -204,61 +265,73 @@ impl PyAggregator {
         measure_masks: PyReadonlyArray1<'_, u64>,
         n_exam: usize,
     ) -> PyResult<()> {
-        let sex = match (&sex_coded, &sex_class, &sex_ints) {
-            (Some(c), Some(cls), None) => SexColumn::Coded {
-                column: c.view()?,
-                class: slice(cls, "sex_class")?,
-            },
-            (None, None, Some(i)) => SexColumn::Ints(i.view()?),
-            _ => {
-                return Err(PyValueError::new_err(
-                    "give either sex_coded with sex_class, or sex_ints",
-                ));
-            }
-        };
-        let age = match (&age_years, &birth, &test) {
-            (Some(a), None, None) => AgeColumn::Years(a.view()?),
-            (None, Some(b), Some(t)) => AgeColumn::Dates {
-                birth: b.view()?,
-                test: t.view()?,
-            },
-            _ => {
-                return Err(PyValueError::new_err(
-                    "give either age_years, or birth with test",
-                ));
-            }
-        };
-        let batch = Batch {
-            n_rows,
-            provider: provider.view()?,
-            provider_ids: slice(&provider_ids, "provider_ids")?,
-            provider_null_id,
-            practice: practice.view()?,
-            practice_class: slice(&practice_class, "practice_class")?,
-            lsoa: lsoa.view()?,
-            lsoa_icb: slice(&lsoa_icb, "lsoa_icb")?,
-            lsoa_imd: slice(&lsoa_imd, "lsoa_imd")?,
-            sex,
-            age,
-            modality: modality.view()?,
-            modality_ids: slice(&modality_ids, "modality_ids")?,
-            exam: exam.as_ref().map(CodedArg::view).transpose()?,
-            exam_ids: slice(&exam_ids, "exam_ids")?,
-            measure_masks: slice(&measure_masks, "measure_masks")?,
-            n_exam,
-        };
-        let acc = &mut self.acc;
-        run_detached(py, &self.pool, || acc.add(&batch, n_providers))
+        guard(|| {
+            let sex = match (&sex_coded, &sex_class, &sex_ints) {
+                (Some(c), Some(cls), None) => SexColumn::Coded {
+                    column: c.view()?,
+                    class: slice(cls, "sex_class")?,
+                },
+                (None, None, Some(i)) => SexColumn::Ints(i.view()?),
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "give either sex_coded with sex_class, or sex_ints",
+                    ));
+                }
+            };
+            let age = match (&age_years, &birth, &test) {
+                (Some(a), None, None) => AgeColumn::Years(a.view()?),
+                (None, Some(b), Some(t)) => AgeColumn::Dates {
+                    birth: b.view()?,
+                    test: t.view()?,
+                },
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "give either age_years, or birth with test",
+                    ));
+                }
+            };
+            let batch = Batch {
+                n_rows,
+                provider: provider.view()?,
+                provider_ids: slice(&provider_ids, "provider_ids")?,
+                provider_null_id,
+                practice: practice.view()?,
+                practice_class: slice(&practice_class, "practice_class")?,
+                lsoa: lsoa.view()?,
+                lsoa_icb: slice(&lsoa_icb, "lsoa_icb")?,
+                lsoa_imd: slice(&lsoa_imd, "lsoa_imd")?,
+                sex,
+                age,
+                modality: modality.view()?,
+                modality_ids: slice(&modality_ids, "modality_ids")?,
+                exam: exam.as_ref().map(CodedArg::view).transpose()?,
+                exam_ids: slice(&exam_ids, "exam_ids")?,
+                measure_masks: slice(&measure_masks, "measure_masks")?,
+                n_exam,
+            };
+            let (acc, pool, names) = (&mut self.acc, &self.pool, &self.names);
+            detached_core(py, || pool.install(|| acc.add(&batch, n_providers)))
+                .map_err(|e| to_py_err_named(e, Some(names)))
+        })
     }
 
-    /// Merge the workers' counts: a dict of flat int64 arrays `cube`, `provider_states`,
+    /// Merge the workers' counts: a dict of flat int64 arrays `cube`, `states` (the state
+    /// code of each column of the histograms), `provider_states` (`[provider][column]`),
     /// `icb_states`, `provider_icb`, and `n_providers`, `rows`.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guard(|| self.finish_dict(py))
+    }
+}
+
+impl PyAggregator {
+    fn finish_dict<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let acc = &mut self.acc;
         let total = run_detached(py, &self.pool, || Ok(acc.finish()))?;
         let out = PyDict::new(py);
         let as_i64 = |v: Vec<u64>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
         out.set_item("cube", PyArray1::from_vec(py, as_i64(total.cube)))?;
+        let states: Vec<i64> = total.states.iter().map(|&s| s as i64).collect();
+        out.set_item("states", PyArray1::from_vec(py, states))?;
         out.set_item(
             "provider_states",
             PyArray1::from_vec(py, as_i64(total.provider_states)),
@@ -322,21 +395,25 @@ impl PyTextEncoder {
         mut slf: PyRefMut<'py, Self>,
         strings: StringsArg<'py>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
-        let py = slf.py();
-        let view = strings.view()?;
-        let encoder = &mut slf.encoder;
-        let ids = detached(py, || encoder.encode(&view))?;
-        Ok(PyArray1::from_vec(py, ids))
+        guard(|| {
+            let py = slf.py();
+            let view = strings.view()?;
+            let encoder = &mut slf.encoder;
+            let ids = detached(py, || encoder.encode(&view))?;
+            Ok(PyArray1::from_vec(py, ids))
+        })
     }
 
     /// The dictionary: `(offsets int32, data uint8, index of the null entry or None)`.
-    fn dictionary<'py>(&self, py: Python<'py>) -> DictionaryParts<'py> {
-        let (offsets, data, null) = self.encoder.dictionary();
-        (
-            PyArray1::from_slice(py, offsets),
-            PyArray1::from_slice(py, data),
-            null,
-        )
+    fn dictionary<'py>(&self, py: Python<'py>) -> PyResult<DictionaryParts<'py>> {
+        guard(|| {
+            let (offsets, data, null) = self.encoder.dictionary();
+            Ok((
+                PyArray1::from_slice(py, offsets),
+                PyArray1::from_slice(py, data),
+                null,
+            ))
+        })
     }
 }
 
@@ -350,7 +427,11 @@ type DictionaryParts<'py> = (
 /// The decoded row states, int8 of shape `(N_STATES * 7,)`: for each state, source, outcome,
 /// no_practice, no_lsoa, missing_imd, missing_sex, missing_age.
 #[pyfunction]
-pub fn state_table(py: Python<'_>) -> Bound<'_, PyArray1<i8>> {
+pub fn state_table(py: Python<'_>) -> PyResult<Bound<'_, PyArray1<i8>>> {
+    guard(|| Ok(state_table_array(py)))
+}
+
+fn state_table_array(py: Python<'_>) -> Bound<'_, PyArray1<i8>> {
     let mut v = Vec::with_capacity(N_STATES * 7);
     for code in 0..N_STATES {
         let s = cube::decode_state(code);
@@ -387,9 +468,29 @@ pub fn expected_counts<'py>(
     n_groups: usize,
     n_threads: Option<usize>,
 ) -> PyResult<F64Pair<'py>> {
-    let o = slice(&observed, "observed")?;
-    let p = slice(&population, "population")?;
-    let g_raw = slice(&groups, "groups")?;
+    guard(|| {
+        expected_counts_body(
+            py,
+            &observed,
+            &population,
+            &groups,
+            (n_strata, n_measure, n_groups),
+            n_threads,
+        )
+    })
+}
+
+fn expected_counts_body<'py>(
+    py: Python<'py>,
+    observed: &PyReadonlyArray1<'py, f64>,
+    population: &PyReadonlyArray1<'py, f64>,
+    groups: &PyReadonlyArray1<'py, i64>,
+    (n_strata, n_measure, n_groups): (usize, usize, usize),
+    n_threads: Option<usize>,
+) -> PyResult<F64Pair<'py>> {
+    let o = slice(observed, "observed")?;
+    let p = slice(population, "population")?;
+    let g_raw = slice(groups, "groups")?;
     if let Some(&bad) = g_raw.iter().find(|&&g| g < 0) {
         return Err(InternalError::new_err(format!(
             "group index {bad} is negative"

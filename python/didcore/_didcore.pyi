@@ -45,7 +45,12 @@ class TextEncoder:
 @final
 class Aggregator:
     def __new__(
-        cls, n_icb: int, n_measure: int, max_age: int | None = None, n_threads: int | None = None
+        cls,
+        n_icb: int,
+        n_measure: int,
+        max_age: int | None = None,
+        n_threads: int | None = None,
+        column_names: dict[str, str] | None = None,
     ) -> Aggregator: ...
     @property
     def rows(self) -> int: ...

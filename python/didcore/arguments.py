@@ -13,7 +13,7 @@ from pathlib import Path
 
 from didcore.errors import InputError, UnreadableInputError
 
-__all__ = ["MAX_THREADS", "check_max_age", "check_path", "check_threads"]
+__all__ = ["MAX_THREADS", "check_max_age", "check_max_providers", "check_path", "check_threads"]
 
 #: The most counting threads accepted: beyond it a thread pool costs memory for nothing.
 MAX_THREADS = 1024
@@ -40,6 +40,15 @@ def check_max_age(value: object, name: str = "max_age") -> int | None:
     if not 0 <= age <= MAX_AGE_LIMIT:
         raise InputError(f"{name} must be {accepted}, not {age}")
     return age
+
+
+def check_max_providers(value: object, name: str = "max_providers") -> int:
+    """``max_providers``: a whole number from 1 to 2**31-1 (provider ids are 32-bit)."""
+    accepted = f"a whole number of provider codes from 1 to {2**31 - 1}"
+    n = _whole(value, name, accepted)
+    if not 1 <= n <= 2**31 - 1:
+        raise InputError(f"{name} must be {accepted}, not {n}")
+    return n
 
 
 def check_threads(value: object, name: str = "n_threads") -> int | None:

@@ -87,6 +87,8 @@ OTHER_PROVIDERS = "(other providers)"
 #: has a few hundred providers; each costs about 2 KB plus 1 KB per counting thread while
 #: counting (docs/architecture.md, "Memory"), so 20,000 bound that to tens of megabytes.
 MAX_PROVIDERS = 20_000
+#: How many folded provider codes are remembered, to count them for the warning.
+_FOLDED_KEPT = 100_000
 _DEFAULT_MAX_AGE: int | None = None
 
 # What a fractional number in an integer column is: completed years, rounded down (ages), or
@@ -366,6 +368,7 @@ def aggregate(
     *,
     columns: Columns | None = ...,
     max_age: int | None = ...,
+    max_providers: int = ...,
     n_threads: int | None = ...,
     progress: bool | None = ...,
     by_year: Literal[False] = ...,
@@ -382,6 +385,7 @@ def aggregate(
     *,
     columns: Columns | None = ...,
     max_age: int | None = ...,
+    max_providers: int = ...,
     n_threads: int | None = ...,
     progress: bool | None = ...,
     by_year: bool = ...,
@@ -397,6 +401,7 @@ def aggregate(
     *,
     columns: Columns | None = None,
     max_age: int | None = _DEFAULT_MAX_AGE,
+    max_providers: int = MAX_PROVIDERS,
     n_threads: int | None = None,
     progress: bool | None = None,
     by_year: bool = False,
@@ -422,6 +427,11 @@ def aggregate(
         Ages (in whole years) above this count as missing age, as negative ages always do.
         ``None`` (the default): no upper limit, every age from 90 up is in the 90+ band, as the
         publication bands them.
+    max_providers
+        Distinct provider codes counted one by one (default 20,000; England has a few
+        hundred providers). Further codes are counted together as one provider,
+        ``"(other providers)"``, with a :class:`~didcore.errors.TooManyProvidersWarning`:
+        memory stays bounded when the column holds something else (a patient identifier).
     n_threads
         Worker threads for counting (default: all cores).
     progress
@@ -446,9 +456,10 @@ def aggregate(
         rest is counted: the early guards (:func:`didcore.guards.early_guard`) raise there.
     """
     from didcore import _didcore
-    from didcore.arguments import check_max_age, check_threads
+    from didcore.arguments import check_max_age, check_max_providers, check_threads
 
     max_age = check_max_age(max_age)
+    max_providers = check_max_providers(max_providers)
     n_threads = check_threads(n_threads)
     lk = as_lookups(lookups)
     extract = open_extract(source, columns)
@@ -458,7 +469,9 @@ def aggregate(
         raise MeasureDefinitionError(
             f"{n_measures} measures defined; at most {_didcore.MAX_MEASURES} are supported"
         )
-    classifier = BatchClassifier(lk, cols, extract.use_age)
+    classifier = BatchClassifier(
+        lk, cols, extract.use_age, max_age=max_age, max_providers=max_providers
+    )
     _use_value_maps(classifier, lk, value_maps, on_first_batch)
     bar = _progress_bar(extract.total_rows, progress)
     if by_year or year is not None:
@@ -466,12 +479,22 @@ def aggregate(
 
         def new_aggregator() -> Any:
             return _didcore.Aggregator(
-                len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads
+                len(lk.icb_codes),
+                n_measures,
+                max_age=max_age,
+                n_threads=n_threads,
+                column_names=_role_names(cols),
             )
 
         years = aggregate_years(extract, lk, classifier, new_aggregator, bar=bar, year=year)
         return _with_profile(years, classifier)
-    agg = _didcore.Aggregator(len(lk.icb_codes), n_measures, max_age=max_age, n_threads=n_threads)
+    agg = _didcore.Aggregator(
+        len(lk.icb_codes),
+        n_measures,
+        max_age=max_age,
+        n_threads=n_threads,
+        column_names=_role_names(cols),
+    )
     # A pipeline of three threads: one reads batches (pyarrow decodes with the GIL released),
     # one classifies their dictionaries (Arrow kernels), and this one counts (Rust, GIL
     # released). Reading and classifying on one thread made each read wait for a
@@ -540,6 +563,13 @@ def _close(iterator: Any) -> None:
     close = getattr(iterator, "close", None)
     if close is not None:
         close()
+
+
+def _role_names(cols: Columns) -> dict[str, str]:
+    """The extract's column of each role, for the core's error messages."""
+    import dataclasses
+
+    return {f.name: str(getattr(cols, f.name)) for f in dataclasses.fields(cols)}
 
 
 def _progress_bar(total: int | None, progress: bool | None) -> Any:
@@ -932,8 +962,9 @@ class BatchClassifier:
         column, the first such row, its index and the dictionary's length.
 
         One pass over the indices, read in place: as unsigned numbers, negative indices are
-        huge, so their maximum tells both ends. Only when it is out of range are the rows
-        looked at one by one (a null row's index may hold anything).
+        huge, so their maximum tells both ends (or, for a dictionary longer than the index type's
+        largest value, the minimum alone). Only when that fails are the rows looked at one by
+        one (a null row's index may hold anything).
         """
         indices = arr.indices
         n = len(arr.dictionary)
@@ -941,10 +972,12 @@ class BatchClassifier:
         values, validity, offset = _buffers(indices, dtype)
         if not len(values):
             return
-        unsigned = values.view(dtype.str.replace("i", "u"))
-        if int(unsigned.max()) < n:
+        if dtype.kind == "i" and n > np.iinfo(dtype).max:  # only a negative index is outside
+            if int(values.min()) >= 0:
+                return
+        elif int(values.view(dtype.str.replace("i", "u")).max()) < n:
             return
-        bad = unsigned >= n
+        bad = (values < 0) | (values >= n) if dtype.kind == "i" else values >= n
         if validity is not None:
             bits = np.unpackbits(validity, bitorder="little")[offset : offset + len(values)]
             bad &= bits.astype(bool)
@@ -1014,8 +1047,20 @@ class BatchClassifier:
         return out.astype(np.int16)
 
     def _provider_id(self, code: str) -> int:
+        """The provider row of ``code``: its own while fewer than ``max_providers`` codes have
+        one ("(missing)" always has its own), else the shared "(other providers)" row.
+        Folded codes are not kept (memory stays bounded whatever the column holds), but the
+        first ``_FOLDED_KEPT`` are remembered to say how many there were.
+        """
         pid = self._providers.get(code)
         if pid is None:
+            if len(self._providers) >= self.max_providers and code != MISSING_PROVIDER:
+                if len(self._folded) < _FOLDED_KEPT:
+                    self._folded.add(code)
+                code = OTHER_PROVIDERS
+                pid = self._providers.get(code)
+                if pid is not None:
+                    return pid
             pid = self._providers[code] = len(self.provider_codes)
             self.provider_codes.append(code)
         return pid
@@ -1082,13 +1127,7 @@ class BatchClassifier:
             arr = self._numbers(name, arr, fractions)
             t = arr.type
         elif _is_text(pa, t):  # a CSV's ages (didcore.io reads them as text)
-            try:
-                arr = arr.cast(pa.int64())  # the usual case: digits (blank cells are null)
-            except pa.ArrowInvalid:  # spaces, "41.0", text: parse them
-                numbers, n_bad, example = _text_numbers(pa, arr)
-                if fractions == "floor":
-                    self._note_unreadable(name, n_bad, example)
-                arr = self._numbers(name, numbers, fractions)
+            arr = self._text_ints(name, arr, fractions)
             t = arr.type
         elif not pa.types.is_integer(t):
             raise ColumnTypeError(
@@ -1097,15 +1136,50 @@ class BatchClassifier:
         values, validity, offset = _buffers(arr, np.dtype(t.to_pandas_dtype()))
         if values.dtype != np.int32:
             info = np.iinfo(np.int32)
+            too_old = None
+            if fractions == "floor" and self.max_age is not None and values.dtype.itemsize >= 4:
+                # An age past max_age is missing however wide it is: decided here, before the
+                # clamping below would bring it within max_age (the core sees int32).
+                too_old = values > self.max_age
             if values.dtype.kind == "u" and values.dtype.itemsize >= 4:
                 values = np.minimum(values, info.max)
             elif values.dtype.itemsize > 4:
                 values = np.clip(values, info.min, info.max)
             values = values.astype(np.int32)
+            if too_old is not None:
+                values[too_old] = -1
         return values, validity, offset
 
+    def _text_ints(self, name: str, arr: Any, fractions: Fractions) -> Any:
+        """Numbers written as text as int64 (or float64 from ``_numbers``), text that is not a
+        number null and noted as unreadable for ages.
+
+        The usual case, digits alone (blank cells are null), is one cast. Arrow's cast to
+        integers also reads hexadecimal ("0x10" as 16), which is not an age, so the cast is
+        taken only when every value is ASCII digits: otherwise (spaces, signs, "41.0", hex,
+        text) each value is parsed as a decimal number, whatever the rest of the batch holds.
+        """
+        pa = self._pa
+        import pyarrow.compute as pc
+
+        if pc.all(pc.ascii_is_decimal(arr)).as_py() is not False:
+            try:
+                return arr.cast(pa.int64())
+            except pa.ArrowInvalid:  # more digits than int64 holds
+                pass
+        numbers, n_bad, example = _text_numbers(pa, arr)
+        if fractions == "floor":
+            self._note_unreadable(name, n_bad, example)
+        return self._numbers(name, numbers, fractions)
+
     def _numbers(self, name: str, arr: Any, fractions: Fractions) -> Any:
-        """``_whole_numbers``, noting an age column's infinities as unreadable."""
+        """``_whole_numbers``, noting an age column's infinities as unreadable.
+
+        An age past ``max_age`` is made -1 (missing) first, compared exactly: the clamping
+        into int32 that follows would otherwise bring a huge one within a huge ``max_age``.
+        """
+        if fractions == "floor" and self.max_age is not None:
+            arr = _past_max_age(self._pa, arr, self.max_age)
         arr, n_bad, example = _whole_numbers(self._pa, arr, fractions)
         if fractions == "floor":
             self._note_unreadable(name, n_bad, example)
@@ -1115,6 +1189,24 @@ class BatchClassifier:
         if n:
             seen = self.unreadable.setdefault(name, [0, example])
             seen[0] += n
+
+    def warn_too_many_providers(self) -> None:
+        """A :class:`~didcore.errors.TooManyProvidersWarning` if provider codes were folded."""
+        if not self._folded:
+            return
+        import warnings
+
+        n = len(self._folded)
+        folded = f"{n:,} more" if n < _FOLDED_KEPT else f"more than {n:,} further"
+        warnings.warn(
+            TooManyProvidersWarning(
+                f"column {self.columns.provider_code!r} holds more than "
+                f"{self.max_providers:,} distinct codes: {folded} codes were counted together "
+                f"as provider {OTHER_PROVIDERS!r}; is it the provider column? (raise "
+                "max_providers to count them one by one)"
+            ),
+            stacklevel=4,
+        )
 
     def warn_unreadable(self) -> None:
         """One :class:`~didcore.errors.UnreadableValuesWarning` per column that held values
@@ -1131,9 +1223,13 @@ class BatchClassifier:
                 ),
                 stacklevel=3,
             )
+        self.warn_too_many_providers()
 
     def _days(self, batch: pa.RecordBatch, name: str) -> tuple[Any, ...]:
-        arr, n_bad, example = _dates(self._pa, self._column(batch, name), name)
+        column = self._column(batch, name)
+        if self._pa.types.is_dictionary(column.type):
+            self._check_indices(name, column)
+        arr, n_bad, example = _dates(self._pa, column, name)
         self._note_unreadable(name, n_bad, example)
         return _buffers(arr, np.int32)
 
@@ -1204,6 +1300,24 @@ def _whole_numbers(pa: Any, arr: Any, fractions: Fractions) -> tuple[Any, int, A
     return arr.cast(pa.int64()), n_bad, example
 
 
+def _past_max_age(pa: Any, arr: Any, max_age: int) -> Any:
+    """A floating (or decimal) age column as float, each finite age whose completed years
+    exceed ``max_age`` replaced by -1 (a missing age).
+
+    ``floor(v) > max_age`` is decided exactly although ``float(max_age)`` may be rounded: if
+    it was rounded up, the ages past ``max_age`` are those from it on; if down, those above it.
+    """
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_float32(arr.type) or pa.types.is_float64(arr.type)):
+        arr = arr.cast(pa.float64())
+    limit = float(max_age)
+    years = pc.floor(arr)
+    past = pc.greater_equal(years, limit) if limit > max_age else pc.greater(years, limit)
+    past = pc.and_(past, pc.is_finite(arr)).fill_null(False)
+    return pc.if_else(past, pa.scalar(-1.0, arr.type), arr)
+
+
 def _rows_holding(n: int, what: str) -> str:
     """How many rows of a column are bad, for an error message: "1 row holds ..." or
     "2,345 rows hold ..." (``what`` is worded for one value).
@@ -1231,9 +1345,13 @@ def _text_numbers(pa: Any, arr: Any) -> tuple[Any, int, Any]:
 
     text = _blank_to_null(pa, arr)
     try:
-        return text.cast(pa.float64()), 0, None  # the usual case: numbers throughout
+        numbers = text.cast(pa.float64())
     except pa.ArrowInvalid:
-        pass
+        numbers = None
+    # the usual case, numbers throughout; but the cast also reads "nan" and "inf", which are
+    # not numbers here (as in didcore.reference): those go through the pattern below
+    if numbers is not None and pc.all(pc.is_finite(numbers)).as_py() is not False:
+        return numbers, 0, None
     number = pc.match_substring_regex(text, _NUMBER_TEXT)
     bad = pc.invert(number.fill_null(True))
     n_bad = pc.sum(bad).as_py() or 0

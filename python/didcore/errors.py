@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "ColumnTypeError",
+    "CorruptInputError",
     "DidcoreError",
     "GuardError",
     "InputError",
@@ -20,6 +21,7 @@ __all__ = [
     "MissingColumnError",
     "OutputError",
     "PopulationError",
+    "TooManyProvidersWarning",
     "UnreadableInputError",
     "UnreadableValuesWarning",
     "ZeroPopulationError",
@@ -51,6 +53,14 @@ class ColumnTypeError(InputError, TypeError):
 
 class UnreadableInputError(InputError, OSError):
     """A file is missing, unreadable, corrupt or in an unknown format."""
+
+
+class CorruptInputError(InputError):
+    """An extract's data contradicts itself: a dictionary-encoded column whose row points to
+    a dictionary value that does not exist (a corrupt Parquet file pyarrow reads without
+    complaint, or an Arrow array built without checks). Write the file out again from its
+    source. No row of the batch at fault is counted.
+    """
 
 
 class LookupConflictError(InputError):
@@ -95,4 +105,14 @@ class UnreadableValuesWarning(UserWarning):
     8601) and were counted as missing, as dirty values must not stop a run; the message says
     which column, how many rows and an example. Turn it into an error with
     ``warnings.simplefilter("error", UnreadableValuesWarning)``.
+    """
+
+
+class TooManyProvidersWarning(UserWarning):
+    """The provider column held more distinct codes than ``aggregate(max_providers=...)``
+    (20,000 by default; England has a few hundred providers): the codes past that number were
+    counted together as one provider, ``"(other providers)"``, so that memory stays bounded
+    (a patient identifier in the provider column would otherwise need a row per patient).
+    Every record is still counted; the message says how many codes were folded. Check the
+    column mapping (:class:`~didcore.io.Columns`).
     """
