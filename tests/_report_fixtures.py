@@ -595,5 +595,7 @@ def write_small_inputs(root: Path, *, rows: int = 20_000, seed: int = 0) -> dict
                     pop_rows["imd_quintile"].append(q)
                     pop_rows["population"].append(int(rng.integers(400, 3000)))
     pop = root / "population.csv"
-    pcsv.write_csv(pa.table(pop_rows), pop)
+    # the year the extract's test dates fall in (the population-year guard checks it)
+    table = pa.table(pop_rows).append_column("year", pa.array(["2023/24"] * len(pop_rows["sex"])))
+    pcsv.write_csv(table, pop)
     return {"extract": ext, "lookups": lk, "population": pop}
