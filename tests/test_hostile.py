@@ -270,3 +270,482 @@ def test_unreadable_column_types_are_named(
     assert str(array.type)[:4] in str(info.value)
     if form == "parquet":
         assert "t.parquet" in str(info.value)
+
+
+# ---------------------------------------------------------------------- 4. streams
+
+
+class _Stream:
+    """An object exporting ``reader`` through the Arrow C stream interface."""
+
+    def __init__(self, reader: Any) -> None:
+        self._make = reader
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._make().__arrow_c_stream__(requested_schema)
+
+
+def test_a_stream_that_breaks_part_way_names_the_batch() -> None:
+    table = _table(8)
+
+    def batches() -> Any:
+        yield table.to_batches()[0].slice(0, 4)
+        raise pa.ArrowInvalid("connection reset by peer")
+
+    source = _Stream(lambda: pa.RecordBatchReader.from_batches(table.schema, batches()))
+    with pytest.raises(errors.UnreadableInputError) as info:
+        didcore.aggregate(source, LOOKUPS)
+    message = str(info.value)
+    assert "batch 2" in message and "4 rows" in message
+    assert "connection reset by peer" in message
+    assert "\n" not in message
+
+
+def test_a_stream_whose_later_batch_lacks_a_column_is_named() -> None:
+    table = _table(4)
+
+    def batches() -> Any:
+        yield from table.to_batches()
+        yield table.drop(["sex"]).to_batches()[0]
+
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    with pytest.raises(errors.InputError, match=r"batch 2.*'sex'"):
+        didcore.aggregate(reader, LOOKUPS)
+
+
+def test_a_stream_whose_later_batch_changes_a_type_is_named() -> None:
+    table = _table(4)
+    nested = table.set_column(4, "age", pa.array([[1]] * 4, pa.list_(pa.int64())))
+
+    def batches() -> Any:
+        yield from table.to_batches()
+        yield nested.to_batches()[0]
+
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    with pytest.raises(errors.ColumnTypeError, match=r"batch 2: column 'age' has type list"):
+        didcore.aggregate(reader, LOOKUPS)
+
+
+def test_a_capsule_of_another_kind_is_refused() -> None:
+    class WrongCapsule:
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            return pa.array([1]).__arrow_c_array__()[0]  # an ArrowSchema capsule
+
+    with pytest.raises(errors.UnreadableInputError, match=r"WrongCapsule.*__arrow_c_stream__"):
+        didcore.aggregate(WrongCapsule(), LOOKUPS)
+
+    class NoCapsule:
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            return None
+
+    with pytest.raises(errors.UnreadableInputError, match="NoCapsule"):
+        didcore.aggregate(NoCapsule(), LOOKUPS)
+
+
+def test_to_arrow_returning_itself_is_refused() -> None:
+    class Loop:
+        def to_arrow(self) -> Any:
+            return self
+
+    with pytest.raises(errors.UnreadableInputError, match=r"Loop: its to_arrow\(\)"):
+        didcore.aggregate(Loop(), LOOKUPS)
+
+    class Chain:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def to_arrow(self) -> Any:
+            return Chain(self.n + 1)
+
+    with pytest.raises(errors.UnreadableInputError, match="Chain"):
+        didcore.aggregate(Chain(0), LOOKUPS)
+
+
+class PanicException(BaseException):
+    """What a Rust panic inside another library's export surfaces as (pyo3's type)."""
+
+
+def test_a_panic_in_another_library_is_an_input_error() -> None:
+    class Panics:
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            raise PanicException("called `Option::unwrap()` on a `None` value")
+
+    with pytest.raises(errors.UnreadableInputError, match=r"Panics.*unwrap"):
+        didcore.aggregate(Panics(), LOOKUPS)
+
+    table = _table(4)
+
+    def batches() -> Any:
+        yield from table.to_batches()
+        raise PanicException("index out of bounds")
+
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    with pytest.raises(errors.UnreadableInputError, match=r"batch 2.*index out of bounds"):
+        didcore.aggregate(reader, LOOKUPS)
+
+
+def test_keyboard_interrupt_in_a_stream_is_not_swallowed() -> None:
+    class Interrupted:
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        didcore.aggregate(Interrupted(), LOOKUPS)
+
+
+# ---------------------------------------------------------------------- 5. categoricals
+
+
+@pytest.mark.parametrize(
+    "value_type", [pa.string_view(), pa.large_string(), pa.binary_view(), pa.large_binary()]
+)
+@pytest.mark.parametrize("column", ["age", "sex", "provider_code", "modality", "date_of_birth"])
+def test_dictionaries_of_any_text_type_are_counted(value_type: pa.DataType, column: str) -> None:
+    """dictionary<string_view> (a polars Categorical) ages or dates raised
+    ArrowNotImplementedError: now counted, equal to the plain column."""
+    table = _table(40, age=[str(a) for a in range(40)] + [], sex=["1", "2", "x", None] * 10)
+    dob = pa.array([dt.date(1980 + i % 40, 1 + i % 12, 1) for i in range(40)])
+    if column == "date_of_birth":
+        table = table.drop(["age"]).append_column("date_of_birth", pc.cast(dob, pa.string()))
+    plain = didcore.aggregate(table, LOOKUPS)
+    encoded = pc.cast(table[column], pa.string()).combine_chunks().dictionary_encode()
+    typed = pa.DictionaryArray.from_arrays(encoded.indices, encoded.dictionary.cast(value_type))
+    i = table.schema.get_field_index(column)
+    cube = didcore.aggregate(table.set_column(i, column, typed), LOOKUPS)
+    assert cube == plain
+    assert cube.exclusions == plain.exclusions
+    _conserved(cube)
+
+
+def test_a_polars_categorical_is_counted() -> None:
+    pl = pytest.importorskip("polars")
+    table = _table(40, age=[str(a) for a in range(40)])
+    plain = didcore.aggregate(table, LOOKUPS)
+    frame = pl.from_arrow(table).with_columns(
+        pl.col("age").cast(pl.Categorical), pl.col("provider_code").cast(pl.Categorical)
+    )
+    assert didcore.aggregate(frame, LOOKUPS) == plain
+
+
+# ---------------------------------------------------------------------- 8. arguments
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"max_age": 2**63}, "max_age"),
+        ({"max_age": -1}, "max_age"),
+        ({"max_age": 40.5}, "max_age"),
+        ({"max_age": "90"}, "max_age"),
+        ({"max_age": True}, "max_age"),
+        ({"n_threads": -1}, "n_threads"),
+        ({"n_threads": 0}, "n_threads"),
+        ({"n_threads": 2**64}, "n_threads"),
+        ({"n_threads": 2.0}, "n_threads"),
+        ({"n_threads": "4"}, "n_threads"),
+        ({"n_threads": False}, "n_threads"),
+    ],
+)
+def test_bad_counting_options_are_input_errors(kwargs: dict[str, Any], words: str) -> None:
+    with pytest.raises(errors.InputError, match=words) as info:
+        didcore.aggregate(_table(), LOOKUPS, **kwargs)
+    assert "from" in str(info.value)  # the accepted range
+
+
+def test_the_widest_accepted_options_count() -> None:
+    cube = didcore.aggregate(_table(), LOOKUPS, max_age=2**63 - 1, n_threads=1)
+    assert cube.exclusions["included"] == 4
+
+
+@pytest.mark.parametrize("lookups", [3, b"lookups", {"practice_icb": 1}, 2.5])
+def test_bad_lookups_arguments_are_input_errors(lookups: Any) -> None:
+    with pytest.raises(errors.InputError, match="lookups"):
+        didcore.aggregate(_table(), lookups)
+
+
+@pytest.mark.parametrize(
+    "path", ["x" * 300, "a/" + "y" * 256 + "/e.parquet", "e\0.parquet", "/" + "z/" * 2100]
+)
+def test_unusable_paths_are_input_errors(path: str, lookups_dir: Path) -> None:
+    with pytest.raises(errors.UnreadableInputError, match="extract"):
+        didcore.aggregate(path, LOOKUPS)
+    with pytest.raises(errors.UnreadableInputError, match="lookups folder"):
+        didcore.aggregate(_table(), path)
+
+
+def test_a_path_of_bytes_is_refused() -> None:
+    with pytest.raises(errors.InputError):
+        didcore.aggregate(b"extract.parquet", LOOKUPS)
+
+
+@pytest.mark.parametrize(
+    "option", [["--max-age", "99999999999999999999"], ["--threads", "-1"], ["--threads", "x"]]
+)
+def test_bad_command_line_numbers_exit_2_with_one_line(
+    tmp_path: Path, lookups_dir: Path, option: list[str]
+) -> None:
+    extract = tmp_path / "e.parquet"
+    pq.write_table(_table(), extract)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "didcore", "cube", str(extract)),
+            *("--lookups", str(lookups_dir), "--out", str(tmp_path / "out"), *option),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and option[0] in lines[0] and "whole number" in lines[0]
+
+
+# ---------------------------------------------------------------------- 9. valid input
+
+
+@pytest.mark.parametrize("encoding", ["DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY"])
+def test_delta_encoded_text_columns_are_read(tmp_path: Path, encoding: str) -> None:
+    """Parquet v2 writers' DELTA encodings were refused ("DecodeArrow of DictAccumulator"):
+    counted now, as the dictionary-encoded file is."""
+    table = _table(40, lsoa11=["E01000001", "E01000002", "E01000003", "E01000005"] * 10)
+    pq.write_table(table, tmp_path / "dict.parquet", row_group_size=16)
+    text = ["provider_code", "gp_practice_code", "lsoa11", "sex", "modality", "exam_code"]
+    pq.write_table(
+        table,
+        tmp_path / "delta.parquet",
+        row_group_size=16,
+        use_dictionary=False,
+        column_encoding=dict.fromkeys(text, encoding),
+        data_page_version="2.0",
+    )
+    encodings = pq.ParquetFile(tmp_path / "delta.parquet").metadata.row_group(0).column(0)
+    assert encoding in encodings.encodings
+    cube = didcore.aggregate(tmp_path / "delta.parquet", LOOKUPS)
+    assert cube == didcore.aggregate(tmp_path / "dict.parquet", LOOKUPS)
+    assert cube.exclusions["rows_read"] == 40
+
+
+def test_a_csv_header_over_64_kib_is_read(tmp_path: Path) -> None:
+    table = _table(8).append_column("x" * 70_000, pa.array(["1"] * 8))
+    path = tmp_path / "wide.csv"
+    pacsv.write_csv(table, path)
+    cube = didcore.aggregate(path, LOOKUPS)
+    assert cube.exclusions["rows_read"] == 8 == cube.exclusions["included"]
+
+
+def test_a_csv_first_row_over_64_kib_is_read(tmp_path: Path) -> None:
+    table = _table(8).append_column("note", pa.array(["n" * 70_000] * 8))
+    path = tmp_path / "long.csv"
+    pacsv.write_csv(table, path)
+    assert didcore.aggregate(path, LOOKUPS).exclusions["included"] == 8
+
+
+# ---------------------------------------------------------------------- 6. text encodings
+
+
+def _csv_text(table: pa.Table) -> str:
+    return (
+        "\n".join(
+            [",".join(table.column_names)]
+            + [
+                ",".join("" if v is None else str(v) for v in row.values())
+                for row in table.to_pylist()
+            ]
+        )
+        + "\n"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_csv_files_with_a_byte_order_mark_are_read(tmp_path: Path, encoding: str) -> None:
+    """UTF-16 files (Excel's "Unicode text") were a UnicodeDecodeError: transcoded now."""
+    table = _table(8)
+    path = tmp_path / "e.csv"
+    data = _csv_text(table).encode(encoding)
+    if encoding in ("utf-16-le", "utf-16-be"):  # their BOM written by hand
+        data = "\ufeff".encode(encoding) + data
+    path.write_bytes(data)
+    cube = didcore.aggregate(path, LOOKUPS)
+    assert cube.exclusions["included"] == 8
+
+
+def test_a_csv_header_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    text = _csv_text(_table(4)).replace("provider_code", "provider_c\xf6de", 1)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(errors.UnreadableInputError, match=r"e\.csv.*header.*not UTF-8"):
+        didcore.aggregate(path, LOOKUPS)
+
+
+def test_a_csv_value_that_is_not_utf8_names_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    text = _csv_text(_table(4)).replace("RWF", "RW\xf6", 1)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(errors.UnreadableInputError, match=r"e\.csv.*'provider_code'.*UTF-8"):
+        didcore.aggregate(path, LOOKUPS)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_lookup_files_with_a_byte_order_mark_are_read(lookups_dir: Path, encoding: str) -> None:
+    from didcore.lookup import Lookups
+
+    expected = Lookups.read(lookups_dir)
+    for path in lookups_dir.iterdir():
+        path.write_bytes(path.read_text().encode(encoding))
+    got = Lookups.read(lookups_dir)
+    assert got.practice_icb == expected.practice_icb
+    assert got.lsoa_quintile == expected.lsoa_quintile
+
+
+def test_a_lookup_header_that_is_not_utf8_is_named(lookups_dir: Path) -> None:
+    from didcore.lookup import Lookups
+
+    path = lookups_dir / "practice_icb.csv"
+    path.write_bytes(b"gp_practice_c\xf6de,icb_code\nA81001,QAA\n")
+    with pytest.raises(errors.UnreadableInputError, match=r"practice_icb\.csv.*not UTF-8"):
+        Lookups.read(lookups_dir)
+
+
+def test_a_lookup_header_over_64_kib_is_read(lookups_dir: Path) -> None:
+    from didcore.lookup import Lookups
+
+    path = lookups_dir / "other_practices.csv"
+    path.write_text("gp_practice_code," + "n" * 70_000 + "\nW91001,1\n")
+    assert "W91001" in Lookups.read(lookups_dir).other_practices
+
+
+def test_a_population_with_a_byte_order_mark_or_bad_header(tmp_path: Path) -> None:
+    from didcore.population import Population
+
+    rows = "icb_code,sex,age_band,imd_quintile,population\nQAA,1,40-44,1,100\n"
+    path = tmp_path / "pop.csv"
+    path.write_bytes(rows.encode("utf-16"))
+    with pytest.warns(UserWarning):  # QBB and QCC have no rows
+        pop = Population.read(path, ICBS)
+    assert pop.total == 100
+    path.write_bytes(rows.replace("population", "populati\xf6n", 1).encode("latin-1"))
+    with pytest.raises(errors.UnreadableInputError, match=r"pop\.csv.*not UTF-8"):
+        Population.read(path, ICBS)
+
+
+def test_invalid_utf8_in_a_parquet_dictionary_names_the_column(tmp_path: Path) -> None:
+    """A string column whose bytes are not UTF-8 (a writer that does not check) was a
+    UnicodeDecodeError or ArrowInvalid: a ColumnTypeError naming the column."""
+    n = 8
+    data = b"RM3" * (n - 1) + b"\xff\xfe\xfd"
+    offsets = pa.array([3 * i for i in range(n + 1)], pa.int32()).buffers()[1]
+    bad = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(data))
+    table = _table(n).set_column(0, "provider_code", bad)
+    for name, source in (("table", table), ("parquet", tmp_path / "bad.parquet")):
+        if name == "parquet":
+            pq.write_table(table, source)
+        with pytest.raises(errors.ColumnTypeError, match=r"'provider_code'.*UTF-8"):
+            didcore.aggregate(source, LOOKUPS)
+
+
+# ---------------------------------------------------------------------- 7. measures
+
+
+def test_a_numeric_measures_column_is_read_as_text(lookups_dir: Path) -> None:
+    from didcore.lookup import Lookups
+
+    pq.write_table(
+        pa.table(
+            {
+                "measure": pa.array([1, 2], pa.int64()),
+                "kind": ["modality", "edoc"],
+                "modality": ["Plain Radiography", "Plain Radiography"],
+                "exam_code": pa.array([None, 123], pa.int64()),
+            }
+        ),
+        lookups_dir / "measures.parquet",
+    )
+    lk = Lookups.read(lookups_dir)
+    assert lk.measures == ("1", "2")
+    assert lk.measures_of("Plain Radiography", "123") == [0, 1]
+
+
+def test_a_nested_measures_column_is_a_measure_error(lookups_dir: Path) -> None:
+    from didcore.lookup import Lookups
+
+    pq.write_table(
+        pa.table(
+            {
+                "measure": pa.array([["x"]], pa.list_(pa.string())),
+                "kind": ["modality"],
+                "modality": ["Plain Radiography"],
+            }
+        ),
+        lookups_dir / "measures.parquet",
+    )
+    with pytest.raises(errors.MeasureDefinitionError, match=r"measure.*list"):
+        Lookups.read(lookups_dir)
+
+
+# ---------------------------------------------------------------------- 11. reference
+
+
+def test_the_reference_counts_decimal_sex_codes() -> None:
+    """The README says decimal sex 1/2 are counted: the reference agreed with the fast path
+    only on floats; now on decimals too (1.5 and NaN stay missing)."""
+    from didcore.reference.cube import aggregate_reference
+
+    sexes = [Decimal("1"), Decimal("2.0"), Decimal("1.5"), None]
+    table = _table(4, sex=pa.array(sexes, pa.decimal128(4, 1)))
+    fast = didcore.aggregate(table, LOOKUPS)
+    ref = aggregate_reference(table.to_pylist(), LOOKUPS)
+    assert fast.exclusions["no_sex"] == ref.exclusions["no_sex"] == 2
+    assert fast.exclusions["included"] == ref.exclusions["included"] == 2
+
+
+# ---------------------------------------------------------------------- 10. injection
+
+
+HOSTILE_CODES = ['=HYPERLINK("HTTP://EXAMPLE.COM","X")', "+1", "-2", "@SUM(A1)", "=1+2"]
+
+
+def test_extract_values_never_become_formulas(tmp_path: Path) -> None:
+    """Provider codes reach Annex A's tables: in the workbook they are text (never a formula
+    cell) with Excel's quote prefix; in the CSV files exact, and in double quotes."""
+    from openpyxl import load_workbook
+
+    from _report_fixtures import write_small_inputs
+    from didcore.quality import QualityThresholds
+    from didcore.report.pipeline import run_report
+
+    inputs = write_small_inputs(tmp_path / "in", rows=3000)
+    extract = pq.read_table(inputs["extract"])
+    codes = extract["provider_code"].combine_chunks().dictionary_encode()
+    hostile = pa.array(
+        [HOSTILE_CODES[i % len(HOSTILE_CODES)] for i in range(len(codes.dictionary))]
+    )
+    poisoned = pa.DictionaryArray.from_arrays(codes.indices, hostile).cast(pa.string())
+    extract = extract.set_column(
+        extract.schema.get_field_index("provider_code"), "provider_code", poisoned
+    )
+    pq.write_table(extract, inputs["extract"])
+    zero = QualityThresholds(**dict.fromkeys(vars(QualityThresholds()), 0))
+    result = run_report(
+        [inputs["extract"]],
+        lookups=inputs["lookups"],
+        population=inputs["population"],
+        out_dir=tmp_path / "out",
+        formats=("csv", "xlsx"),
+        thresholds=zero,
+        population_year="2023/24",
+        quiet=True,
+    )
+    wb = load_workbook(result.out_dir / "annex_b.xlsx")
+    seen = set()
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (ws.title, cell.coordinate, cell.value)
+                if cell.value in HOSTILE_CODES:
+                    seen.add(cell.value)
+                    assert cell.quotePrefix
+    assert seen == set(HOSTILE_CODES)
+    a2 = (result.out_dir / "annex_a_table_a2.csv").read_text()
+    assert '"=1+2"' in a2 and '"+1"' in a2 and '"@SUM(A1)"' in a2
+    read = pacsv.read_csv(result.out_dir / "annex_a_table_a2.csv")
+    assert set(read["provider_code"].to_pylist()) == set(HOSTILE_CODES)

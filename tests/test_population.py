@@ -233,7 +233,7 @@ def test_missing_columns_and_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(UnreadableInputError, match="cannot read"):
         Population.read(tmp_path / "bad.parquet", CODES)
-    with pytest.raises(TypeError):
+    with pytest.raises(UnreadableInputError, match="got int"):  # an InputError (issue 12)
         Population.read(42, CODES)
 
 

@@ -748,7 +748,25 @@ class BatchClassifier:
 
     # ------------------------------------------------------------------ per batch
     def classify(self, batch: pa.RecordBatch) -> dict[str, Any]:
-        """Keyword arguments for ``Aggregator.add_batch`` for this batch."""
+        """Keyword arguments for ``Aggregator.add_batch`` for this batch.
+
+        Text whose bytes are not UTF-8 (a Parquet or in-memory string column from a writer
+        that does not check) fails deep inside Arrow's kernels or Python's decoder; that is
+        turned into a :class:`ColumnTypeError` naming the column (found only then, so valid
+        input pays nothing for the check).
+        """
+        try:
+            return self._classify(batch)
+        except (UnicodeDecodeError, self._pa.ArrowInvalid) as exc:
+            if isinstance(exc, self._pa.ArrowInvalid) and "utf8" not in str(exc).lower():
+                raise
+            for name, arr in zip(batch.schema.names, batch.columns, strict=True):
+                problem = _not_utf8(self._pa, arr)
+                if problem:
+                    raise ColumnTypeError(f"column {name!r}: {problem}") from exc
+            raise
+
+    def _classify(self, batch: pa.RecordBatch) -> dict[str, Any]:
         c = self.columns
         args: dict[str, Any] = {"n_rows": batch.num_rows}
         self._rows_before += self._batch_rows
@@ -1162,6 +1180,8 @@ class BatchClassifier:
         pa = self._pa
         import pyarrow.compute as pc
 
+        if pa.types.is_string_view(arr.type):  # the string kernels take string and large_string
+            arr = arr.cast(pa.string())
         if pc.all(pc.ascii_is_decimal(arr)).as_py() is not False:
             try:
                 return arr.cast(pa.int64())
@@ -1393,6 +1413,27 @@ def _text_dates(pa: Any, arr: Any) -> tuple[Any, int, Any]:
 # What may follow an ISO date in a date-time: nothing, or a time (hours, minutes, seconds,
 # fractions) after "T" or a space, then a UTC offset or "Z".
 _ISO_TIME = re.compile(r"^([T ]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
+
+
+def _not_utf8(pa: Any, arr: Any) -> str:
+    """What :func:`_bad_utf8` says of a text column (or dictionary of text) holding bytes
+    that are not UTF-8; empty when it holds none (or is not text).
+    """
+    t = arr.type
+    values = arr.dictionary if pa.types.is_dictionary(t) else arr
+    if not _is_text(pa, values.type):
+        return ""
+    try:
+        values.validate(full=True)
+        return ""
+    except pa.ArrowInvalid:
+        pass
+    as_bytes = values.cast(pa.large_binary()) if not pa.types.is_string_view(values.type) else (
+        values.cast(pa.string()).cast(pa.large_binary())
+    )
+    if pa.types.is_dictionary(t):
+        as_bytes = pa.DictionaryArray.from_arrays(arr.indices, as_bytes, safe=False)
+    return _bad_utf8(as_bytes)
 
 
 def _bad_utf8(arr: Any) -> str:

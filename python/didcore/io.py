@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -611,7 +611,7 @@ def _csv_batches(
     yield from reader
 
 
-def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+def prefetch(items: Iterator[Any], depth: int = 2) -> Generator[Any, None, None]:
     """Iterate ``items`` on a background thread, up to ``depth`` ahead.
 
     Reading (pyarrow) and counting (Rust) both release the interpreter, so reading batch k+1

@@ -47,7 +47,7 @@ from didcore.errors import (
     MissingColumnError,
     UnreadableInputError,
 )
-from didcore.io import is_binary_type
+from didcore.io import csv_column_names, csv_encoding, is_binary_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,7 +195,12 @@ class Lookups:
             raise UnreadableInputError(f"lookups folder {root} does not exist or is not a folder")
         tables: dict[str, pa.Table] = {}
         for name in _TABLES:
-            path = _find_table(root, name)
+            try:
+                path = _find_table(root, name)
+            except OSError as exc:  # a folder that cannot be listed
+                if isinstance(exc, UnreadableInputError):
+                    raise
+                raise UnreadableInputError(f"cannot read lookups folder {root}: {exc}") from exc
             if path is not None:
                 tables[name] = _read_table(path)
         for name in _REQUIRED:
@@ -375,6 +380,10 @@ def _find_table(root: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+# Bytes of a lookup CSV parsed at a time: a line longer than this cannot be read.
+_LOOKUP_BLOCK_BYTES = 16 << 20
+
+
 def _read_table(path: Path) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -385,12 +394,20 @@ def _read_table(path: Path) -> pa.Table:
         if path.name.endswith((".parquet", ".pq")):
             return pq.read_table(path)
         # Every column as text: codes such as 01A or 0001 must not be read as numbers. The
-        # streaming reader parses only the first block to learn the column names.
-        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as head:
-            names = list(head.schema.names)
+        # streaming reader parses only the first block to learn the column names. A file
+        # with a UTF-16 byte-order mark is transcoded; a header that is not UTF-8 is an error.
+        names = csv_column_names(path)
         types = {name: pa.string() for name in names}
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
-    except (OSError, pa.ArrowInvalid) as exc:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                encoding=csv_encoding(path), block_size=_LOOKUP_BLOCK_BYTES
+            ),
+            convert_options=pacsv.ConvertOptions(column_types=types),
+        )
+    except UnreadableInputError:
+        raise
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         text = str(exc)
         if "utf8" in text.lower():
             column = re.search(r"column #(\d+)", text)
@@ -771,8 +788,32 @@ def _shipped_measures() -> pa.Table:
         return _read_table(Path(p))
 
 
+def _measures_as_text(table: pa.Table) -> pa.Table:
+    """The measures table with its columns as text: a name or exam code written as a number
+    (a spreadsheet's ``123``, a Parquet integer column) is the text it shows. A column that
+    cannot be text (lists, structs) is a :class:`MeasureDefinitionError`.
+    """
+    import pyarrow as pa
+
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if name not in ("measure", "kind", "modality", "exam_code"):
+            continue
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            continue
+        try:
+            text = column.cast(pa.string())
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
+            raise MeasureDefinitionError(
+                f"measures: column {name} has type {column.type}; expected text"
+            ) from exc
+        table = table.set_column(i, name, text)
+    return table
+
+
 def _measure_rules(table: pa.Table) -> tuple[MeasureRule, ...]:
     _require(table, "measures", ("measure", "kind", "modality"))
+    table = _measures_as_text(table)
     if "exam_code" not in table.column_names:
         # Without the column every EDOC measure would silently count its whole modality.
         edoc = [k for k in table.column("kind").to_pylist() if (k or "").strip().lower() == "edoc"]

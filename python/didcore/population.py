@@ -299,15 +299,25 @@ def _source_name(source: Any) -> str:
 def _load(source: Any) -> pa.Table:
     import pyarrow as pa
 
+    from didcore.arguments import check_path
+    from didcore.io import _first_line, _foreign_failure
+
     if isinstance(source, pa.Table):
         return source
-    if isinstance(source, pa.RecordBatchReader):
-        return source.read_all()
     if isinstance(source, (str, os.PathLike)):
-        return _load_path(Path(source))
-    if hasattr(source, "__arrow_c_stream__"):
-        return pa.table(source)
-    raise TypeError(
+        return _load_path(check_path(source, "population file"))
+    if isinstance(source, pa.RecordBatchReader) or hasattr(source, "__arrow_c_stream__"):
+        try:
+            if isinstance(source, pa.RecordBatchReader):
+                return source.read_all()
+            return pa.table(source)
+        except BaseException as exc:
+            if not _foreign_failure(exc):
+                raise
+            raise UnreadableInputError(
+                f"cannot read the population from {type(source).__name__}: {_first_line(exc)}"
+            ) from exc
+    raise UnreadableInputError(
         "population source must be a path, a pyarrow Table or RecordBatchReader, or an object "
         f"with __arrow_c_stream__; got {type(source).__name__}"
     )
@@ -318,7 +328,13 @@ def _load_path(path: Path) -> pa.Table:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    if not path.exists():
+    from didcore.io import CSV_BLOCK_BYTES, csv_column_names, csv_encoding
+
+    try:
+        exists = path.exists()
+    except OSError as exc:
+        raise UnreadableInputError(f"cannot read population file {str(path)!r}: {exc}") from exc
+    if not exists:
         raise UnreadableInputError(f"population file {str(path)!r} does not exist")
     lower = path.name.lower()
     try:
@@ -326,9 +342,14 @@ def _load_path(path: Path) -> pa.Table:
             return pq.read_table(path)
         if lower.endswith(_CSV_SUFFIXES):
             delimiter = "\t" if lower.endswith(".tsv") else ","
+            parse = pacsv.ParseOptions(delimiter=delimiter)
+            csv_column_names(path, parse)  # a header that is not UTF-8 is named as such
             return pacsv.read_csv(
                 path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                read_options=pacsv.ReadOptions(
+                    encoding=csv_encoding(path), block_size=CSV_BLOCK_BYTES
+                ),
+                parse_options=parse,
                 # strings stay strings so that values like "05-09" or "1,2" reach our parsers
                 convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
             )
@@ -336,8 +357,14 @@ def _load_path(path: Path) -> pa.Table:
             magic = fh.read(4)
         if magic == b"PAR1":
             return pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise UnreadableInputError(f"cannot read population file {str(path)!r}: {exc}") from exc
+    except UnreadableInputError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        from didcore.io import csv_problem
+
+        raise UnreadableInputError(
+            csv_problem(path, exc, [], "population file ").replace("\n", " ")
+        ) from exc
     raise UnreadableInputError(
         f"population file {str(path)!r} is neither CSV (.csv, .csv.gz, .tsv) nor Parquet"
     )

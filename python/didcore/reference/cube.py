@@ -67,8 +67,9 @@ def _sex(value: Any) -> str | None:
         if not (whole.isascii() and whole.isdigit()) or (dot and fraction.strip("0")):
             return None
         return {1: "male", 2: "female"}.get(int(whole))
-    if isinstance(value, float):
-        if value != value or not value.is_integer():  # NaN or fractional
+    if isinstance(value, float | Decimal):
+        # a float or decimal column (pandas, SQL NUMERIC) holding a whole code: 1.0 is 1
+        if not math.isfinite(value) or value != math.floor(value):  # NaN, infinite, 1.5
             return None
         value = int(value)
     return {1: "male", 2: "female"}.get(value) if isinstance(value, int) else None

@@ -305,6 +305,31 @@ def _reproducible(data: bytes) -> bytes:
     return out.getvalue()
 
 
+# What makes a spreadsheet read a typed or imported cell as a formula (OWASP, "CSV
+# injection"): =, +, - and @ first, or a tab or carriage return before them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_not_formulas(wb: Any) -> None:
+    """Every text cell stays text, whatever it starts with.
+
+    The workbook has no formulas of its own, but its cells carry values from the extract
+    (provider codes in Annex A's tables, measure names from the measures file): openpyxl
+    stores a string starting with "=" as a formula, so "=HYPERLINK(...)" in a provider code
+    would be a live formula in the publication. Such cells are set back to text
+    (``data_type "s"``), and every text cell starting with a formula character gets Excel's
+    quote prefix (shown as typed, kept as text when edited).
+    """
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                value = cell.value
+                if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+                    continue
+                cell.data_type = "s"
+                cell.quotePrefix = True
+
+
 def write_workbook(
     path: Path,
     tables: Mapping[str, pa.Table],
@@ -336,6 +361,7 @@ def write_workbook(
             caption = _CAPTIONS.get(name, name).format(**thresholds)
             _table_sheet(wb, name, tables[name], caption)
     _notes_sheet(wb, notes_sections)
+    _text_not_formulas(wb)
     wb.properties.creator = "didcore"
     wb.properties.title = title
     buf = io.BytesIO()

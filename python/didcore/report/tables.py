@@ -333,15 +333,39 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Text a spreadsheet takes for a formula when it opens a CSV (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_bytes(table: pa.Table) -> bytes:
-    """A table as CSV bytes (UTF-8, Unix line ends, minimal quoting)."""
+    """A table as CSV bytes (UTF-8, Unix line ends, minimal quoting).
+
+    Values are written exactly (these files are for machines: docs/report.md), but text that
+    starts with a formula character (a provider code "=HYPERLINK(...)", "+1", "@SUM") is
+    always in double quotes, so it reads back as the text it is, never as a bare cell.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(table.column_names)
     columns = [table[c].to_pylist() for c in table.column_names]
     for row in zip(*columns, strict=True):
-        writer.writerow([_cell(v) for v in row])
+        cells = [_cell(v) for v in row]
+        if any(isinstance(v, str) and v.startswith(_FORMULA_START) for v in row):
+            buf.write(",".join(_quoted(c, v) for c, v in zip(cells, row, strict=True)) + "\n")
+        else:
+            writer.writerow(cells)
     return buf.getvalue().encode("utf-8")
+
+
+def _quoted(cell: str, value: Any) -> str:
+    """One CSV field: text from a string value in double quotes (quotes doubled), any other
+    as :func:`csv.writer` writes it with minimal quoting.
+    """
+    if isinstance(value, str):
+        return '"' + cell.replace('"', '""') + '"'
+    if any(ch in cell for ch in ',"\n\r'):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
 
 
 def write_csvs(tables: Mapping[str, pa.Table], out_dir: Path) -> list[Path]:
