@@ -383,3 +383,25 @@ def test_report_result_names_the_final_folder(synthetic: Path, tmp_path: Path) -
     assert result.out_dir == out
     assert result.files and all(f.is_file() and out in f.parents for f in result.files)
     assert ".tmp-" not in result.summary and str(out) in result.summary
+
+
+def test_ctrl_c_during_the_swap_is_delivered_after_it(
+    old_output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT between the two renames must not leave the target missing."""
+    import signal
+
+    real_rename = Path.rename
+
+    def rename(self: Path, target: str | os.PathLike[str]) -> Path:
+        if ".old-" in str(target):  # the old folder moving aside: Ctrl-C now
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt), atomic_output_dir(old_output) as work:
+        (work / "cube.csv").write_text("new")
+    monkeypatch.undo()
+    assert _snapshot(old_output) == {MARKER: _snapshot(old_output)[MARKER], "cube.csv": b"new"}
+    assert _leftovers(old_output.parent, "out") == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

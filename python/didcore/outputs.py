@@ -34,6 +34,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from didcore.errors import DidcoreError, OutputError
 
@@ -238,20 +239,33 @@ def _swap(tmp: Path, path: Path) -> None:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the duration (they are delivered afterwards).
+    """Hold Ctrl-C (SIGINT) and SIGTERM for the duration; one that arrives is delivered after.
 
-    Only in the main thread of a POSIX process, where Python's handlers run; elsewhere a no-op.
+    Python runs signal handlers in the main thread whichever thread the signal reached, so the
+    handlers are swapped for one that only records the signal (a thread's signal mask would
+    not do: the reader threads would still take it). Only in the main thread, where handlers
+    can be set; elsewhere a no-op.
     """
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = block(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[signal.Signals, Any] = {}
+    for held in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            previous[held] = signal.signal(held, hold)
     try:
         yield
     finally:
-        block(signal.SIG_SETMASK, before)
+        for signum, handler in previous.items():
+            # None: a handler not set from Python, which cannot be put back; the default then
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])  # now, to the handler put back (Ctrl-C: exit 130)
 
 
 def _umask() -> int:
