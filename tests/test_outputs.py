@@ -405,3 +405,16 @@ def test_ctrl_c_during_the_swap_is_delivered_after_it(
     assert _snapshot(old_output) == {MARKER: _snapshot(old_output)[MARKER], "cube.csv": b"new"}
     assert _leftovers(old_output.parent, "out") == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_output_never_replaces_a_lookups_folder(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lookups = tmp_path / "lookups"
+    assert main(["lookups", "--out", str(lookups), "-q"]) == 0
+    before = _snapshot(lookups)
+    argv = ["cube", str(synthetic / "extract"), "--lookups", str(lookups), "--out", str(lookups)]
+    assert main(argv) == 2
+    assert "is a lookups folder written by didcore" in _one_line(capsys.readouterr().err)
+    assert _snapshot(lookups) == before
+    assert main(["lookups", "--out", str(lookups), "-q"]) == 0  # lookups may replace lookups

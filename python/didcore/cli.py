@@ -279,7 +279,7 @@ def _demo_annex_a(truth: Path, provider_missing: Any) -> dict[str, Any]:
 def _cmd_lookups(args: argparse.Namespace) -> int:
     from didcore.defaults import VINTAGE, write_lookups
 
-    out = write_lookups(args.out)
+    out = write_lookups(args.out)  # checked before anything is read
     _say(
         args,
         f"didcore lookups: wrote the shipped lookups ({VINTAGE}) to {out}; edit them and pass "

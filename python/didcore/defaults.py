@@ -169,9 +169,9 @@ def write_lookups(target: str | os.PathLike[str]) -> Path:
     from didcore import refdata
     from didcore.outputs import atomic_output_dir
 
-    tables = default_tables()
     path = Path(target)
-    with atomic_output_dir(path) as tmp:
+    with atomic_output_dir(path, kind="lookups") as tmp:  # --out checked first
+        tables = default_tables()
         for name, table in tables.items():
             if name == "measures":
                 # the shipped file as it is, so its order and spelling are kept

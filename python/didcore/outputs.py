@@ -67,13 +67,15 @@ def _why(exc: OSError) -> str:
     return f"{reason} ({hint})" if hint else reason
 
 
-def check_output_dir(target: str | os.PathLike[str]) -> Path:
+def check_output_dir(target: str | os.PathLike[str], kind: str = "outputs") -> Path:
     """Check that ``target`` can become an output folder; return it as an absolute path.
 
     Cheap and without side effects (nothing is left behind), so a command calls it before
     counting. Raises :class:`~didcore.errors.OutputError` (one line) when ``target`` is an
     existing file, a folder of other files, under a file, or in a place that cannot be written.
     A symbolic link to a folder is followed: the folder it points to is the one replaced.
+    ``kind`` (``"outputs"``, ``"lookups"``) is what will be written: a folder marked as another
+    kind is refused, so that ``--out`` naming an edited lookups folder cannot replace it.
     """
     try:
         # normalised, so that "out/" and "a/../out" name the folder "out"
@@ -81,7 +83,7 @@ def check_output_dir(target: str | os.PathLike[str]) -> Path:
     except (TypeError, ValueError) as exc:
         raise OutputError(f"output folder {target!r} is not a usable path: {exc}") from exc
     try:
-        return _check(path)
+        return _check(path, kind)
     except OutputError:
         raise
     except OSError as exc:  # e.g. a name too long to look up
@@ -90,7 +92,7 @@ def check_output_dir(target: str | os.PathLike[str]) -> Path:
         raise OutputError(f"output folder {target!r} is not a usable path: {exc}") from exc
 
 
-def _check(path: Path) -> Path:
+def _check(path: Path, kind: str) -> Path:
     """:func:`check_output_dir` of an absolute, normalised path."""
     if path.is_symlink() and path.is_dir():
         path = path.resolve()
@@ -100,7 +102,7 @@ def _check(path: Path) -> Path:
                 f"--out {path} is an existing file, not a folder: name a folder (it is created "
                 "if absent)"
             )
-        _check_replaceable(path)
+        _check_replaceable(path, kind)
     if path.parent == path:
         raise OutputError(f"--out {path} is the root of the file system: name a folder in it")
     ancestor = path.parent
@@ -128,12 +130,20 @@ def _check(path: Path) -> Path:
     return path
 
 
-def _check_replaceable(path: Path) -> None:
-    """Refuse to replace a folder that holds files not written by didcore."""
+def _check_replaceable(path: Path, kind: str) -> None:
+    """Refuse to replace a folder that holds files not written by didcore, or didcore's
+    files of another kind (a lookups folder, for outputs).
+    """
     try:
         names = {p.name for p in path.iterdir()}
+        marked = _marked_kind(path / MARKER) if MARKER in names else None
     except OSError as exc:
         raise OutputError(f"cannot read output folder {path}: {_why(exc)}") from exc
+    if marked is not None and marked != kind:
+        raise OutputError(
+            f"--out {path} is a {marked} folder written by didcore, not {kind}; it would be "
+            "replaced as a whole, so name another folder"
+        )
     if not names or MARKER in names or any(n in names for n in _LEGACY_OUTPUTS):
         return
     entries = "entry" if len(names) == 1 else "entries"
@@ -144,8 +154,17 @@ def _check_replaceable(path: Path) -> None:
     )
 
 
+def _marked_kind(marker: Path) -> str:
+    """The kind a marker file records (``kind: lookups``); outputs when it names none."""
+    for line in marker.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "kind" and value.strip():
+            return value.strip()
+    return "outputs"
+
+
 @contextlib.contextmanager
-def atomic_output_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output_dir(target: str | os.PathLike[str], kind: str = "outputs") -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success move it into place as ``target``.
 
     See the module docstring. Use as::
@@ -153,7 +172,7 @@ def atomic_output_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         with atomic_output_dir(out) as tmp:
             write_files(tmp)          # any exception: ``out`` is left as it was
     """
-    path = check_output_dir(target)
+    path = check_output_dir(target, kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name[:80]}.tmp-", dir=path.parent))
@@ -165,7 +184,8 @@ def atomic_output_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             yield tmp
             (tmp / MARKER).write_text(
-                "Written by didcore. The next run with --out here replaces this whole folder.\n",
+                "Written by didcore. The next run writing the same kind of folder with --out "
+                f"here replaces this whole folder.\nkind: {kind}\n",
                 encoding="utf-8",
             )
         except OSError as exc:
