@@ -543,8 +543,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lookups", help=_LOOKUPS_HELP)
     p.add_argument(
         "--population",
-        help="population file: ICB x sex x age band x IMD quintile (required; no population "
-        "is shipped, as none of that grain is published; columns: docs/inputs.md)",
+        help="population file: ICB x sex x age band x IMD quintile (required: the ONS population "
+        "shipped with didcore has no IMD split; columns: docs/inputs.md)",
     )
     report_options(p, out_required=False)
     common(p)
