@@ -3,7 +3,8 @@
 The main entry points::
 
     import didcore
-    cube = didcore.aggregate("extract.parquet", "lookups/")          # Rust, parallel
+    cube = didcore.aggregate("extract.parquet")        # Rust, parallel; the shipped lookups
+    # or didcore.aggregate("extract.parquet", "lookups/") with your own (docs/inputs.md)
     pop = didcore.Population.read("population.csv", cube.icb_codes)
     rates = didcore.standardise(cube, pop)                            # Annex B
     ratios = didcore.rates_ratios(cube, pop)                          # section 3

@@ -53,12 +53,16 @@ VINTAGE = (
 )
 
 
-@cache
 def default_tables() -> dict[str, pa.Table]:
     """The default lookups as tables, keyed by lookup name (the files of a lookups folder).
 
-    Cached: treat the tables as read-only.
+    The tables are built once per process (Arrow tables are immutable); the dict is new.
     """
+    return dict(_default_tables())
+
+
+@cache
+def _default_tables() -> dict[str, pa.Table]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
