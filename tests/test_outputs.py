@@ -418,3 +418,11 @@ def test_an_output_never_replaces_a_lookups_folder(
     assert "is a lookups folder written by didcore" in _one_line(capsys.readouterr().err)
     assert _snapshot(lookups) == before
     assert main(["lookups", "--out", str(lookups), "-q"]) == 0  # lookups may replace lookups
+
+
+def test_a_mount_point_is_refused() -> None:
+    mount = next((p for p in (Path("/proc"), Path("/dev/shm"), Path("/sys")) if p.is_mount()), None)
+    if mount is None:
+        pytest.skip("no mount point to try")
+    with pytest.raises(OutputError, match="mount point"):
+        check_output_dir(mount)

@@ -102,6 +102,11 @@ def _check(path: Path, kind: str) -> Path:
                 f"--out {path} is an existing file, not a folder: name a folder (it is created "
                 "if absent)"
             )
+        if path.is_mount():  # a mount point cannot be renamed, so it cannot be replaced
+            raise OutputError(
+                f"--out {path} is a mount point, which cannot be replaced as a whole: name a "
+                "folder inside it"
+            )
         _check_replaceable(path, kind)
     if path.parent == path:
         raise OutputError(f"--out {path} is the root of the file system: name a folder in it")
