@@ -81,9 +81,7 @@ def _schema(source: Any, columns: Any) -> list[tuple[str, str]]:
     return []
 
 
-def _unmatched(
-    profile: Any, cube: Any, lookups: Any, columns: Any
-) -> dict[str, dict[str, Any]]:
+def _unmatched(profile: Any, cube: Any, lookups: Any, columns: Any) -> dict[str, dict[str, Any]]:
     """Shares of rows whose practice, LSOA or exam code matches no lookup, with top values."""
     from didcore.lookup import normalise_code
     from didcore.valuemaps import map_value
@@ -157,9 +155,11 @@ def run_check(
     src = list(sources) if isinstance(sources, list | tuple) else [sources]
     source = src if len(src) > 1 else src[0]
     schema = _schema(source, cols)
-    by_year = has_test_dates(source, cols) if all(
-        isinstance(s, str) or hasattr(s, "__fspath__") for s in src
-    ) else False
+    by_year = (
+        has_test_dates(source, cols)
+        if all(isinstance(s, str) or hasattr(s, "__fspath__") for s in src)
+        else False
+    )
     declared = None
     if year is not None and not by_year:
         declared = year_label(year)
@@ -185,9 +185,14 @@ def run_check(
     verdicts = cube_verdicts(result, lk, columns=cols, allow=names)
     pop_year = None
     if population is not None:
-        from didcore.population import Population
+        import warnings
 
-        pop = Population.read(population, cube.icb_codes, year=population_year)
+        from didcore.population import Population, PopulationWarning
+
+        with warnings.catch_warnings():
+            # an ICB with no population is the population-icbs guard's to report
+            warnings.simplefilter("ignore", PopulationWarning)
+            pop = Population.read(population, cube.icb_codes, year=population_year)
         pop_year = getattr(pop, "year", None)
         verdicts += population_verdicts(cube, pop, published_year=published, allow=names)
     return CheckResult(
