@@ -147,7 +147,8 @@ def run_check(
     from didcore.guards import check_allow, cube_verdicts, population_verdicts
     from didcore.io import Columns
     from didcore.lookup import as_lookups
-    from didcore.years import has_test_dates, year_label
+    from didcore.profile import ValueProfile
+    from didcore.years import YearCubes, has_test_dates, year_label
 
     cols = columns or Columns()
     names = check_allow(allow)
@@ -173,15 +174,19 @@ def run_check(
         year=declared,
         value_maps=value_maps,
     )
-    total = result.total if hasattr(result, "undated") else result
-    profile = total.value_profile
-    if hasattr(result, "undated"):
+    years: dict[str, int] = {}
+    undated: int | None = None
+    published: str | None = None
+    if isinstance(result, YearCubes):
+        total = cube = result.total
         years = dict(result.rows)
-        undated: int | None = result.undated.rows_read
+        undated = result.undated.rows_read
         published = year_label(year) if year is not None else (result.latest if years else None)
-        cube = result.get(published, total)
+        if published is not None and published in result:
+            cube = result[published]
     else:
-        years, undated, published, cube = {}, None, None, total
+        total = cube = result
+    profile = total.value_profile or ValueProfile()
     verdicts = cube_verdicts(result, lk, columns=cols, allow=names)
     pop_year = None
     if population is not None:
@@ -290,6 +295,6 @@ def render(result: CheckResult, console: Any = None) -> None:
     t.add_column("verdict")
     t.add_column("detail", overflow="fold")
     style = {"pass": "green", "fail": "bold red", "allowed": "yellow"}
-    for v in result.verdicts:
-        t.add_row(v.guard, f"[{style[v.status]}]{v.status}[/]", v.message)
+    for verdict in result.verdicts:
+        t.add_row(verdict.guard, f"[{style[verdict.status]}]{verdict.status}[/]", verdict.message)
     out.print(t)
