@@ -720,6 +720,7 @@ class BatchClassifier:
         self.max_age = max_age
         self.max_providers = max_providers
         self._folded: set[str] = set()
+        self._n_codes = 0  # codes with a row of their own
         # the batch being classified (from 1) and the rows before it, for error messages
         self._batch_no = 0
         self._rows_before = 0
@@ -1066,19 +1067,22 @@ class BatchClassifier:
 
     def _provider_id(self, code: str) -> int:
         """The provider row of ``code``: its own while fewer than ``max_providers`` codes have
-        one ("(missing)" always has its own), else the shared "(other providers)" row.
+        one, else the shared "(other providers)" row; "(missing)" always has its own (so at
+        most ``max_providers + 2`` rows).
         Folded codes are not kept (memory stays bounded whatever the column holds), but the
         first ``_FOLDED_KEPT`` are remembered to say how many there were.
         """
         pid = self._providers.get(code)
         if pid is None:
-            if len(self._providers) >= self.max_providers and code != MISSING_PROVIDER:
+            if code != MISSING_PROVIDER and self._n_codes >= self.max_providers:
                 if len(self._folded) < _FOLDED_KEPT:
                     self._folded.add(code)
                 code = OTHER_PROVIDERS
                 pid = self._providers.get(code)
                 if pid is not None:
                     return pid
+            elif code != MISSING_PROVIDER:
+                self._n_codes += 1
             pid = self._providers[code] = len(self.provider_codes)
             self.provider_codes.append(code)
         return pid
