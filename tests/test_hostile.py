@@ -749,3 +749,56 @@ def test_extract_values_never_become_formulas(tmp_path: Path) -> None:
     assert '"=1+2"' in a2 and '"+1"' in a2 and '"@SUM(A1)"' in a2
     read = pacsv.read_csv(result.out_dir / "annex_a_table_a2.csv")
     assert set(read["provider_code"].to_pylist()) == set(HOSTILE_CODES)
+
+
+# ---------------------------------------------------------------------- I/O boundary
+
+
+def _name_not_utf8(table: pa.Table, path: Path) -> Path:
+    """``table`` as Parquet with its column ``zzzz`` renamed to bytes that are not UTF-8."""
+    pq.write_table(table, path, store_schema=False)
+    path.write_bytes(path.read_bytes().replace(b"zzzz", b"z\xffzz"))
+    return path
+
+
+def test_a_parquet_column_name_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = _name_not_utf8(_table(4).append_column("zzzz", pa.array([1] * 4)), tmp_path / "e.pq")
+    with pytest.raises(errors.UnreadableInputError, match=r"e\.pq: a column name is not UTF-8"):
+        didcore.aggregate(path, LOOKUPS)
+
+
+def test_lookup_parquet_text_that_is_not_utf8_is_named(lookups_dir: Path) -> None:
+    from didcore.lookup import Lookups
+
+    (lookups_dir / "lsoa_imd.csv").unlink()
+    data = b"E01000001" + b"E0100000\xff"
+    offsets = pa.array([0, 9, 18], pa.int32()).buffers()[1]
+    bad = pa.StringArray.from_buffers(2, offsets, pa.py_buffer(data))
+    pq.write_table(pa.table({"lsoa11": bad, "imd_decile": [1, 2]}), lookups_dir / "lsoa_imd.pq")
+    with pytest.raises(errors.InputError, match=r"lsoa_imd.*lsoa11.*not UTF-8"):
+        Lookups.read(lookups_dir)
+    table = pa.table({"lsoa11": ["E01000001"], "zzzz": [1]})
+    _name_not_utf8(table, lookups_dir / "lsoa_imd.pq")
+    with pytest.raises(errors.UnreadableInputError, match="column name is not UTF-8"):
+        Lookups.read(lookups_dir)
+
+
+def test_population_text_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    from didcore.population import Population
+
+    path = tmp_path / "pop.csv"
+    rows = "icb_code,sex,age_band,imd_quintile,population\nQAA,1,40-44,1,100\nQ\xc4B,1,0-4,1,1\n"
+    path.write_bytes(rows.encode("latin-1"))
+    with pytest.raises(errors.PopulationError, match=r"pop\.csv.*'icb_code'.*not UTF-8"):
+        Population.read(path, ICBS)
+    with pytest.raises(errors.UnreadableInputError, match="got int"):
+        Population.read(42, ICBS)
+
+    class Broken:
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            raise pa.ArrowInvalid("stream gone")
+
+    with pytest.raises(errors.UnreadableInputError, match="Broken: stream gone"):
+        Population.read(Broken(), ICBS)
+    with pytest.raises(errors.UnreadableInputError, match="population file"):
+        Population.read("p\0.csv", ICBS)

@@ -429,6 +429,10 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                 schema_names = headers[path] = _csv_header(path)
                 handle = None
                 total = None
+        except UnicodeDecodeError as exc:  # a Parquet column name that is not UTF-8
+            raise UnreadableInputError(
+                f"cannot read {path}: a column name is not UTF-8 text ({exc.object!r})"
+            ) from exc
         except (OSError, pa.ArrowException) as exc:
             if isinstance(exc, InputError):
                 raise

@@ -392,7 +392,9 @@ def _read_table(path: Path) -> pa.Table:
     names: list[str] = []
     try:
         if path.name.endswith((".parquet", ".pq")):
-            return pq.read_table(path)
+            table = pq.read_table(path)
+            names = table.column_names  # decoded here: a name that is not UTF-8 is an error
+            return table
         # Every column as text: codes such as 01A or 0001 must not be read as numbers. The
         # streaming reader parses only the first block to learn the column names. A file
         # with a UTF-16 byte-order mark is transcoded; a header that is not UTF-8 is an error.
@@ -409,6 +411,10 @@ def _read_table(path: Path) -> pa.Table:
         raise
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         text = str(exc)
+        if isinstance(exc, UnicodeDecodeError) and not names:
+            raise UnreadableInputError(
+                f"cannot read lookup {path}: a column name is not UTF-8 text"
+            ) from exc
         if "utf8" in text.lower():
             column = re.search(r"column #(\d+)", text)
             where = "it"
@@ -484,7 +490,11 @@ def _tidy(table: pa.Table, name: str) -> pa.Table:
     columns = []
     for f, column in zip(table.schema, table.columns, strict=True):
         try:
-            columns.append(_as_text(pa, column))
+            text = _as_text(pa, column)
+            # a Parquet string column is not checked when read: bytes that are not UTF-8
+            # would fail later, deep in a kernel (lookups are small: checking costs little)
+            text.validate(full=True)
+            columns.append(text)
         except pa.ArrowInvalid as exc:
             raise LookupConflictError(
                 f"lookup {name}: column {f.name} holds bytes that are not UTF-8 text; "

@@ -181,6 +181,7 @@ class Population:
             raise ValueError("icb_codes must be unique")
         table = _load(source)
         name = _source_name(source)
+        table = _binary_as_text(table, name)
         columns = _resolve_columns(table, name)
         n_rows = table.num_rows
         pop_year = _population_year(table, columns.get("year"), name, year)
@@ -339,7 +340,9 @@ def _load_path(path: Path) -> pa.Table:
     lower = path.name.lower()
     try:
         if path.is_dir() or lower.endswith(_PARQUET_SUFFIXES):
-            return pq.read_table(path)
+            table = pq.read_table(path)
+            table.column_names  # noqa: B018 - decoded here: a name that is not UTF-8 is an error
+            return table
         if lower.endswith(_CSV_SUFFIXES):
             delimiter = "\t" if lower.endswith(".tsv") else ","
             parse = pacsv.ParseOptions(delimiter=delimiter)
@@ -368,6 +371,34 @@ def _load_path(path: Path) -> pa.Table:
     raise UnreadableInputError(
         f"population file {str(path)!r} is neither CSV (.csv, .csv.gz, .tsv) nor Parquet"
     )
+
+
+def _binary_as_text(table: pa.Table, name: str) -> pa.Table:
+    """Binary columns (CSV text that is not UTF-8 is read as binary; Parquet written without
+    the UTF-8 annotation) as text; bytes that are not UTF-8, in them or in a text column,
+    are a :class:`PopulationError` naming the column.
+    """
+    import pyarrow as pa
+
+    from didcore.io import is_binary_type
+
+    for i, field in enumerate(table.schema):
+        t = field.type
+        value_type = t.value_type if pa.types.is_dictionary(t) else t
+        text_type = pa.types.is_string(value_type) or pa.types.is_large_string(value_type)
+        if not (is_binary_type(value_type) or text_type):
+            continue
+        try:
+            # a Parquet string column is not checked when read: check it here
+            text = table.column(i) if text_type else table.column(i).cast(pa.string())
+            text.validate(full=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise PopulationError(
+                f"{name}: column {field.name!r} holds bytes that are not UTF-8 text; save the "
+                "file as UTF-8 ('CSV UTF-8' in Excel)"
+            ) from exc
+        table = table.set_column(i, field.name, text)
+    return table
 
 
 def _resolve_columns(table: pa.Table, name: str) -> dict[str, str]:
