@@ -127,6 +127,7 @@ def test_cube_without_lookups_names_the_vintage(
     assert main(["cube", str(synthetic / "extract"), "--out", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "lookups: didcore shipped reference data" in out and VINTAGE in out
+    assert VINTAGE in (tmp_path / "c" / "lookups.txt").read_text(encoding="utf-8")
 
 
 def test_report_without_lookups_works_and_names_the_vintage(

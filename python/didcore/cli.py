@@ -161,6 +161,8 @@ def _cmd_cube(args: argparse.Namespace) -> int:
         else:
             _write_cube_outputs(result, work)
         _write_allowed(allowed, work)
+        # the cube's lookups and their vintage, as every output names them
+        (work / "lookups.txt").write_text(f"lookups: {lookups.description}\n", encoding="utf-8")
     ex = result.exclusions
     if by_year:
         folders = ", ".join(f"{k.replace('/', '-')}/" for k in result)
