@@ -370,9 +370,7 @@ def aggregate_years(
             if bar is not None:
                 bar.update(n_rows)
     finally:
-        _close(classified)
-        _close(reads)
-        _close(extract.batches)
+        _close(classified, reads, extract.batches)
         classifier.close()
         if bar is not None:
             bar.close()
