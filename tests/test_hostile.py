@@ -802,3 +802,32 @@ def test_population_text_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         Population.read(Broken(), ICBS)
     with pytest.raises(errors.UnreadableInputError, match="population file"):
         Population.read("p\0.csv", ICBS)
+
+
+def test_run_report_checks_its_counting_options_first(tmp_path: Path) -> None:
+    from didcore.report.pipeline import run_report
+
+    for kwargs in ({"max_age": 2**63}, {"n_threads": -1}, {"n_threads": 1.5}):
+        with pytest.raises(errors.InputError, match=r"max_age|n_threads"):
+            run_report(
+                [tmp_path / "none.parquet"],
+                lookups=LOOKUPS,
+                population=tmp_path / "none.csv",
+                out_dir=tmp_path / "out",
+                **kwargs,  # type: ignore[arg-type]
+            )
+
+
+def test_a_too_long_extract_path_exits_2_with_one_line(tmp_path: Path, lookups_dir: Path) -> None:
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "didcore", "cube", str(tmp_path / ("e" * 300))),
+            *("--lookups", str(lookups_dir), "--out", str(tmp_path / "out")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "too long" in lines[0]
