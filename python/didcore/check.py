@@ -173,6 +173,7 @@ def run_check(
         by_year=by_year or declared is not None,
         year=declared,
         value_maps=value_maps,
+        full_profile=True,
     )
     years: dict[str, int] = {}
     undated: int | None = None

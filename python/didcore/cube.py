@@ -1146,11 +1146,12 @@ class BatchClassifier:
     def _ints(self, batch: pa.RecordBatch, name: str, fractions: Fractions) -> tuple[Any, ...]:
         """An integer column as int32 values for the core (zero-copy when it is int32).
 
-        Wider values are clamped into int32: a sex code that large is invalid and an age
-        that large is 90+ either way. Floating columns (pandas stores integers with missing
-        values as floats) are read as ``_whole_numbers`` says, ``fractions`` saying what a
-        fractional value is. Text that is not a number is null: a missing value, noted in
-        :attr:`unreadable` for ages.
+        Wider values are clamped into int32: a sex code that large is invalid, and an age
+        that large is 90+ with no ``max_age`` (with one, an age past it is made -1, missing,
+        before the clamping, so that the limit holds however wide the age). Floating columns
+        (pandas stores integers with missing values as floats) are read as ``_whole_numbers``
+        says, ``fractions`` saying what a fractional value is. Text that is not a number is
+        null: a missing value, noted in :attr:`unreadable` for ages.
         """
         pa = self._pa
         arr = self._column(batch, name)

@@ -18,7 +18,9 @@ guard (``--allow NAME``) trips when (default threshold: module constant)
                          measures that spell modalities otherwise)
 ``exclusions``           any exclusion reason (no ICB, no IMD, no sex, no age) is more than
                          :data:`EXCLUSION_SHARE` (5%) of the rows read, in any financial year
-                         or in total; or rows with no usable test date are
+                         or in total; or rows with no usable test date are. Rows whose sex is
+                         0, 9 or blank do not count towards it (unless they are more than
+                         :data:`EMPTY_COLUMN_SHARE`, 50%, of all rows: an empty column)
 ``no-measure``           records in no measure are more than :data:`NO_MEASURE_SHARE` (5%)
                          of the included records
 ``population-icbs``      an ICB with tests has no population (a population file missing it)
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CODING_SHARE",
     "EARLY_SHARE",
+    "EMPTY_COLUMN_SHARE",
     "EXCLUSION_SHARE",
     "GUARDS",
     "NO_MEASURE_SHARE",
@@ -97,6 +100,9 @@ NO_MEASURE_SHARE = 0.05
 STRATA_SHARE = 0.001
 #: Share of the first batch's rows coded otherwise that stops a run before the rest is read.
 EARLY_SHARE = 0.5
+#: Sex 0, 9 and blank are ordinary missing values, left out of the ``exclusions`` guard's
+#: no-sex share, unless they are more than this share of all rows (a wrong or empty column).
+EMPTY_COLUMN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -320,6 +326,8 @@ def _exclusion_detail(reason: str, profile: ValueProfile | None, columns: Column
             top = profile.top("gp_practice_code_unmatched", 5)
             if top:
                 cols += f" (practices in no lookup: {describe_values(top, profile.rows, 3)})"
+            else:
+                cols += " (didcore check lists the codes matching no lookup)"
         return f"{cols}: are the lookups those of this extract's years (--lookups)?"
     if reason == "no_imd":
         text = f"column {columns.lsoa11!r}"
@@ -327,6 +335,8 @@ def _exclusion_detail(reason: str, profile: ValueProfile | None, columns: Column
             top = profile.top("lsoa11_unmatched", 5)
             if top:
                 text += f" (LSOAs in no lookup: {describe_values(top, profile.rows, 3)})"
+            else:
+                text += " (didcore check lists the codes matching no lookup)"
         return text + ": LSOA 2011 codes are expected"
     if reason == "no_sex":
         text = f"column {columns.sex!r}"
@@ -357,12 +367,24 @@ def check_exclusions(
     cols = columns or Columns()
     total = _total(result)
     profile = total.value_profile
+    # sex 0, 9 and blank are ordinary missing values: never a reason to stop on their own
+    ordinary = 0
+    if profile is not None and profile.rows:
+        mapping = profile.value_maps.get("sex")
+        ordinary = sum(
+            c
+            for v, c in profile.top("sex", 10_000)
+            if _sex_kind(map_value(v, mapping)) == "missing"
+        )
+        if ordinary > EMPTY_COLUMN_SHARE * profile.rows:
+            ordinary = 0  # a column mostly empty is not missing values: a wrong column
     found: list[tuple[float, str, str, int, int]] = []
     for label, cube in _periods(result):
         ex = cube.exclusions
         read = ex["rows_read"]
         for reason in EXCLUSION_REASONS:
-            if read and ex[reason] > share * read:
+            n = ex[reason] - min(ex[reason], ordinary) if reason == "no_sex" else ex[reason]
+            if read and n > share * read:
                 found.append((ex[reason] / read, reason, label, ex[reason], read))
     if hasattr(result, "undated"):
         undated, read = result.undated.rows_read, total.rows_read

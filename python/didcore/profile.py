@@ -45,6 +45,8 @@ class ValueProfile:
         self.on_first: Callable[[ValueProfile], None] | None = None
         #: the value maps the run applied (raw values here are before them)
         self.value_maps: dict[str, dict[str, str]] = {}
+        #: whether :meth:`add_detail` counts (``didcore check``) or does nothing
+        self.full = False
 
     def __repr__(self) -> str:
         return f"<didcore.ValueProfile {self.rows:,} rows; columns {', '.join(self.counts)}>"
@@ -62,23 +64,45 @@ class ValueProfile:
         values. ``keep`` (a bool per dictionary value) counts only those values.
         """
         indices, validity, offset = column
-        n = len(indices)
-        valid = _valid(validity, offset, n)
-        idx = indices if valid is None else indices[valid]
         size = len(dictionary)
-        bins = np.bincount(idx, minlength=size) if size else np.zeros(0, np.int64)
-        if keep is not None:
-            bins = np.where(keep[: len(bins)], bins, 0)
-        seen = np.flatnonzero(bins)
         target = self.counts.setdefault(role, {})
+        if keep is not None:
+            # only the rows of a few values (codes matching no lookup): find those rows, then
+            # count them; a null row's index is arbitrary, so its validity is checked there
+            flags = np.append(np.asarray(keep[:size], bool), False)
+            rows = np.flatnonzero(np.take(flags, indices, mode="clip"))
+            if validity is not None and len(rows):
+                bits = np.asarray(validity, np.uint8)
+                at = rows + offset
+                rows = rows[((bits[at >> 3] >> (at & 7)) & 1).astype(bool)]
+            bins = np.bincount(indices[rows], minlength=size)
+            n_null = 0
+        else:
+            bins, n_null = _bincount(indices, validity, offset, size)
+        seen = np.flatnonzero(bins)
         if len(seen):
             values = dictionary.take(seen).to_pylist()
             for v, c in zip(values, bins[seen].tolist(), strict=True):
                 target[v] = target.get(v, 0) + c
-        n_null = n - len(idx)
-        if n_null and keep is None:  # ``keep`` counts some values, never the nulls
+        if n_null:
             target[None] = target.get(None, 0) + n_null
         self._prune(role)
+
+    def add_detail(
+        self,
+        role: str,
+        column: tuple[Any, ...],
+        dictionary: Any,
+        classes: np.ndarray | None = None,
+        marker: int = 0,
+    ) -> None:
+        """:meth:`add_coded` for the columns only a full profile counts (:attr:`full`): with
+        ``classes`` (a class per dictionary value), only the values whose class is ``marker``
+        (the codes matching no lookup).
+        """
+        if self.full:
+            keep = None if classes is None else np.asarray(classes) == marker
+            self.add_coded(role, column, dictionary, keep=keep)
 
     def add_numbers(self, role: str, column: tuple[Any, ...]) -> None:
         """Count an integer column (``(int32 values, validity, offset)``), keyed by the
@@ -156,6 +180,29 @@ class ValueProfile:
                 role: [[v, c] for v, c in self.top(role, n)] for role in sorted(self.counts)
             },
         }
+
+
+def _bincount(indices: np.ndarray, validity: Any, offset: int, size: int) -> tuple[np.ndarray, int]:
+    """Rows per dictionary index (``size`` bins) of the valid rows, and the null rows.
+
+    One ``bincount`` of every row; the null rows (whose indices are arbitrary) are then taken
+    back out, which is cheaper than selecting the valid rows first when nulls are few.
+    """
+    n = len(indices)
+    if not size or not n:
+        valid = _valid(validity, offset, n)
+        return np.zeros(size, np.int64), n if valid is None else int(n - valid.sum())
+    if validity is None:
+        return np.bincount(indices, minlength=size)[:size], 0
+    valid = _valid(validity, offset, n)
+    assert valid is not None
+    nulls = np.flatnonzero(~valid)
+    if int(indices.min()) >= 0 and int(indices.max()) < size:
+        bins = np.bincount(indices, minlength=size)
+        bins -= np.bincount(indices[nulls], minlength=size)
+    else:  # null rows hold indices out of range: count the valid rows alone
+        bins = np.bincount(indices[valid], minlength=size)
+    return bins, len(nulls)
 
 
 def _valid(validity: Any, offset: int, n: int) -> np.ndarray | None:
