@@ -454,3 +454,64 @@ def test_population_strata_with_tests_and_no_people(synthetic, table) -> None:
         allow={"population-strata"},
     )
     assert [v.status for v in verdicts] == ["pass", "allowed", "pass"]
+
+
+# ---------------------------------------------------------------------------- value maps
+
+
+def test_integer_sex_can_be_mapped(synthetic, table) -> None:
+    """An integer sex column coded the other way round, read with a map."""
+    lookups = didcore.Lookups.read(synthetic.lookups)
+    sex = [
+        {"1": 2, "2": 1}.get((v or "").strip(), 0)
+        for v in table["sex"].cast(pa.string()).to_pylist()
+    ]
+    swapped = table.set_column(table.schema.get_field_index("sex"), "sex", pa.array(sex, pa.int8()))
+    got = didcore.aggregate(swapped, lookups, value_maps={"sex": {1: 2, 2: 1}}, progress=False)
+    plain = didcore.aggregate(swapped, lookups, progress=False)
+    assert np.array_equal(got.counts, plain.counts[:, ::-1])
+
+
+def test_exam_code_map(synthetic, table, baseline, tmp_path) -> None:
+    codes = pc.replace_substring(table["exam_code"].cast(pa.string()), "XCHES", "CXR01")
+    extract = _with(table, "exam_code", codes, tmp_path / "e.parquet")
+    assert main(_report(synthetic, extract, tmp_path / "a")) == 0
+    a = (tmp_path / "a" / "national_rates.csv").read_bytes()
+    assert a != (baseline / "national_rates.csv").read_bytes()  # fewer chest X-rays
+    assert main(_report(synthetic, extract, tmp_path / "b", "--map", "exam_code=cxr01:XCHES")) == 0
+    _same_rates(baseline, tmp_path / "b")
+
+
+def test_value_maps_file_needs_its_columns(synthetic, tmp_path, capsys) -> None:
+    lookups = tmp_path / "lookups"
+    shutil.copytree(synthetic.lookups, lookups)
+    (lookups / "value_maps.csv").write_text("col,from,to\nsex,M,1\n")
+    argv = ["cube", str(synthetic.extract), "--lookups", str(lookups), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "value_maps.csv" in err and "column, from, to" in err
+
+
+# ---------------------------------------------------------------------------- measures
+
+
+def test_every_spelling_names_one_modality_in_the_shipped_measures() -> None:
+    """Each spelling in the shipped measures is listed under the measures of one DID
+    modality only, with the same exam codes as the DID name; and no spelling is another
+    modality's name.
+    """
+    from didcore.lookup import DID_MODALITIES, MODALITY_SPELLINGS, Lookups
+
+    lk = Lookups.default()
+    did = {m.upper(): m for m in DID_MODALITIES}
+    meaning = {**did, **MODALITY_SPELLINGS}
+    assert not set(MODALITY_SPELLINGS) & set(did)
+    rules: dict[str, set[tuple[str, str | None]]] = {}
+    for r in lk.measure_rules:
+        rules.setdefault(r.modality, set()).add((r.measure, r.exam_code))
+    for spelling, name in meaning.items():
+        assert rules[spelling] == rules[name.upper()], spelling
+    for modality in DID_MODALITIES:
+        assert lk.measures_of(modality, "XCHES") == lk.measures_of(
+            next(k for k, v in MODALITY_SPELLINGS.items() if v == modality), "XCHES"
+        )

@@ -16,7 +16,7 @@ line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ __all__ = [
     "MAPPABLE",
     "ValueMaps",
     "apply_map",
-    "check_roles",
     "map_value",
     "mapped_classifier",
     "merge_maps",
@@ -139,19 +138,6 @@ def read_value_maps(folder: str | Path) -> ValueMaps:
     for role, src, dst in rows:
         raw.setdefault((role or "").strip(), {})[src] = dst
     return normalise_maps(raw, f"value maps {path}")
-
-
-def check_roles(maps: Mapping[str, Any], available: Iterable[str], columns: Any) -> None:
-    """A map for a column the extract does not have is an error (it would do nothing)."""
-    have = set(available)
-    for role in maps:
-        name = getattr(columns, role)
-        if name not in have:
-            raise MissingColumnError(
-                f"a value map recodes {role} (column {name!r}), which the extract does not have "
-                f"(it has: {', '.join(sorted(have))}); name the column with --column "
-                f"{role}=NAME or drop the map"
-            )
 
 
 def apply_map(dictionary: Any, mapping: Mapping[str, str]) -> Any:
