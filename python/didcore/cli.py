@@ -339,7 +339,7 @@ def _guard_options(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="GUARD",
         help=f"let a guard that trips pass, noted in every output: {', '.join(GUARDS)}; "
-        "repeatable (thresholds: docs/inputs.md)",
+        "repeatable (thresholds and what each checks: docs/guards.md)",
     )
     p.add_argument(
         "--map",
