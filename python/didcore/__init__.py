@@ -72,7 +72,13 @@ _LAZY = {
 }
 
 
-_LAZY_MODULES = {"stats": "didcore.stats", "quality": "didcore.quality", "synth": "didcore.synth"}
+_LAZY_MODULES = {
+    "stats": "didcore.stats",
+    "quality": "didcore.quality",
+    "synth": "didcore.synth",
+    "guards": "didcore.guards",
+    "check": "didcore.check",
+}
 
 
 def __getattr__(name: str) -> Any:

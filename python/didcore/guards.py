@@ -25,7 +25,7 @@ guard (``--allow NAME``) trips when (default threshold: module constant)
                          of the included records
 ``population-icbs``      an ICB with tests has no population (a population file missing it)
 ``population-strata``    tests in strata (ICB x sex x age band x IMD quintile) with zero
-                         population are more than :data:`STRATA_SHARE` (0.1%) of the tests
+                         population are more than :data:`STRATA_SHARE` (0.5%) of the tests
 ``population-year``      the population's year is unknown or differs from the published year
 =======================  ==================================================================
 
@@ -97,7 +97,9 @@ EXCLUSION_SHARE = 0.05
 #: Share of included records in no measure above which ``no-measure`` trips.
 NO_MEASURE_SHARE = 0.05
 #: Share of counted tests in zero-population strata above which ``population-strata`` trips.
-STRATA_SHARE = 0.001
+#: Not zero: a practice's ICB and a patient's home LSOA (its IMD quintile) may put a few tests
+#: in a stratum where the ICB has no residents; a population missing whole strata is far above.
+STRATA_SHARE = 0.005
 #: Share of the first batch's rows coded otherwise that stops a run before the rest is read.
 EARLY_SHARE = 0.5
 #: Sex 0, 9 and blank are ordinary missing values, left out of the ``exclusions`` guard's
@@ -438,7 +440,9 @@ def check_no_measure(
             )
         else:
             exams = _exams_in_no_measure(profile, lookups)
-            if exams:
+            if not exams:
+                detail = "; didcore check lists the exam codes in no measure"
+            else:
                 detail = (
                     f"; column {cols.exam_code!r} values in no measure: "
                     f"{describe_values(exams, profile.rows)}; add them to the measures file "
