@@ -227,8 +227,8 @@ impl PyAggregator {
 
     /// Rows counted so far.
     #[getter]
-    fn rows(&self) -> u64 {
-        self.acc.rows()
+    fn rows(&self) -> PyResult<u64> {
+        guard(|| Ok(self.acc.rows()))
     }
 
     /// Count one classified batch (see `didcore.cube` for the meaning of each table).
@@ -380,14 +380,16 @@ pub struct PyTextEncoder {
 #[pymethods]
 impl PyTextEncoder {
     #[new]
-    fn new() -> Self {
-        PyTextEncoder {
-            encoder: Encoder::new(),
-        }
+    fn new() -> PyResult<Self> {
+        guard(|| {
+            Ok(PyTextEncoder {
+                encoder: Encoder::new(),
+            })
+        })
     }
 
-    fn __len__(&self) -> usize {
-        self.encoder.len()
+    fn __len__(&self) -> PyResult<usize> {
+        guard(|| Ok(self.encoder.len()))
     }
 
     /// int32 dictionary index of each value, growing the dictionary with new values.
@@ -505,4 +507,36 @@ fn expected_counts_body<'py>(
         PyArray1::from_vec(py, r.observed),
         PyArray1::from_vec(py, r.expected),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_with_its_message() {
+        assert_eq!(panic_message(&"boom"), "boom");
+        assert_eq!(panic_message(&String::from("bang")), "bang");
+        assert_eq!(panic_message(&42), "unknown panic");
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {})); // keep the test's output quiet
+        let caught = guard(|| -> PyResult<()> { panic!("index out of bounds") });
+        std::panic::set_hook(previous);
+        assert!(caught.is_err());
+        assert!(guard(|| Ok(7)).is_ok_and(|v| v == 7));
+    }
+
+    #[test]
+    fn input_problems_are_not_panics_or_shape_errors() {
+        let err = CoreError::BadIndex {
+            column: "lsoa11",
+            index: -1,
+            dict_len: 3,
+            batch: 2,
+            batch_row: 5,
+            row: 105,
+        };
+        assert!(err.to_string().contains("row 105 (row 5 of batch 2)"));
+        assert!(!matches!(err, CoreError::Shape(_) | CoreError::Panic(_)));
+    }
 }

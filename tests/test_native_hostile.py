@@ -395,8 +395,9 @@ def test_memory_is_bounded_for_a_code_per_row(source: str, tmp_path: Path) -> No
         """
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=600
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["peak_mb"] < RSS_LIMIT_MB, result
     assert result["providers"] == MAX_PROVIDERS + 2  # "(missing)" and the bucket are rows
