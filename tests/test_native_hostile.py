@@ -88,6 +88,24 @@ def test_out_of_range_dictionary_index_is_a_corrupt_input_error(
         assert f"which has {dict_len} entries" in message
 
 
+@pytest.mark.parametrize("index_type", [pa.int8(), pa.uint16(), pa.int64()], ids=str)
+def test_bad_indices_in_date_dictionaries_are_corrupt_input_errors(index_type: pa.DataType) -> None:
+    """Dates as dictionaries: a date of birth (the age derivation) and a test date read for
+    the financial year (``by_year``) are checked as the code columns are.
+    """
+    table = _big_table(300)
+    dated = table.drop_columns(["age"]).append_column(
+        "date_of_birth", pa.array([None] * 300, pa.date32()).fill_null(0).cast(pa.date32())
+    )
+    for name, source, kwargs in (
+        ("date_of_birth", dated, {}),
+        ("test_date", table, {"by_year": True}),
+    ):
+        hostile = _with_bad_index(source, name, index_type, 50, 9)
+        with pytest.raises(errors.CorruptInputError, match=f"'{name}': row 51 .*entry 9 "):
+            didcore.aggregate(hostile, LOOKUPS, progress=False, **kwargs)
+
+
 def test_a_null_row_may_hold_any_index() -> None:
     """Arrow never reads a null row's index: it is not checked, and the count is right."""
     table = _big_table(300)

@@ -993,42 +993,10 @@ class BatchClassifier:
         return _buffers(indices, np.int32), dictionary
 
     def _check_indices(self, name: str, arr: Any) -> None:
-        """Refuse a dictionary array (any index width) whose non-null rows point outside its
-        dictionary, which a corrupt Parquet file or an unchecked Arrow array can hold and
-        Arrow's kernels do not check: :class:`~didcore.errors.CorruptInputError` naming the
-        column, the first such row, its index and the dictionary's length.
-
-        One pass over the indices, read in place: as unsigned numbers, negative indices are
-        huge, so their maximum tells both ends (or, for a dictionary longer than the index type's
-        largest value, the minimum alone). Only when that fails are the rows looked at one by
-        one (a null row's index may hold anything).
+        """Refuse a dictionary array whose non-null rows point outside its dictionary
+        (:func:`_check_dictionary_indices`), naming the row over the run and in its batch.
         """
-        indices = arr.indices
-        n = len(arr.dictionary)
-        dtype = np.dtype(indices.type.to_pandas_dtype())
-        values, validity, offset = _buffers(indices, dtype)
-        if not len(values):
-            return
-        if dtype.kind == "i" and n > np.iinfo(dtype).max:  # only a negative index is outside
-            if int(values.min()) >= 0:
-                return
-        elif int(values.view(dtype.str.replace("i", "u")).max()) < n:
-            return
-        bad = (values < 0) | (values >= n) if dtype.kind == "i" else values >= n
-        if validity is not None:
-            bits = np.unpackbits(validity, bitorder="little")[offset : offset + len(values)]
-            bad &= bits.astype(bool)
-        rows = np.flatnonzero(bad)
-        if not len(rows):
-            return
-        row = int(rows[0])
-        entries = "entry" if n == 1 else "entries"
-        raise CorruptInputError(
-            f"column {name!r}: row {self._rows_before + row + 1} (row {row + 1} of batch "
-            f"{self._batch_no}) points to entry {int(values[row])} of its dictionary, which has "
-            f"{n} {entries}: the file is corrupt (or the Arrow data was built without checks); "
-            "write it out again from its source"
-        )
+        _check_dictionary_indices(name, arr, f" of batch {self._batch_no}", self._rows_before)
 
     def _normalise(self, dictionary: Any) -> Any:
         import pyarrow.compute as pc
@@ -1277,6 +1245,46 @@ class BatchClassifier:
         return _buffers(arr, np.int32)
 
 
+def _check_dictionary_indices(name: str, arr: Any, batch: str = "", rows_before: int = 0) -> None:
+    """Refuse a dictionary array (any index width) whose non-null rows point outside its
+    dictionary, which a corrupt Parquet file or an unchecked Arrow array can hold and Arrow's
+    kernels do not check: :class:`~didcore.errors.CorruptInputError` naming the column, the
+    first such row (``rows_before`` earlier rows; ``batch`` words which batch, e.g.
+    ``" of batch 3"``), its index and the dictionary's length.
+
+    One pass over the indices, read in place: as unsigned numbers, negative indices are huge,
+    so their maximum tells both ends (or, for a dictionary longer than the index type's
+    largest value, the minimum alone). Only when that fails are the rows looked at one by one
+    (a null row's index may hold anything).
+    """
+    indices = arr.indices
+    n = len(arr.dictionary)
+    dtype = np.dtype(indices.type.to_pandas_dtype())
+    values, validity, offset = _buffers(indices, dtype)
+    if not len(values):
+        return
+    if dtype.kind == "i" and n > np.iinfo(dtype).max:  # only a negative index is outside
+        if int(values.min()) >= 0:
+            return
+    elif int(values.view(dtype.str.replace("i", "u")).max()) < n:
+        return
+    bad = (values < 0) | (values >= n) if dtype.kind == "i" else values >= n
+    if validity is not None:
+        bits = np.unpackbits(validity, bitorder="little")[offset : offset + len(values)]
+        bad &= bits.astype(bool)
+    rows = np.flatnonzero(bad)
+    if not len(rows):
+        return
+    row = int(rows[0])
+    entries = "entry" if n == 1 else "entries"
+    where = f"row {rows_before + row + 1} (row {row + 1}{batch})" if batch else f"row {row + 1}"
+    raise CorruptInputError(
+        f"column {name!r}: {where} points to entry {int(values[row])} of its dictionary, which "
+        f"has {n} {entries}: the file is corrupt (or the Arrow data was built without checks); "
+        "write it out again from its source"
+    )
+
+
 def _dates(pa: Any, arr: Any, name: str) -> tuple[Any, int, Any]:
     """A date column as date32, values that are not dates null; and how many rows held such
     values, with an example. Used for ages (date of birth, test date) and financial years
@@ -1294,6 +1302,7 @@ def _dates(pa: Any, arr: Any, name: str) -> tuple[Any, int, Any]:
         arr = arr.cast(pa.date32())
     elif _is_text(pa, t) or pa.types.is_dictionary(t):
         if pa.types.is_dictionary(t):
+            _check_dictionary_indices(name, arr)  # for didcore.years, which reads dates first
             arr = _plain_dictionary(pa, arr)
         arr, n_bad, example = _text_dates(pa, arr.cast(pa.string()))
     elif not pa.types.is_date32(t):
