@@ -106,6 +106,32 @@ def test_bad_indices_in_date_dictionaries_are_corrupt_input_errors(index_type: p
             didcore.aggregate(hostile, LOOKUPS, progress=False, **kwargs)
 
 
+def test_a_corrupt_parquet_file_pyarrow_reads_is_a_corrupt_input_error(tmp_path: Path) -> None:
+    """A Parquet file whose data page points past its dictionary page: pyarrow reads it
+    without complaint (as a dictionary with index 3 of 3 entries); didcore refuses it.
+    """
+    import pyarrow.parquet as pq
+
+    n = 640
+    table = _big_table(n).set_column(
+        0, "provider_code", pa.array([("RM3", "RWF", "NT9")[i % 3] for i in range(n)])
+    )
+    path = tmp_path / "extract.parquet"
+    pq.write_table(table, path, compression="none", data_page_version="1.0")
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    raw = bytearray(path.read_bytes())
+    start = chunk.data_page_offset
+    # indices 0, 1, 2, 0, 1, 2, 0, 1 bit-packed two bits each (the data page's first run)
+    at = raw.find(bytes([0x24, 0x49]), start, start + chunk.total_compressed_size)
+    assert at > 0
+    raw[at] = 0x27  # the first row's index 0 becomes 3
+    path.write_bytes(bytes(raw))
+    read = pq.ParquetFile(path, read_dictionary=["provider_code"]).read()
+    assert read.column("provider_code").chunk(0).indices[0].as_py() == 3  # read as it is
+    with pytest.raises(errors.CorruptInputError, match=r"'provider_code': row 1 .*entry 3 "):
+        didcore.aggregate(path, LOOKUPS, progress=False)
+
+
 def test_a_null_row_may_hold_any_index() -> None:
     """Arrow never reads a null row's index: it is not checked, and the count is right."""
     table = _big_table(300)
