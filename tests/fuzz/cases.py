@@ -1,0 +1,1547 @@
+"""The fuzz case kinds: each builds, from a seed, an input (files in the case's folder or an
+in-memory object), the call to make, and what the contract asks of its outcome.
+
+``expect`` says what outcome the input allows beyond the universal contract (a result with
+conservation, or an InputError):
+
+* ``"valid"``: the input is valid, so it must be counted, and equal the reference;
+* ``"oracle"``: valid when the oracle (an independent pyarrow read of the same file) can read
+  it; a refusal is then a violation, unless it is about the columns;
+* ``"any"``: a result (compared with the reference where there is one) or a clean error;
+* ``"error"``: the input is unusable: a result is a violation (silently accepted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import itertools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import fixtures as fx
+from . import mutate as mu
+from .strategies import Gen, Spec, batches, spec, table, text_value
+
+
+class Invalid(Exception):
+    """The oracle cannot read the input: there is nothing to compare with."""
+
+
+class Skip(Exception):
+    """The generator could not build this case's input (never a finding)."""
+
+
+@dataclass
+class Case:
+    """One generated case."""
+
+    kind: str
+    seed: int
+    variant: str
+    run: Callable[[], Any]
+    oracle: Callable[[], Any] | None = None
+    expect: str = "any"
+    cli: bool = False
+    solo: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+CODE_ROLES = ("provider_code", "gp_practice_code", "lsoa11", "sex", "modality", "exam_code")
+ROLES = (*CODE_ROLES, "age", "date_of_birth", "test_date")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _aggregate(source: Any, lookups: Any = None, **kwargs: Any) -> Any:
+    import didcore
+
+    kwargs.setdefault("progress", False)
+    return didcore.aggregate(source, fx.lookups() if lookups is None else lookups, **kwargs)
+
+
+def _ref_of_table(t: Any, columns: Any = None, max_age: Any = None, lk: Any = None) -> Any:
+    from didcore.io import Columns
+
+    c = columns or Columns()
+    use_age = c.age in t.column_names
+    return fx.reference(fx.reference_rows(t, c), columns=c, max_age=max_age, lk=lk, use_age=use_age)
+
+
+def save_ipc(t: Any, path: Path) -> None:
+    """Save an in-memory table as an Arrow IPC file (every type, unsafe dictionaries too)."""
+    import pyarrow as pa
+
+    with (
+        contextlib.suppress(Exception),
+        pa.OSFile(str(path), "wb") as sink,
+        pa.ipc.new_file(sink, t.schema) as w,
+    ):
+        for b in t.to_batches():
+            w.write_batch(b)
+
+
+def _parquet_safe(t: Any) -> Any:
+    """``t`` with what the Parquet writer refuses made plain: dictionaries of views, and
+    dictionaries holding a null entry (each re-encoded from its values).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for col in t.columns:
+        ty = col.type
+        if pa.types.is_dictionary(ty):
+            v = ty.value_type
+            text = (
+                pa.types.is_string(v) or pa.types.is_large_string(v) or pa.types.is_string_view(v)
+            )
+            base = pa.string() if text else pa.binary()
+            plain = pa.chunked_array(
+                [c.dictionary.cast(base).take(c.indices) for c in col.chunks], base
+            )
+            col = pc.dictionary_encode(plain)
+        elif pa.types.is_string_view(ty):
+            col = col.cast(pa.string())
+        elif pa.types.is_binary_view(ty):
+            col = col.cast(pa.binary())
+        cols.append(col)
+    return pa.table(cols, names=t.column_names)
+
+
+def write_parquet(g: Gen, t: Any, path: Path) -> str:
+    """Write ``t`` with random writer options (several row groups, dictionary or plain,
+    delta encodings, v1/v2 pages, compression); returns a description of the options.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = max(len(t), 1)
+    opts: dict[str, Any] = {
+        "row_group_size": g.choice([1, 2, 3, 7, max(1, n // 3), n, None]),
+        "compression": g.choice(["none", "snappy", "gzip", "zstd", "lz4", "brotli"]),
+        "data_page_version": g.choice(["1.0", "2.0"]),
+        "write_statistics": g.bool(0.7),
+        "store_schema": g.bool(0.8),
+        "data_page_size": g.choice([64, 1024, None]),
+    }
+    text = [
+        f.name
+        for f in t.schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_binary(f.type)
+        or pa.types.is_large_binary(f.type)
+    ]
+    mode = g.choice(["dict", "plain", "mixed", "delta"])
+    if mode == "dict":
+        opts["use_dictionary"] = True
+    elif mode == "plain":
+        opts["use_dictionary"] = False
+    elif mode == "mixed":
+        opts["use_dictionary"] = [c for c in t.column_names if g.bool()]
+    elif text:
+        # Parquet v2 writers' encodings for text: DELTA_BYTE_ARRAY, DELTA_LENGTH_BYTE_ARRAY
+        delta = [c for c in text if g.bool(0.7)] or text[:1]
+        opts["use_dictionary"] = [c for c in t.column_names if c not in delta and g.bool()]
+        opts["column_encoding"] = {
+            c: g.choice(["DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY"]) for c in delta
+        }
+    opts = {k: v for k, v in opts.items() if v is not None}
+    try:
+        pq.write_table(t, path, **opts)
+    except (pa.ArrowException, ValueError, TypeError):
+        try:
+            t = _parquet_safe(t)
+            pq.write_table(t, path, **opts)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise Skip(f"parquet writer: {exc}") from exc
+    return ", ".join(f"{k}={v}" for k, v in opts.items())
+
+
+def oracle_parquet(path: Path, columns: Any = None, lk: Any = None, max_age: Any = None) -> Any:
+    """The reference of what pyarrow reads from a Parquet file (:class:`Invalid` if it cannot)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        t = pf.read(columns=[n for n in dict.fromkeys(names) if names.count(n) == 1])
+        t.validate(full=True)
+        return _ref_of_table(t, columns, max_age, lk)
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise Invalid(f"pyarrow cannot read it: {type(exc).__name__}: {exc}") from exc
+
+
+def write_csv(g: Gen, s: Spec, path: Path, *, delimiter: str = ",") -> bytes:
+    """Write the spec's rows as CSV text (random quoting, line ends, missing-value words)."""
+    buf = io.StringIO()
+    quoting = g.choice([csv.QUOTE_MINIMAL, csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])
+    w = csv.writer(
+        buf, delimiter=delimiter, quoting=quoting, lineterminator=g.choice(["\n", "\r\n"])
+    )
+    cols = s.columns
+    if g.bool(0.2):
+        g.rng.shuffle(cols)
+    w.writerow(cols)
+    missing = g.choice(["", "", "NA", "NULL", "nan"])
+    for r in s.rows:
+        w.writerow([missing if (v := text_value(r[c])) is None else v for c in cols])
+    data = buf.getvalue().encode("utf-8")
+    return data
+
+
+def _csv_opts(path: Path) -> Any:
+    import pyarrow.csv as pacsv
+
+    tab = path.name.lower().endswith((".tsv", ".tsv.gz"))
+    return pacsv.ParseOptions(delimiter="\t" if tab else ",")
+
+
+def oracle_csv_rows(path: Path, columns: Any = None) -> list[dict[str, Any]]:
+    """Rows of a CSV read whole by pyarrow, every column as text (:class:`Invalid` if it
+    cannot, or if the columns the count needs are missing or named twice).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from didcore.errors import InputError
+    from didcore.io import Columns
+
+    c = columns or Columns()
+    try:
+        with pacsv.open_csv(path, parse_options=_csv_opts(path)) as head:
+            names = head.schema.names
+        try:
+            c.needed(names)
+        except InputError as exc:
+            raise Invalid(f"columns: {exc}") from exc
+        types = {n: pa.string() for n in names}
+        t = pacsv.read_csv(
+            path,
+            parse_options=_csv_opts(path),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise Invalid(f"pyarrow cannot read it: {type(exc).__name__}: {exc}") from exc
+    return fx.reference_rows(t, c)
+
+
+def oracle_csv(path: Path, columns: Any = None, lk: Any = None, max_age: Any = None) -> Any:
+    from didcore.io import Columns
+
+    c = columns or Columns()
+    rows = oracle_csv_rows(path, c)
+    use_age = c.age in rows[0] if rows else _csv_has(path, c.age)
+    return fx.reference(rows, columns=c, lk=lk, max_age=max_age, use_age=use_age)
+
+
+def _csv_has(path: Path, name: str) -> bool:
+    import pyarrow.csv as pacsv
+
+    with pacsv.open_csv(path, parse_options=_csv_opts(path)) as head:
+        return name in head.schema.names
+
+
+def _csv_name(g: Gen) -> tuple[str, str]:
+    name = g.choice(["extract.csv", "extract.csv", "extract.tsv", "extract.csv.gz", "e.tsv.gz"])
+    return name, "\t" if ".tsv" in name else ","
+
+
+def _write_csv_file(g: Gen, s: Spec, folder: Path) -> Path:
+    name, delim = _csv_name(g)
+    data = write_csv(g, s, folder / name, delimiter=delim)
+    path = folder / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    return path
+
+
+# ------------------------------------------------------------------ valid sources
+
+
+class _Stream:
+    """An object exposing only the Arrow C stream interface (as DuckDB, polars do)."""
+
+    def __init__(self, t: Any) -> None:
+        self._t = t
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._t.__arrow_c_stream__(requested_schema)
+
+
+class _ToArrow:
+    """An object with a ``to_arrow()`` method (as several dataframe libraries have)."""
+
+    def __init__(self, t: Any) -> None:
+        self._t = t
+
+    def to_arrow(self) -> Any:
+        return self._t
+
+
+def case_table(g: Gen, d: Path) -> Case:
+    """A valid in-memory source: Table, RecordBatch, RecordBatchReader, a C stream object,
+    a ``to_arrow()`` object, a sliced table (arrays with offsets).
+    """
+    import pyarrow as pa
+
+    s = spec(g)
+    bs, schema = batches(s)
+    t = pa.Table.from_batches(bs, schema)
+    form = g.choice(["table", "reader", "batch", "c_stream", "to_arrow", "sliced", "combined"])
+    if form == "sliced" and len(t):
+        lo = g.int(0, len(t) - 1)
+        t = t.slice(lo, g.int(0, len(t) - lo))
+    elif form == "combined":
+        with contextlib.suppress(pa.ArrowException):
+            t = t.combine_chunks()
+    elif form == "batch" and len(bs) != 1:
+        bs = bs[:1]
+        t = pa.Table.from_batches(bs, schema)
+    save_ipc(t, d / "input.arrow")
+
+    def source() -> Any:
+        if form == "reader":
+            return pa.RecordBatchReader.from_batches(schema, iter(t.to_batches()))
+        if form == "batch":
+            return bs[0]
+        if form == "c_stream":
+            return _Stream(t)
+        if form == "to_arrow":
+            return _ToArrow(t)
+        return t
+
+    return Case(
+        "table",
+        g.seed,
+        f"{form}, {len(t)} rows, {len(bs)} batches",
+        lambda: _aggregate(source()),
+        lambda: _ref_of_table(t),
+        expect="valid",
+    )
+
+
+def case_polars(g: Gen, d: Path) -> Case:
+    """A polars DataFrame (exported as string_view, Categorical as dictionary<string_view>)."""
+    import pyarrow as pa
+
+    try:
+        import polars as pl
+    except ImportError as exc:
+        raise Skip("polars is not installed") from exc
+    t = table(spec(g))
+    try:
+        df = pl.from_arrow(t)
+        if g.bool(0.3):
+            text = [c for c, ty in df.schema.items() if ty == pl.String]
+            if text:
+                df = df.with_columns(pl.col(g.choice(text)).cast(pl.Categorical))
+        back = df.to_arrow()
+    except BaseException as exc:
+        raise Skip(f"polars: {type(exc).__name__}: {exc}") from exc
+    save_ipc(back, d / "input.arrow")
+    lazy = g.bool(0.05)
+    return Case(
+        "polars",
+        g.seed,
+        f"{'LazyFrame' if lazy else 'DataFrame'}, {len(back)} rows",
+        lambda: _aggregate(df.lazy() if lazy else df),
+        None if lazy else (lambda: _ref_of_table(pa.table(back))),
+        expect="error" if lazy else "valid",
+    )
+
+
+def case_parquet(g: Gen, d: Path) -> Case:
+    """A valid Parquet file: several row groups, any writer options."""
+    t = table(spec(g))
+    path = d / g.choice(["extract.parquet", "extract.parquet", "extract.pq", "EXTRACT.PARQUET"])
+    opts = write_parquet(g, t, path)
+    try:
+        ref_check = oracle_parquet(path)
+        del ref_check
+    except Invalid as exc:
+        raise Skip(str(exc)) from exc
+    return Case(
+        "parquet",
+        g.seed,
+        f"{len(t)} rows; {opts}",
+        lambda: _aggregate(path if g.bool() else str(path)),
+        lambda: oracle_parquet(path),
+        expect="valid",
+    )
+
+
+def case_csv(g: Gen, d: Path) -> Case:
+    """A CSV/TSV (optionally gzipped) file of the spec's rows."""
+    s = spec(g)
+    path = _write_csv_file(g, s, d)
+    return Case(
+        "csv",
+        g.seed,
+        f"{path.name}, {len(s.rows)} rows",
+        lambda: _aggregate(path),
+        lambda: oracle_csv(path),
+        expect="oracle",
+    )
+
+
+def case_folder(g: Gen, d: Path) -> Case:
+    """A folder (or list) of Parquet and CSV parts, in subfolders, with files to skip."""
+    import pyarrow as pa
+
+    s = spec(g)
+    root = d / "extract"
+    root.mkdir()
+    bounds = sorted({0, len(s.rows), *(g.int(0, len(s.rows)) for _ in range(g.int(1, 3)))})
+    if len(bounds) == 1:  # no rows: one part holding only the header (or an empty row group)
+        bounds = [0, 0]
+    parts = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        sub = Spec(s.rows[lo:hi], s.types, s.use_age)
+        folder = root / g.choice(["", "year=2023", "2024/q1", "a b"])
+        folder.mkdir(parents=True, exist_ok=True)
+        if g.bool():
+            path = folder / f"part-{k}.parquet"
+            write_parquet(g, table(sub), path)
+        else:
+            path = folder / f"part-{k}.csv"
+            path.write_bytes(write_csv(g, sub, path))
+        parts.append(path)
+    if not parts:
+        raise Skip("no rows to split")
+    for junk, data in (("_SUCCESS", b""), (".part-0.parquet.crc", b"\x00garbage")):
+        if g.bool():
+            (root / junk).write_bytes(data)
+    if g.bool(0.3):
+        (root / "_temporary").mkdir(exist_ok=True)
+        (root / "_temporary" / "x.parquet").write_bytes(b"PAR1 not parquet")
+    as_list = g.bool(0.3)
+    ordered = sorted(parts)
+
+    def oracle() -> Any:
+        rows: list[dict[str, Any]] = []
+        for p in ordered:
+            if p.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                rows.extend(fx.reference_rows(pq.read_table(p)))
+            else:
+                rows.extend(oracle_csv_rows(p))
+        return fx.reference(rows, use_age=s.use_age)
+
+    del pa
+    return Case(
+        "folder",
+        g.seed,
+        f"{len(parts)} parts{' as a list' if as_list else ''}",
+        lambda: _aggregate([str(p) for p in parts] if as_list else root),
+        oracle,
+        expect="oracle",
+    )
+
+
+# ------------------------------------------------------------------ arguments and columns
+
+
+class _Weird:
+    def __repr__(self) -> str:
+        return "<object>"
+
+
+def case_args(g: Gen, d: Path) -> Case:
+    """Edge values of ``max_age``, ``n_threads``, ``progress``, ``lookups``, ``source``."""
+    import decimal
+
+    import numpy as np
+    import pyarrow as pa
+
+    s = spec(g, max_rows=40)
+    t = table(s)
+    save_ipc(t, d / "input.arrow")
+    folder = fx.write_lookups(d / "lookups")
+    which = g.choice(
+        ["max_age", "max_age", "n_threads", "n_threads", "lookups", "source", "progress"]
+    )
+    kwargs: dict[str, Any] = {}
+    expect = "any"
+    source: Any = t
+    lookups: Any = fx.lookups()
+    max_age: Any = None
+    if which == "max_age":
+        max_age = g.choice(
+            [
+                None, -1, 0, 4, 89, 90, 130, 2**31 - 2, 2**31 - 1, 2**31, 2**32, 2**62,
+                2**63 - 1, 2**63, 2**64, -(2**63) - 1, 1.5, 90.0, float("nan"), "90", True,
+                np.int64(90), np.uint64(2**63), decimal.Decimal(90),
+            ]
+        )  # fmt: skip
+        kwargs["max_age"] = max_age
+        if isinstance(max_age, str):
+            expect = "error"
+    elif which == "n_threads":
+        kwargs["n_threads"] = g.choice(
+            [None, 1, 2, 3, 16, 0, -1, 2**31, 2**63, 2**64, 1.5, "2", True, np.int32(2)]
+        )
+        if isinstance(kwargs["n_threads"], str):
+            expect = "error"
+    elif which == "progress":
+        kwargs["progress"] = g.choice([None, False, True, "yes", 0])
+    elif which == "lookups":
+        lookups = g.choice(
+            [
+                str(folder), folder, None, 5, b"lookups", {}, [], "x" * 300, "/nonexistent",
+                str(folder / "icb.csv"), str(folder) + "\x00", _Weird(), "", fx.lookup_tables(),
+            ]
+        )  # fmt: skip
+        valid = lookups is None or lookups == str(folder) or lookups == folder
+        if not valid:
+            expect = "error"
+    else:
+        empty = d / "empty"
+        empty.mkdir()
+        source = g.choice(
+            [
+                None, 5, b"extract.parquet", {"a": [1]}, [], [str(folder / "icb.csv"), 5],
+                (b for b in t.to_batches()), "", "x" * 300, "/dev/null", str(empty),
+                "a\x00b", _Weird(), pa.array([1, 2]), [t], np.zeros(3),
+            ]
+        )  # fmt: skip
+        expect = "error"
+    n_age = max_age if isinstance(max_age, int | float | np.integer | decimal.Decimal) else None
+    shown = {
+        k: (v if not isinstance(v, str) or len(v) < 40 else v[:20] + "...")
+        for k, v in kwargs.items()
+    }
+    variant = f"{which}: " + (
+        repr(shown)
+        if which in ("max_age", "n_threads", "progress")
+        else repr(lookups if which == "lookups" else source)[:80]
+    )
+
+    def run() -> Any:
+        import didcore
+
+        kw = {"progress": False, **kwargs}
+        return didcore.aggregate(source, lookups, **kw)
+
+    oracle = None
+    if which != "source" and not (which == "max_age" and isinstance(max_age, str)):
+
+        def oracle() -> Any:
+            from didcore.lookup import Lookups
+
+            lk = Lookups.default() if which == "lookups" and lookups is None else None
+            return _ref_of_table(t, max_age=n_age, lk=lk)
+
+    return Case("args", g.seed, variant, run, oracle, expect=expect)
+
+
+def case_columns(g: Gen, d: Path) -> Case:
+    """Renamed columns with a matching ``Columns``; two roles naming one column; a role
+    naming a column that is not there.
+    """
+    import pyarrow as pa
+
+    from didcore.io import Columns
+
+    s = spec(g, max_rows=60)
+    t = table(s)
+    how = g.choice(["rename", "rename", "alias", "alias", "alias", "absent", "blank"])
+    mapping: dict[str, str] = {}
+    if how == "rename":
+        names = {}
+        for name in t.column_names:
+            new = g.choice([f"x_{name}", name.upper(), f" {name}", f"{name}\u00e9", name])
+            names[name] = new
+        if len(set(names.values())) != len(names):
+            names = {n: f"x_{n}" for n in t.column_names}
+        t = t.rename_columns([names[n] for n in t.column_names])
+        mapping = {r: names[r] for r in ROLES if r in names}
+    elif how == "alias":
+        present = [r for r in ROLES if r in t.column_names]
+        a, b = g.choice(ROLES), g.choice(present)
+        if a == b:
+            b = g.choice(present)
+        mapping = {a: b}
+    elif how == "absent":
+        mapping = {g.choice(ROLES): g.choice(["nope", "AGE", "sex ", ""])}
+    else:
+        mapping = {g.choice(ROLES): ""}
+    form = g.choice(["table", "table", "parquet", "csv"])
+    path: Path | None = None
+    if form == "parquet":
+        path = d / "extract.parquet"
+        write_parquet(g, t, path)
+    elif form == "csv":
+        path = d / "extract.csv"
+        s2 = Spec(
+            [dict(zip(t.column_names, r.values(), strict=True)) for r in s.rows], {}, s.use_age
+        )
+        s2.types = {n: None for n in t.column_names}
+        path.write_bytes(write_csv(g, s2, path))
+    else:
+        save_ipc(t, d / "input.arrow")
+
+    def oracle() -> Any:
+        cols = Columns(**mapping)
+        if form == "parquet":
+            return oracle_parquet(path, cols)  # type: ignore[arg-type]
+        if form == "csv":
+            return oracle_csv(path, cols)  # type: ignore[arg-type]
+        return _ref_of_table(t, cols)
+
+    expect = {"rename": "valid", "alias": "any", "absent": "any", "blank": "any"}[how]
+    if how == "absent" and mapping:
+        role, name = next(iter(mapping.items()))
+        needed = role not in ("date_of_birth", "test_date") or "age" not in t.column_names
+        if role == "age" and {"date_of_birth", "test_date"} <= set(t.column_names):
+            needed = False
+        if needed and name not in t.column_names:
+            expect = "error"
+    if form == "csv" and expect == "valid":
+        expect = "oracle"
+    del pa
+    return Case(
+        "columns",
+        g.seed,
+        f"{how} {mapping} via {form}",
+        lambda: _aggregate(path if path is not None else t, columns=Columns(**mapping)),
+        oracle,
+        expect=expect,
+    )
+
+
+# ------------------------------------------------------------------ schema variants
+
+
+def case_schema(g: Gen, d: Path) -> Case:
+    """Missing, duplicated, renamed, nested, null-typed and wrong-typed columns."""
+    import pyarrow as pa
+
+    s = spec(g, max_rows=40)
+    t = table(s)
+    n = len(t)
+    present_required = [c for c in (*CODE_ROLES, "age") if c in t.column_names]
+    what = g.choice(
+        ["drop", "dup_used", "dup_unused", "nested", "wrong", "wrong", "null", "extra", "empty"]
+    )
+    expect = "any"
+    oracle_ok = False
+    name = g.choice(present_required)
+    if what == "drop":
+        t = t.drop_columns([name])
+        expect = "error"
+    elif what == "dup_used":
+        t = t.append_column(name, t.column(name))
+        expect = "error"
+    elif what == "dup_unused":
+        t = t.append_column("notes", pa.array(["x"] * n)).append_column("notes", pa.array([1] * n))
+        oracle_ok = True
+    elif what == "nested":
+        nested = g.choice(
+            [
+                pa.array([[v] for v in range(n)], pa.list_(pa.int64())),
+                pa.array([{"a": "RM3"} for _ in range(n)]),
+                pa.array([[("k", "v")] for _ in range(n)], pa.map_(pa.string(), pa.string())),
+                pa.array([["1", "2"] for _ in range(n)], pa.list_(pa.string(), 2)),
+                pa.array([["x"] for _ in range(n)], pa.large_list(pa.string())),
+            ]
+        )
+        t = t.set_column(t.schema.get_field_index(name), name, nested)
+        expect = "error"
+    elif what == "wrong":
+        wrong = g.choice(
+            [
+                pa.array([True] * n),
+                pa.array([1_000_000 * i for i in range(n)], pa.timestamp("us")),
+                pa.array([i for i in range(n)], pa.time32("s")),
+                pa.array([i for i in range(n)], pa.duration("s")),
+                pa.array([i for i in range(n)], pa.int32()),
+                pa.array([i + 0.5 for i in range(n)], pa.float64()),
+                pa.array([b"ab"] * n, pa.binary(2)),
+                pa.array([i for i in range(n)], pa.decimal128(5, 0)),
+                pa.array([i for i in range(n)], pa.date32()),
+                pa.array([pa.MonthDayNano([1, 2, 3])] * n, pa.month_day_nano_interval()),
+            ]
+        )
+        t = t.set_column(t.schema.get_field_index(name), name, wrong)
+    elif what == "null":
+        # a column with no value at all (Arrow's null type): every row missing, counted
+        t = t.set_column(t.schema.get_field_index(name), name, pa.nulls(n))
+        oracle_ok = True
+    elif what == "extra":
+        extra = g.choice(
+            [pa.array([[1]] * n), pa.array([{"a": 1}] * n), pa.nulls(n), pa.array([b"\xff"] * n)]
+        )
+        t = t.append_column(g.choice(["", "\u00e9", "x y", "AGE", "Sex"]), extra)
+        oracle_ok = True
+    else:
+        t = t.slice(0, 0)
+        oracle_ok = True
+    form = g.choice(["table", "table", "parquet"])
+    path = d / "extract.parquet"
+    if form == "parquet":
+        try:
+            pq_opts = write_parquet(g, t, path)
+            del pq_opts
+        except Skip:
+            form = "table"
+    save_ipc(t, d / "input.arrow")
+    oracle = None
+    if oracle_ok:
+        oracle = (lambda: oracle_parquet(path)) if form == "parquet" else (lambda: _ref_of_table(t))
+        expect = "valid"
+    return Case(
+        "schema",
+        g.seed,
+        f"{what} {name!r} via {form}",
+        lambda: _aggregate(path if form == "parquet" else t),
+        oracle,
+        expect=expect,
+    )
+
+
+# ------------------------------------------------------------------ mutated files
+
+
+def _bad_utf8_parquet(g: Gen, d: Path) -> tuple[Path, str]:
+    """One row group whose binary code column holds bytes that are not UTF-8."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = table(spec(g, max_rows=20))
+    n = max(len(t), 1)
+    t = table(spec(Gen(g.seed + 1), max_rows=20)) if len(t) == 0 else t
+    n = len(t)
+    if n == 0:
+        raise Skip("no rows")
+    col = g.choice(["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code"])
+    bad = g.choice(mu.NOT_UTF8[:8])
+    values = [b"RM3"] * n
+    values[g.int(0, n - 1)] = b"R" + bad
+    t = _parquet_safe(
+        t.set_column(t.schema.get_field_index(col), col, pa.array(values, pa.binary()))
+    )
+    path = d / "extract.parquet"
+    pq.write_table(t, path, use_dictionary=g.bool(), row_group_size=g.choice([n, None, 1]))
+    return path, f"binary {col} holds {bad!r}"
+
+
+def case_mutate_parquet(g: Gen, d: Path) -> Case:
+    """A small Parquet file, then flipped, cut, spliced, its footer or pages damaged."""
+    if g.bool(0.15):
+        path, variant = _bad_utf8_parquet(g, d)
+        return Case(
+            "mutate_parquet",
+            g.seed,
+            variant,
+            lambda: _aggregate(path),
+            lambda: oracle_parquet(path),
+        )
+    t = table(spec(g, max_rows=60))
+    clean = d / "clean.parquet"
+    write_parquet(g, t, clean)
+    data = clean.read_bytes()
+    clean.unlink()
+    donor = None
+    if g.bool(0.3):
+        donor_path = d / "donor.parquet"
+        write_parquet(g, table(spec(Gen(g.seed + 7), max_rows=20)), donor_path)
+        donor = donor_path.read_bytes()
+        donor_path.unlink()
+    mutators = dict(mu.PARQUET_MUTATORS)
+    if donor is not None:
+        mutators["splice"] = lambda b, r: mu.splice(b, r, donor)
+    data, names = mu.mutate(data, g.rng, mutators)
+    path = d / "extract.parquet"
+    path.write_bytes(data)
+    return Case(
+        "mutate_parquet",
+        g.seed,
+        "+".join(names),
+        lambda: _aggregate(path),
+        lambda: oracle_parquet(path),
+    )
+
+
+def case_mutate_csv(g: Gen, d: Path) -> Case:
+    """A small CSV/TSV file (or its gzip) mutated: bytes, encodings, quotes, huge fields."""
+    s = spec(g, max_rows=60)
+    name, delim = _csv_name(g)
+    data = write_csv(g, s, d / name, delimiter=delim)
+    gz = name.endswith(".gz")
+    names: list[str]
+    if gz and g.bool(0.4):  # damage the compressed bytes
+        data, names = mu.mutate(gzip.compress(data), g.rng, mu.BYTE_MUTATORS)
+        names = ["gz:" + n for n in names]
+    else:
+        data, names = mu.mutate(data, g.rng, mu.TEXT_MUTATORS)
+        if gz:
+            data = gzip.compress(data)
+    path = d / name
+    path.write_bytes(data)
+    return Case(
+        "mutate_csv",
+        g.seed,
+        f"{name}: {'+'.join(names)}",
+        lambda: _aggregate(path),
+        lambda: oracle_csv(path),
+        expect="oracle",
+    )
+
+
+# ------------------------------------------------------------------ lookups
+
+
+def _lookup_damage(g: Gen, folder: Path) -> str:
+    """Damage the lookups folder one way; returns what was done."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    if not files:
+        return "no file left to damage"
+    target = folder / g.choice(files)
+    how = g.choice(
+        [
+            "remove", "empty", "header_only", "ragged", "dup_same", "dup_conflict", "bad_text",
+            "utf16", "bom", "mutate", "mutate", "mutate", "imd_values", "unknown_icb",
+            "measures", "measures", "upper_name", "two_copies", "dir_named", "padded",
+            "parquet_copy", "blank_values",
+        ]
+    )  # fmt: skip
+    text = target.read_bytes()
+    if how == "remove":
+        target.unlink()
+    elif how == "empty":
+        target.write_bytes(b"")
+    elif how == "header_only":
+        target.write_bytes(text.split(b"\n")[0] + b"\n")
+    elif how == "ragged":
+        target.write_bytes(mu.ragged(text, g.rng))
+    elif how in ("dup_same", "dup_conflict"):
+        lines = text.rstrip(b"\n").split(b"\n")
+        if len(lines) > 1:
+            row = g.choice(lines[1:])
+            if how == "dup_conflict" and b"," in row:
+                key, _, _ = row.partition(b",")
+                row = key + b"," + g.choice([b"QCC", b"QAA", b"3", b"ZZZ"])
+            lines.append(row)
+        target.write_bytes(b"\n".join(lines) + b"\n")
+    elif how == "bad_text":
+        target.write_bytes(
+            mu.header_bad_text(text, g.rng) if g.bool() else mu.insert_bad_text(text, g.rng)
+        )
+    elif how == "utf16":
+        target.write_bytes(mu.utf16(text, g.rng))
+    elif how == "bom":
+        target.write_bytes(mu.bom(text, g.rng))
+    elif how == "mutate":
+        data, names = mu.mutate(text, g.rng, mu.TEXT_MUTATORS)
+        target.write_bytes(data)
+        how = "mutate:" + "+".join(names)
+    elif how == "imd_values":
+        target = folder / "lsoa_imd.csv"
+        value = g.choice(
+            ["0", "11", "x", "3.5", "", "NA", "-1", "1e1", "99999999999999999999", "\u0663"]
+        )
+        with target.open("a", encoding="utf-8") as fh:
+            fh.write(f"E01000009,{value}\n")
+        how = f"imd_values {value!r}"
+    elif how == "unknown_icb":
+        target = folder / g.choice(["practice_icb.csv", "lsoa_icb.csv"])
+        with target.open("a", encoding="utf-8") as fh:
+            fh.write(f"{'A99999' if 'practice' in target.name else 'E01000099'},QZZ\n")
+    elif how == "measures":
+        variant = g.choice(
+            ["int_measure", "unknown_kind", "edoc_no_exam", "many", "case", "empty", "mutated"]
+        )
+        path = folder / "measures.csv"
+        if variant == "int_measure":
+            pq.write_table(
+                pa.table({"measure": [1, 2], "kind": ["modality"] * 2,
+                          "modality": ["Plain Radiography", "Fluoroscopy"],
+                          "exam_code": pa.nulls(2, pa.string())}),
+                folder / "measures.parquet",
+            )  # fmt: skip
+        elif variant == "unknown_kind":
+            path.write_text("measure,kind,modality,exam_code\nX,weird,Plain Radiography,\n")
+        elif variant == "edoc_no_exam":
+            path.write_text("measure,kind,modality\nX,edoc,Plain Radiography\n")
+        elif variant == "many":
+            rows = "\n".join(
+                f"M{i},modality,Plain Radiography," for i in range(g.choice([64, 65, 200]))
+            )
+            path.write_text("measure,kind,modality,exam_code\n" + rows + "\n")
+        elif variant == "case":
+            path.write_text(
+                "measure,kind,modality,exam_code\nX-ray,modality,Plain Radiography,\n"
+                "x-RAY,modality,Fluoroscopy,\n"
+            )
+        elif variant == "empty":
+            path.write_text("measure,kind,modality,exam_code\n")
+        else:
+            base = (
+                b"measure,kind,modality,exam_code\nX-ray,modality,Plain Radiography,\n"
+                b"CT,edoc,Computerized Axial Tomography,CCHES\n"
+            )
+            path.write_bytes(mu.mutate(base, g.rng, mu.TEXT_MUTATORS)[0])
+        how = f"measures {variant}"
+    elif how == "upper_name":
+        target.rename(folder / target.name.upper())
+    elif how == "two_copies":
+        (folder / (target.stem + ".CSV")).write_bytes(text)
+    elif how == "dir_named":
+        target.unlink()
+        target.mkdir()
+    elif how == "padded":
+        lines = text.split(b"\n")
+        lines[0] = b" " + lines[0].upper().replace(b",", b" , ")
+        target.write_bytes(b"\n".join(ln.replace(b",", "\u00a0,".encode()) for ln in lines))
+    elif how == "parquet_copy":
+        import pyarrow.csv as pacsv
+
+        t = pacsv.read_csv(target)
+        target.unlink()
+        pq.write_table(t, target.with_suffix(".parquet"))
+    elif how == "blank_values":
+        lines = text.split(b"\n")
+        target.write_bytes(b"\n".join([lines[0], *(b"," * ln.count(b",") for ln in lines[1:])]))
+    return f"{target.name}: {how}"
+
+
+def case_lookups(g: Gen, d: Path) -> Case:
+    """A broken lookups folder (or a lookups path that is no folder)."""
+    from didcore.lookup import Lookups
+
+    t = table(spec(g, max_rows=40))
+    save_ipc(t, d / "input.arrow")
+    folder = fx.write_lookups(d / "lookups")
+    damage = [_lookup_damage(g, folder) for _ in range(g.choice([1, 1, 1, 2, 3]))]
+    target: Path = folder
+    if g.bool(0.05):
+        target = folder / "icb.csv" if (folder / "icb.csv").exists() else d / "nope"
+        damage.append(f"lookups path {target.name}")
+
+    def oracle() -> Any:
+        return _ref_of_table(t, lk=Lookups.read(target))
+
+    return Case(
+        "lookups",
+        g.seed,
+        "; ".join(damage),
+        lambda: _aggregate(t, str(target)),
+        oracle,
+    )
+
+
+# ------------------------------------------------------------------ misbehaving Arrow objects
+
+
+class _Raises:
+    """``__arrow_c_stream__`` raising, or returning something other than a stream capsule."""
+
+    def __init__(self, t: Any, how: str) -> None:
+        self._t = t
+        self._how = how
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        how = self._how
+        if how == "schema_capsule":
+            return self._t.schema.__arrow_c_schema__()
+        if how == "array_capsule":
+            return self._t.to_batches()[0].__arrow_c_array__()[1] if self._t.num_rows else None
+        if how == "none":
+            return None
+        if how == "int":
+            return 5
+        if how == "tuple":
+            return self._t.to_batches()[0].__arrow_c_array__() if self._t.num_rows else ()
+        if how == "self":
+            return self
+        exc = {
+            "ValueError": ValueError("bad"),
+            "TypeError": TypeError("bad"),
+            "RuntimeError": RuntimeError("bad"),
+            "KeyError": KeyError("bad"),
+            "NotImplementedError": NotImplementedError("no"),
+            "OSError": OSError(5, "I/O error"),
+            "MemoryError": MemoryError(),
+            "RecursionError": RecursionError(),
+        }[how]
+        raise exc
+
+
+class _NoArgStream:
+    """``__arrow_c_stream__`` that takes no ``requested_schema`` argument."""
+
+    def __init__(self, t: Any) -> None:
+        self._t = t
+
+    def __arrow_c_stream__(self) -> Any:
+        return self._t.__arrow_c_stream__()
+
+
+class _ToArrowOdd:
+    """``to_arrow()`` returning itself, nothing, a number, a new wrapper, or raising."""
+
+    def __init__(self, how: str, depth: int = 0) -> None:
+        self._how = how
+        self._depth = depth
+
+    def to_arrow(self) -> Any:
+        if self._how == "self":
+            return self
+        if self._how == "none":
+            return None
+        if self._how == "int":
+            return 5
+        if self._how == "chain":
+            return _ToArrowOdd("chain", self._depth + 1)
+        raise RuntimeError("to_arrow failed")
+
+
+class _ArrowList:
+    def arrow(self) -> Any:
+        return [1, 2, 3]
+
+
+def _unsafe_dictionary(g: Gen, t: Any) -> tuple[Any, str]:
+    """Replace a text column with a DictionaryArray whose indices point outside its
+    dictionary (built with ``safe=False``), in one of every index width.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(t)
+    text = [f.name for f in t.schema if f.name in (*CODE_ROLES,)]
+    col = g.choice(text)
+    index_type = g.choice(
+        [
+            pa.int8(),
+            pa.int16(),
+            pa.int32(),
+            pa.int64(),
+            pa.uint8(),
+            pa.uint16(),
+            pa.uint32(),
+            pa.uint64(),
+        ]
+    )
+    dictionary = pa.array(
+        g.choice([["RM3", "A81001", "1", "E01000001", "XCHES"], ["x"], []]),
+        g.choice([pa.string(), pa.large_string(), pa.string_view(), pa.binary()]),
+    )
+    info = np.iinfo(index_type.to_pandas_dtype())
+    candidates = [len(dictionary), len(dictionary) + 1, info.max, info.min, -1, 127, 255, 2**31 - 1]
+    bad = g.choice(
+        [b for b in candidates if info.min <= b <= info.max and not 0 <= b < len(dictionary)]
+    )
+    idx = [g.int(0, max(len(dictionary) - 1, 0)) if len(dictionary) else 0 for _ in range(n)]
+    idx[g.int(0, n - 1)] = bad
+    arr = pa.DictionaryArray.from_arrays(pa.array(idx, index_type), dictionary, safe=False)
+    return t.set_column(t.schema.get_field_index(col), col, arr), f"{col} {arr.type} index {bad}"
+
+
+def _bad_offsets(g: Gen, t: Any) -> tuple[Any, str]:
+    """A string column whose offsets run past its data or go backwards (unsafe buffers)."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(t)
+    col = g.choice([f.name for f in t.schema if f.name in CODE_ROLES])
+    data = b"RM3A81001E01000001"
+    offsets = np.arange(n + 1, dtype=np.int32) * 3 % (len(data) + 1)
+    offsets = np.sort(offsets)
+    how = g.choice(["backwards", "negative", "invalid_utf8"])
+    if how == "backwards" and n > 1:
+        offsets[1], offsets[2 if n > 2 else 1] = offsets[-1], 0
+    elif how == "negative":
+        offsets[g.int(0, n)] = -5
+    else:
+        data = b"\xff\xfe" + data[2:]
+    arr = pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )
+    return t.set_column(t.schema.get_field_index(col), col, arr), f"{col} offsets {how}"
+
+
+def case_arrow(g: Gen, d: Path) -> Case:
+    """Misbehaving Arrow objects: streams that break part-way or change shape, C stream
+    methods that raise or return the wrong thing, ``to_arrow()`` loops, unsafe dictionaries,
+    string arrays with bad offsets.
+    """
+    import pyarrow as pa
+
+    s = spec(g, max_rows=40)
+    for retry in range(1, 20):  # these cases need rows to misbehave with
+        if s.rows:
+            break
+        s = spec(Gen(g.seed + 11 * retry), max_rows=40)
+    if not s.rows:
+        raise Skip("no rows")
+    bs, schema = batches(s)
+    t = pa.Table.from_batches(bs, schema)
+    what = g.choice(
+        [
+            "raise_midway", "c_stream_breaks", "later_lacks_column", "later_other_type",
+            "wrong_capsule", "wrong_capsule", "no_arg_stream", "to_arrow_odd", "arrow_list",
+            "unsafe_dict", "unsafe_dict", "unsafe_dict", "bad_offsets",
+        ]
+    )  # fmt: skip
+    expect = "error"
+    oracle = None
+    variant = what
+    with contextlib.suppress(pa.ArrowException):
+        t = t.combine_chunks()
+    first = t.slice(0, max(1, len(t) // 2)).to_batches() or [t.to_batches()[0]]
+    rest = t.slice(max(1, len(t) // 2)).to_batches()
+
+    if what in ("raise_midway", "c_stream_breaks"):
+        exc_type = g.choice([ValueError, RuntimeError, OSError, KeyError, pa.ArrowInvalid])
+
+        def gen() -> Any:
+            yield from first
+            raise exc_type("the stream broke")
+
+        variant = f"{what} ({exc_type.__name__})"
+
+        def source() -> Any:
+            reader = pa.RecordBatchReader.from_batches(schema, gen())
+            return _Stream(reader) if what == "c_stream_breaks" else reader
+
+    elif what == "later_lacks_column":
+        drop = g.choice([f.name for f in schema])
+
+        def source() -> Any:
+            later = [b.drop_columns([drop]) for b in rest] or [first[0].drop_columns([drop])]
+            reader = pa.RecordBatchReader.from_batches(schema, iter([*first, *later]))
+            return _Stream(reader) if g.bool() else reader
+
+        variant = f"later batch lacks {drop}"
+    elif what == "later_other_type":
+        col = g.choice(["sex", "age" if "age" in schema.names else "test_date", "lsoa11"])
+        if col not in schema.names:
+            col = "sex"
+        later_batches = []
+        for b in rest or first:
+            arr = b.column(col)
+            try:
+                new = (
+                    arr.cast(pa.string())
+                    if not pa.types.is_string(arr.type)
+                    else pa.array([None] * len(arr), pa.int64())
+                )
+            except pa.ArrowException:
+                new = pa.nulls(len(arr), pa.int64())
+            later_batches.append(b.set_column(b.schema.get_field_index(col), col, new))
+        every = [*first, *later_batches]
+
+        def source() -> Any:
+            return pa.RecordBatchReader.from_batches(schema, iter(every))
+
+        def oracle() -> Any:
+            rows = [r for b in every for r in fx.reference_rows(pa.Table.from_batches([b]))]
+            return fx.reference(rows, use_age=s.use_age)
+
+        expect = "any"
+        variant = f"later batch has {col} as another type"
+    elif what == "wrong_capsule":
+        how = g.choice(
+            [
+                "schema_capsule", "array_capsule", "none", "int", "tuple", "self", "ValueError",
+                "TypeError", "RuntimeError", "KeyError", "NotImplementedError", "OSError",
+                "MemoryError", "RecursionError",
+            ]
+        )  # fmt: skip
+
+        def source() -> Any:
+            return _Raises(t, how)
+
+        variant = f"__arrow_c_stream__ -> {how}"
+    elif what == "no_arg_stream":
+
+        def source() -> Any:
+            return _NoArgStream(t)
+
+        oracle = lambda: _ref_of_table(t)  # noqa: E731
+        expect = "any"
+    elif what == "to_arrow_odd":
+        how = g.choice(["self", "none", "int", "chain", "raise"])
+
+        def source() -> Any:
+            return _ToArrowOdd(how)
+
+        variant = f"to_arrow -> {how}"
+    elif what == "arrow_list":
+
+        def source() -> Any:
+            return _ArrowList()
+
+    elif what == "unsafe_dict":
+        bad, variant = _unsafe_dictionary(g, t)
+        form = g.choice(["table", "reader", "batch"])
+        variant = f"unsafe dictionary: {variant} via {form}"
+
+        def source() -> Any:
+            if form == "reader":
+                return pa.RecordBatchReader.from_batches(bad.schema, bad.to_batches())
+            if form == "batch":
+                return bad.to_batches()[0]
+            return bad
+
+        save_ipc(bad, d / "input.arrow")
+    else:
+        bad, variant = _bad_offsets(g, t)
+
+        def source() -> Any:
+            return bad
+
+    if what not in ("unsafe_dict",):
+        save_ipc(t, d / "input.arrow")
+    return Case("arrow", g.seed, variant, lambda: _aggregate(source()), oracle, expect=expect)
+
+
+# ------------------------------------------------------------------ command line
+
+
+@dataclass
+class CliRun:
+    """What a command-line run did."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    out: Path | None
+    old_files: dict[str, bytes] | None = None
+    timed_out: bool = False
+
+
+def _didcore_cmd(g: Gen) -> list[str]:
+    script = Path(sys.executable).with_name("didcore")
+    if script.exists() and g.bool(0.3):
+        return [str(script)]
+    return [sys.executable, "-m", "didcore.cli"]
+
+
+def case_cli(g: Gen, d: Path) -> Case:
+    """``didcore cube`` (or ``report``) on valid, mutated or absent inputs, broken lookups,
+    odd options, and outputs that cannot be written (an existing file, /dev/full, a file-size
+    limit, an immutable folder); exit 0, or 2 with one line, and old outputs intact.
+    """
+    import resource
+    import signal
+    import subprocess
+
+    s = spec(g, max_rows=60)
+    t = table(s)
+    lookups = fx.write_lookups(d / "lookups")
+    # one hostile thing a run (or none), so that each shows on its own
+    axis = g.choice(["none", "extract", "extract", "extract", "lookups", "option", "out", "out"])
+    extract_kind = g.choice(["parquet", "parquet", "csv"])
+    if axis == "extract":
+        extract_kind = g.choice(
+            ["mutated", "mutated", "mutated_csv", "mutated_csv", "absent", "badutf8"]
+        )
+    oracle = None
+    if extract_kind == "parquet":
+        extract = d / "extract.parquet"
+        write_parquet(g, t, extract)
+        oracle = lambda: oracle_parquet(extract)  # noqa: E731
+    elif extract_kind == "csv":
+        extract = _write_csv_file(g, s, d)
+        oracle = lambda: oracle_csv(extract)  # noqa: E731
+    elif extract_kind == "mutated":
+        extract = d / "extract.parquet"
+        write_parquet(g, t, extract)
+        extract.write_bytes(mu.mutate(extract.read_bytes(), g.rng, mu.PARQUET_MUTATORS)[0])
+    elif extract_kind == "mutated_csv":
+        extract = d / "extract.csv"
+        extract.write_bytes(mu.mutate(write_csv(g, s, extract), g.rng, mu.TEXT_MUTATORS)[0])
+    elif extract_kind == "badutf8":
+        extract, _ = _bad_utf8_parquet(g, d)
+    else:
+        extract = d / "missing.parquet"
+    if axis == "lookups":
+        _lookup_damage(g, lookups)
+        extract_kind += "+broken lookups"
+        oracle = None
+    out = d / "out"
+    opts: list[str] = ["-q"] if g.bool(0.7) else []
+    odd = None if axis != "option" else g.choice(
+        [
+            "--max-age 99999999999999999999", "--max-age -5",
+            "--max-age 2147483647", "--max-age abc", "--threads -1", "--threads 0",
+            "--threads 99999999999999999999", "--threads 1", "--column provider_code=lsoa11",
+            "--column bad", "--column sex=", "--column =x", "--column age=nope",
+        ]
+    )  # fmt: skip
+    if odd:
+        opts += odd.split(" ")
+    if g.bool(0.6):  # let the guards pass, so dirty extracts are counted rather than refused
+        for guard in ("sex-coding", "modality-coding", "exclusions", "no-measure"):
+            opts += ["--allow", guard]
+    # the command line's counts are the API's (checked there); here: exit status, one line,
+    # conservation in every exclusions.csv written, old outputs intact on failure
+    oracle = None
+    out_kind = g.choice(["fresh", "old"])
+    if axis == "out":
+        out_kind = g.choice(
+            ["old", "is_file", "dev_full", "fsize", "fsize", "immutable", "long", "nested_file"]
+        )
+    old_files: dict[str, bytes] | None = None
+    preexec = None
+    # an earlier didcore output (its marker says so): a failed run must leave it as it was
+    marker = b"Written by didcore.\nkind: outputs\n"
+    if out_kind == "old":
+        out.mkdir()
+        old_files = {
+            ".didcore-output": marker,
+            "cube.csv": b"old cube\n",
+            "exclusions.csv": b"old\n",
+        }
+        for k, v in old_files.items():
+            (out / k).write_bytes(v)
+    elif out_kind == "is_file":
+        out.write_bytes(b"a file")
+    elif out_kind == "dev_full":
+        out = Path("/dev/full/out")
+    elif out_kind == "nested_file":
+        (d / "afile").write_bytes(b"x")
+        out = d / "afile" / "out"
+    elif out_kind == "long":
+        out = d / ("o" * 300)
+    elif out_kind == "fsize":
+        out.mkdir()
+        old_files = {".didcore-output": marker, "cube.csv": b"old cube\n"}
+        for k, v in old_files.items():
+            (out / k).write_bytes(v)
+        limit = g.choice([64, 300, 2000])
+
+        def preexec() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        out_kind = f"fsize {limit}"
+    elif out_kind == "immutable":
+        out.mkdir()
+        old_files = {".didcore-output": marker, "cube.csv": b"old cube\n"}
+        for k, v in old_files.items():
+            (out / k).write_bytes(v)
+        ok = subprocess.run(["chattr", "+i", str(out)], capture_output=True, check=False)
+        if ok.returncode != 0:
+            out_kind = "old (chattr unavailable)"
+    sigint = axis == "none" and g.bool(0.3)
+    if sigint:  # a long enough count to be interrupted twice (Ctrl-C, then Ctrl-C again)
+        line = b"RM3,A81001,E01000001,1,40,Plain Radiography,XCHES\n"
+        extract = d / "big.csv"
+        extract.write_bytes(
+            b"provider_code,gp_practice_code,lsoa11,sex,age,modality,exam_code\n" + line * 1_500_000
+        )
+        extract_kind, oracle, out_kind, preexec = "sigint x2", None, "fresh", None
+        out = d / "out"
+    command = g.choice(["cube"] * 9 + ["report"]) if not sigint else "cube"
+    if command == "report":  # with no --population: refused in one line
+        opts = [
+            o for i, o in enumerate(opts) if o != "--allow" and (i == 0 or opts[i - 1] != "--allow")
+        ]
+    argv = [
+        *_didcore_cmd(g),
+        command,
+        str(extract),
+        "--lookups",
+        str(lookups),
+        "--out",
+        str(out),
+        *opts,
+    ]
+
+    delays = (g.rng.uniform(0.5, 1.0), g.rng.uniform(0.02, 0.3))
+
+    def run() -> CliRun:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        if sigint:
+            import time
+
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                errors="replace",
+            )  # fmt: skip
+            time.sleep(delays[0])
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            time.sleep(delays[1])
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                stdout, stderr = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+                return CliRun(argv, -999, stdout, stderr, out, None, timed_out=True)
+            return CliRun(argv, proc.returncode, stdout, stderr, out, None)
+        try:
+            p = subprocess.run(
+                argv, capture_output=True, text=True, timeout=120, preexec_fn=preexec, env=env,
+                errors="replace", check=False,
+            )  # fmt: skip
+            return CliRun(argv, p.returncode, p.stdout, p.stderr, out, old_files)
+        except subprocess.TimeoutExpired as exc:
+            return CliRun(argv, -999, "", str(exc.stderr or ""), out, old_files, timed_out=True)
+        finally:
+            if out_kind == "immutable":
+                subprocess.run(["chattr", "-i", str(out)], capture_output=True, check=False)
+
+    variant = f"{command} {extract_kind} {odd or ''} out={out_kind}".replace("  ", " ")
+    return Case("cli", g.seed, variant, run, oracle, cli=True)
+
+
+# ------------------------------------------------------------------ fresh processes
+
+#: Kinds a solo case re-runs in a fresh interpreter (file inputs: reader threads are alive
+#: when an error stops the count, which is where an abort at exit came from).
+SOLO_KINDS = ("solo_badutf8", "mutate_parquet", "parquet", "csv", "mutate_csv")
+
+
+def case_solo_badutf8(g: Gen, d: Path) -> Case:
+    """One row group, a binary code column holding bytes that are not UTF-8."""
+    path, variant = _bad_utf8_parquet(g, d)
+    return Case("solo_badutf8", g.seed, variant, lambda: _aggregate(path), None)
+
+
+# ------------------------------------------------------------------ harness self-tests
+
+
+SELFTESTS = ("segfault", "raw", "hang", "abort_at_exit", "miscount", "internal", "ok")
+
+
+def case_selftest(g: Gen, d: Path) -> Case:
+    """Misbehaviours the harness must classify (never drawn in campaigns): a segfault, a raw
+    exception, a hang, an abort at interpreter exit, a miscount.
+    """
+    import atexit
+    import signal
+    import time
+
+    how = SELFTESTS[g.seed % len(SELFTESTS)]
+
+    def run() -> Any:
+        if how == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if how == "raw":
+            raise KeyError("selftest")
+        if how == "hang":
+            time.sleep(3600)
+        if how == "internal":
+            from didcore.errors import InternalError
+
+            raise InternalError("selftest")
+        if how == "abort_at_exit":
+            atexit.register(os.abort)
+        return _aggregate(fx.lookups() and _tiny())
+
+    def oracle() -> Any:
+        rows = fx.reference_rows(_tiny())
+        if how == "miscount":
+            rows = rows[:-1]
+        return fx.reference(rows)
+
+    return Case("selftest", g.seed, how, run, oracle, expect="valid")
+
+
+def _tiny() -> Any:
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "provider_code": ["RM3", "RWF"],
+            "gp_practice_code": ["A81001", None],
+            "lsoa11": ["E01000001", "E01000002"],
+            "sex": ["1", "2"],
+            "age": [40, 91],
+            "modality": ["Plain Radiography"] * 2,
+            "exam_code": ["XCHES", None],
+        }
+    )
+
+
+# ------------------------------------------------------------------ registry
+
+KINDS: dict[str, Callable[[Gen, Path], Case]] = {
+    "table": case_table,
+    "polars": case_polars,
+    "parquet": case_parquet,
+    "csv": case_csv,
+    "folder": case_folder,
+    "args": case_args,
+    "columns": case_columns,
+    "schema": case_schema,
+    "mutate_parquet": case_mutate_parquet,
+    "mutate_csv": case_mutate_csv,
+    "lookups": case_lookups,
+    "arrow": case_arrow,
+    "cli": case_cli,
+    "solo_badutf8": case_solo_badutf8,
+    "selftest": case_selftest,
+}
+
+#: How often each kind is drawn (out of the sum); ``solo`` runs another kind's case in a
+#: fresh interpreter.
+WEIGHTS: dict[str, int] = {
+    "table": 13,
+    "polars": 5,
+    "parquet": 13,
+    "csv": 10,
+    "folder": 4,
+    "args": 8,
+    "columns": 6,
+    "schema": 8,
+    "mutate_parquet": 10,
+    "mutate_csv": 9,
+    "lookups": 8,
+    "arrow": 9,
+    "cli": 3,
+    "solo": 2,
+}
+
+
+def pick_kind(seed: int, kinds: list[str] | None = None) -> str:
+    """The kind of the case with this seed (weighted, deterministic)."""
+    import random
+
+    names = list(WEIGHTS) if kinds is None else list(kinds)
+    rng = random.Random(seed * 7919 + 17)
+    return rng.choices(names, weights=[WEIGHTS.get(k, 1) for k in names])[0]
+
+
+def solo_inner(seed: int, kinds: list[str] | None = None) -> str:
+    """The kind a solo case runs in its fresh interpreter."""
+    import random
+
+    if kinds:
+        return random.Random(seed * 31 + 5).choice(kinds)
+    return random.Random(seed * 31 + 5).choice(
+        [
+            "solo_badutf8",
+            "solo_badutf8",
+            "solo_badutf8",
+            "mutate_parquet",
+            "parquet",
+            "csv",
+            "mutate_csv",
+        ]
+    )
+
+
+def build(kind: str, seed: int, folder: Path) -> Case:
+    """Build the case ``(kind, seed)`` in ``folder`` (which must exist and be empty)."""
+    return KINDS[kind](Gen(seed), folder)
