@@ -128,8 +128,18 @@ def test_a_corrupt_parquet_file_pyarrow_reads_is_a_corrupt_input_error(tmp_path:
     path.write_bytes(bytes(raw))
     read = pq.ParquetFile(path, read_dictionary=["provider_code"]).read()
     assert read.column("provider_code").chunk(0).indices[0].as_py() == 3  # read as it is
-    with pytest.raises(errors.CorruptInputError, match=r"'provider_code': row 1 .*entry 3 "):
+    with pytest.raises(errors.CorruptInputError, match=r"'provider_code': row 1 .*entry 3 ") as e:
         didcore.aggregate(path, LOOKUPS, progress=False)
+    assert str(e.value).startswith(f"{path}: ")  # the file is named
+    # the command line: exit status 2, one line
+    done = subprocess.run(
+        [sys.executable, "-m", "didcore", "cube", str(path), "--out", str(tmp_path / "out"), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "is corrupt" in done.stderr
 
 
 def test_a_null_row_may_hold_any_index() -> None:

@@ -479,6 +479,7 @@ def aggregate(
     classifier = BatchClassifier(
         lk, cols, extract.use_age, max_age=max_age, max_providers=max_providers
     )
+    classifier.source = str(extract.files[0]) if len(extract.files) == 1 else None
     _use_value_maps(classifier, lk, value_maps, on_first_batch)
     classifier.profile.full = full_profile
     bar = _progress_bar(extract.total_rows, progress)
@@ -741,6 +742,8 @@ class BatchClassifier:
         # the batch being classified (from 1) and the rows before it, for error messages
         self._batch_no = 0
         self._rows_before = 0
+        #: the extract's file when it is one file, named in errors about its data
+        self.source: str | None = None
         self._batch_rows = 0
         self._cache: dict[str, tuple[Any, Any]] = {}
         # column -> [rows whose value could not be read as an age or a date, an example]
@@ -996,7 +999,9 @@ class BatchClassifier:
         """Refuse a dictionary array whose non-null rows point outside its dictionary
         (:func:`_check_dictionary_indices`), naming the row over the run and in its batch.
         """
-        _check_dictionary_indices(name, arr, f" of batch {self._batch_no}", self._rows_before)
+        _check_dictionary_indices(
+            name, arr, f" of batch {self._batch_no}", self._rows_before, self.source
+        )
 
     def _normalise(self, dictionary: Any) -> Any:
         import pyarrow.compute as pc
@@ -1245,12 +1250,15 @@ class BatchClassifier:
         return _buffers(arr, np.int32)
 
 
-def _check_dictionary_indices(name: str, arr: Any, batch: str = "", rows_before: int = 0) -> None:
+def _check_dictionary_indices(
+    name: str, arr: Any, batch: str = "", rows_before: int = 0, source: str | None = None
+) -> None:
     """Refuse a dictionary array (any index width) whose non-null rows point outside its
     dictionary, which a corrupt Parquet file or an unchecked Arrow array can hold and Arrow's
     kernels do not check: :class:`~didcore.errors.CorruptInputError` naming the column, the
     first such row (``rows_before`` earlier rows; ``batch`` words which batch, e.g.
-    ``" of batch 3"``), its index and the dictionary's length.
+    ``" of batch 3"``), its index and the dictionary's length, and ``source``, the file, if
+    known.
 
     One pass over the indices, read in place: as unsigned numbers, negative indices are huge,
     so their maximum tells both ends (or, for a dictionary longer than the index type's
@@ -1278,10 +1286,11 @@ def _check_dictionary_indices(name: str, arr: Any, batch: str = "", rows_before:
     row = int(rows[0])
     entries = "entry" if n == 1 else "entries"
     where = f"row {rows_before + row + 1} (row {row + 1}{batch})" if batch else f"row {row + 1}"
+    in_file = f"{source}: " if source else ""
     raise CorruptInputError(
-        f"column {name!r}: {where} points to entry {int(values[row])} of its dictionary, which "
-        f"has {n} {entries}: the file is corrupt (or the Arrow data was built without checks); "
-        "write it out again from its source"
+        f"{in_file}column {name!r}: {where} points to entry {int(values[row])} of its "
+        f"dictionary, which has {n} {entries}: the file is corrupt (or the Arrow data was "
+        "built without checks); write it out again from its source"
     )
 
 
