@@ -654,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     import warnings
 
-    from didcore.errors import UnreadableValuesWarning
+    from didcore.errors import TooManyProvidersWarning, UnreadableValuesWarning
 
     _ignore_file_size_signal()
     parser = _parser()
@@ -663,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = warnings.showwarning
 
     def note(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
-        if issubclass(category, UnreadableValuesWarning):
+        if issubclass(category, UnreadableValuesWarning | TooManyProvidersWarning):
             print(f"didcore: note: {message}", file=sys.stderr)
         else:
             shown(message, category, *rest, **kw)
@@ -673,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(), interrupts:
             # dirty values counted as missing are reported, one line each, even with -q
             warnings.simplefilter("always", UnreadableValuesWarning)
+            warnings.simplefilter("always", TooManyProvidersWarning)
             warnings.showwarning = note
             return int(args.func(args))
     except InputError as exc:
