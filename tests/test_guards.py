@@ -515,3 +515,17 @@ def test_every_spelling_names_one_modality_in_the_shipped_measures() -> None:
         assert lk.measures_of(modality, "XCHES") == lk.measures_of(
             next(k for k, v in MODALITY_SPELLINGS.items() if v == modality), "XCHES"
         )
+
+
+def test_sex_coded_0_1_is_refused(synthetic, table, baseline, tmp_path, capsys) -> None:
+    """0 is "not known": as 39% of rows it is not missing data but a 0/1 coding."""
+    sex = pc.utf8_trim_whitespace(table["sex"].cast(pa.string()))
+    # the extract's own 0s (not known) become 9s, so that 0 means male alone
+    sex = pc.if_else(pc.equal(sex, "0"), "9", sex)
+    coded = pc.if_else(pc.equal(sex, "1"), "0", pc.if_else(pc.equal(sex, "2"), "1", sex))
+    extract = _with(table, "sex", coded, tmp_path / "01.parquet")
+    assert main(_report(synthetic, extract, tmp_path / "out")) == 2
+    line = _one_error_line(capsys.readouterr().err, "sex-coding")
+    assert "'0'" in line and "--map sex=0:1,1:2" in line
+    assert main(_report(synthetic, extract, tmp_path / "out", "--map", "sex=0:1,1:2")) == 0
+    _same_rates(baseline, tmp_path / "out")

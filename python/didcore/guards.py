@@ -12,7 +12,10 @@ guard (``--allow NAME``) trips when (default threshold: module constant)
 =======================  ==================================================================
 ``sex-coding``           sex values other than NHS gender codes (1, 2; 0, 9 and blank are
                          ordinary missing values and never count) cover more than
-                         :data:`CODING_SHARE` (1%) of rows: ``M``/``F``, ``Male``, ``U``...
+                         :data:`CODING_SHARE` (1%) of rows: ``M``/``F``, ``Male``, ``U``...;
+                         or the missing values are more than :data:`MISSING_SEX_SHARE` (20%)
+                         of rows: then they are not missing data but another coding (``0``/
+                         ``1``) or an empty column
 ``modality-coding``      non-blank modality values in no measure cover more than
                          :data:`CODING_SHARE` of rows (short codes ``XR``, ``US`` with
                          measures that spell modalities otherwise)
@@ -20,7 +23,7 @@ guard (``--allow NAME``) trips when (default threshold: module constant)
                          :data:`EXCLUSION_SHARE` (5%) of the rows read, in any financial year
                          or in total; or rows with no usable test date are. Rows whose sex is
                          0, 9 or blank do not count towards it (unless they are more than
-                         :data:`EMPTY_COLUMN_SHARE`, 50%, of all rows: an empty column)
+                         :data:`MISSING_SEX_SHARE`, 20%, of all rows)
 ``no-measure``           records in no measure are more than :data:`NO_MEASURE_SHARE` (5%)
                          of the included records
 ``population-icbs``      an ICB with tests has no population (a population file missing it)
@@ -56,9 +59,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CODING_SHARE",
     "EARLY_SHARE",
-    "EMPTY_COLUMN_SHARE",
     "EXCLUSION_SHARE",
     "GUARDS",
+    "MISSING_SEX_SHARE",
     "NO_MEASURE_SHARE",
     "STRATA_SHARE",
     "GuardThresholds",
@@ -102,9 +105,10 @@ NO_MEASURE_SHARE = 0.05
 STRATA_SHARE = 0.005
 #: Share of the first batch's rows coded otherwise that stops a run before the rest is read.
 EARLY_SHARE = 0.5
-#: Sex 0, 9 and blank are ordinary missing values, left out of the ``exclusions`` guard's
-#: no-sex share, unless they are more than this share of all rows (a wrong or empty column).
-EMPTY_COLUMN_SHARE = 0.5
+#: Sex 0, 9 and blank are ordinary missing values (left out of the ``exclusions`` guard's
+#: no-sex share) up to this share of rows; beyond it they are another coding (``0``/``1``) or
+#: an empty column, and ``sex-coding`` trips. (In the DID they are well under 1%.)
+MISSING_SEX_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class GuardThresholds:
     no_measure_share: float = NO_MEASURE_SHARE
     strata_share: float = STRATA_SHARE
     early_share: float = EARLY_SHARE
+    missing_sex_share: float = MISSING_SEX_SHARE
 
 
 @dataclass(frozen=True)
@@ -209,16 +214,20 @@ def check_sex_coding(
     *,
     column: str = "sex",
     share: float = CODING_SHARE,
+    missing_share: float = MISSING_SEX_SHARE,
 ) -> None:
     """``sex-coding``: sex values that are not NHS gender codes (after any value map) above
-    ``share`` of the profile's rows. 0, 9, null and blank are missing values, never counted.
+    ``share`` of the profile's rows; 0, 9, null and blank are missing values, not counted,
+    unless they are above ``missing_share`` of rows (another coding, or an empty column).
     """
     mapping = profile.value_maps.get("sex")
-    other = [
-        (v, c) for v, c in profile.top("sex", 10_000) if _sex_kind(map_value(v, mapping)) == "other"
-    ]
+    values = [(v, c, _sex_kind(map_value(v, mapping))) for v, c in profile.top("sex", 10_000)]
+    other = [(v, c) for v, c, kind in values if kind == "other"]
     n_other = sum(c for _, c in other)
-    if not profile.rows or n_other <= share * profile.rows:
+    if not profile.rows:
+        return
+    if n_other <= share * profile.rows:
+        _check_missing_sex(values, profile.rows, column, missing_share)
         return
     known = [(_norm(v), _SEX_SPELLINGS.get(_norm(v))) for v, _ in other]
     pairs = ",".join(dict.fromkeys(f"{k}:{t}" for k, t in known if t))
@@ -228,6 +237,37 @@ def check_sex_coding(
         f"{_share(n_other, profile.rows)} of rows ({n_other:,} of {profile.rows:,}): "
         f"{describe_values(other, profile.rows)}; recode it with {fix}, name another "
         f"column with --column sex=NAME, or --allow sex-coding to count them as missing sex",
+        "sex-coding",
+    )
+
+
+def _check_missing_sex(
+    values: Sequence[tuple[str | None, int, str]], rows: int, column: str, share: float
+) -> None:
+    """Sex missing (0, 9, blank) in more than ``share`` of rows: another coding or column."""
+    missing = [(v, c) for v, c, kind in values if kind == "missing"]
+    n = sum(c for _, c in missing)
+    if n <= share * rows:
+        return
+
+    def digit(v: str | None) -> str:
+        m = _SEX_CODE.fullmatch(_norm(v))
+        return m.group(1) if m else ""
+
+    codes = {digit(v) for v, _, kind in values if kind == "code"}
+    zero = any(digit(v) == "0" for v, _ in missing)
+    if zero and codes == {"1"}:
+        fix = (
+            "if it is coded 0/1, recode it with --map sex=0:1,1:2 (0 male, 1 female) or "
+            "--map sex=0:2 (0 female, 1 male); "
+        )
+    else:
+        fix = ""
+    raise GuardError(
+        f"guard sex-coding: column {column!r} is missing (0, 9 or blank) in {_share(n, rows)} "
+        f"of rows ({n:,} of {rows:,}): {describe_values(missing, rows)}; that often it is not "
+        f"missing data but another coding or another column: {fix}name the column with "
+        "--column sex=NAME, or --allow sex-coding to count them as missing sex",
         "sex-coding",
     )
 
@@ -378,8 +418,8 @@ def check_exclusions(
             for v, c in profile.top("sex", 10_000)
             if _sex_kind(map_value(v, mapping)) == "missing"
         )
-        if ordinary > EMPTY_COLUMN_SHARE * profile.rows:
-            ordinary = 0  # a column mostly empty is not missing values: a wrong column
+        if ordinary > MISSING_SEX_SHARE * profile.rows:
+            ordinary = 0  # that often they are not missing values (sex-coding says so)
     found: list[tuple[float, str, str, int, int]] = []
     for label, cube in _periods(result):
         ex = cube.exclusions
@@ -584,7 +624,12 @@ def cube_verdicts(
     return [
         _verdict(
             "sex-coding",
-            lambda: check_sex_coding(profile, column=cols.sex, share=th.coding_share),
+            lambda: check_sex_coding(
+                profile,
+                column=cols.sex,
+                share=th.coding_share,
+                missing_share=th.missing_sex_share,
+            ),
             names,
         ),
         _verdict(
@@ -675,7 +720,9 @@ def early_guard(
 
     def check(first: ValueProfile) -> None:
         if "sex-coding" not in names:
-            check_sex_coding(first, column=cols.sex, share=th.early_share)
+            check_sex_coding(
+                first, column=cols.sex, share=th.early_share, missing_share=th.missing_sex_share
+            )
         if "modality-coding" not in names:
             check_modality_coding(first, lookups, column=cols.modality, share=th.early_share)
 
