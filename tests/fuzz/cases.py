@@ -51,6 +51,8 @@ class Case:
     cli: bool = False
     solo: bool = False
     notes: list[str] = field(default_factory=list)
+    #: a check of the result other than the cube oracle (returns the problems found)
+    check: Callable[[Any], list[str]] | None = None
 
 
 CODE_ROLES = ("provider_code", "gp_practice_code", "lsoa11", "sex", "modality", "exam_code")
@@ -157,11 +159,11 @@ def write_parquet(g: Gen, t: Any, path: Path) -> str:
     opts = {k: v for k, v in opts.items() if v is not None}
     try:
         pq.write_table(t, path, **opts)
-    except (pa.ArrowException, ValueError, TypeError):
+    except (pa.ArrowException, ValueError, TypeError, OSError):
         try:
             t = _parquet_safe(t)
             pq.write_table(t, path, **opts)
-        except (pa.ArrowException, ValueError, TypeError) as exc:
+        except (pa.ArrowException, ValueError, TypeError, OSError) as exc:
             raise Skip(f"parquet writer: {exc}") from exc
     return ", ".join(f"{k}={v}" for k, v in opts.items())
 
@@ -909,7 +911,10 @@ def _lookup_damage(g: Gen, folder: Path) -> str:
     elif how == "parquet_copy":
         import pyarrow.csv as pacsv
 
-        t = pacsv.read_csv(target)
+        try:
+            t = pacsv.read_csv(target)
+        except (pa.ArrowException, OSError):
+            return f"{target.name}: unreadable, left as it is"
         target.unlink()
         pq.write_table(t, target.with_suffix(".parquet"))
     elif how == "blank_values":
@@ -1061,7 +1066,7 @@ def _bad_offsets(g: Gen, t: Any) -> tuple[Any, str]:
     data = b"RM3A81001E01000001"
     offsets = np.arange(n + 1, dtype=np.int32) * 3 % (len(data) + 1)
     offsets = np.sort(offsets)
-    how = g.choice(["backwards", "negative", "invalid_utf8"])
+    how = g.choice(["backwards", "backwards", "invalid_utf8"])
     if how == "backwards" and n > 1:
         offsets[1], offsets[2 if n > 2 else 1] = offsets[-1], 0
     elif how == "negative":
@@ -1418,6 +1423,203 @@ def case_solo_badutf8(g: Gen, d: Path) -> Case:
     return Case("solo_badutf8", g.seed, variant, lambda: _aggregate(path), None)
 
 
+# ------------------------------------------------------------------ odd files and populations
+
+
+def case_files(g: Gen, d: Path) -> Case:
+    """Files that are not what their names say, or hold next to nothing: a CSV named
+    .parquet and the reverse, an Arrow IPC or JSON file as an extract, an empty file, a
+    header alone, a BOM alone, an empty gzip, a folder named like a file, a symlink loop.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s = spec(g, max_rows=30)
+    t = table(s)
+    what = g.choice(
+        [
+            "csv_as_parquet", "parquet_as_csv", "ipc", "json", "empty_parquet", "empty_csv",
+            "header_only", "bom_only", "empty_gz", "dir_as_file", "symlink_loop",
+            "parquet_no_rows", "many_files",
+        ]
+    )  # fmt: skip
+    source: Any
+    expect = "any"
+    oracle = None
+    if what == "csv_as_parquet":
+        source = d / "extract.parquet"
+        source.write_bytes(write_csv(g, s, source))
+    elif what == "parquet_as_csv":
+        source = d / "extract.csv"
+        write_parquet(g, t, source)
+    elif what == "ipc":
+        source = d / g.choice(["extract.arrow", "extract.feather", "extract.csv"])
+        save_ipc(t, source)
+    elif what == "json":
+        source = d / "extract.csv"
+        source.write_text(json_rows(s))
+    elif what == "empty_parquet":
+        source = d / "extract.parquet"
+        source.write_bytes(b"")
+    elif what == "empty_csv":
+        source = d / g.choice(["extract.csv", "extract.tsv", "extract.csv.gz"])
+        source.write_bytes(b"")
+    elif what == "header_only":
+        source = d / "extract.csv"
+        source.write_bytes(write_csv(g, Spec([], s.types, s.use_age), source))
+        oracle = lambda: oracle_csv(source)  # noqa: E731
+        expect = "oracle"
+    elif what == "bom_only":
+        source = d / "extract.csv"
+        source.write_bytes(b"\xef\xbb\xbf")
+    elif what == "empty_gz":
+        source = d / "extract.csv.gz"
+        source.write_bytes(gzip.compress(b""))
+    elif what == "dir_as_file":
+        source = d / "extract"
+        (source / "part.parquet").mkdir(parents=True)
+        (source / "real.csv").write_bytes(write_csv(g, s, source / "real.csv"))
+    elif what == "symlink_loop":
+        source = d / "extract"
+        source.mkdir()
+        (source / "part.csv").write_bytes(write_csv(g, s, source / "part.csv"))
+        (source / "loop").symlink_to(source, target_is_directory=True)
+    elif what == "parquet_no_rows":
+        source = d / "extract.parquet"
+        pq.write_table(_parquet_safe(t.slice(0, 0)), source)
+        oracle = lambda: oracle_parquet(source)  # noqa: E731
+        expect = "valid"
+    else:
+        source = d / "extract"
+        source.mkdir()
+        for i in range(g.choice([50, 200])):
+            part = Spec(s.rows[i % max(len(s.rows), 1) :][:1], s.types, s.use_age)
+            pq.write_table(_parquet_safe(table(part)), source / f"p{i:04d}.parquet")
+
+        def oracle() -> Any:
+            rows = []
+            for p in sorted(source.iterdir()):
+                rows.extend(fx.reference_rows(pq.read_table(p)))
+            return fx.reference(rows, use_age=s.use_age)
+
+        expect = "valid"
+    del pa
+    return Case("files", g.seed, what, lambda: _aggregate(source), oracle, expect=expect)
+
+
+def json_rows(s: Spec) -> str:
+    """The rows as JSON lines (what an API export might hand over instead of a CSV)."""
+    import json
+
+    return "\n".join(json.dumps({k: text_value(v) for k, v in r.items()}) for r in s.rows)
+
+
+def _population_rows(g: Gen) -> list[dict[str, Any]]:
+    from didcore.cube import AGE_BANDS
+
+    rows = []
+    for icb in fx.ICBS:
+        for sex in ("1", "2"):
+            for band in AGE_BANDS:
+                for q in range(1, 6):
+                    rows.append(
+                        {
+                            "icb_code": icb,
+                            "sex": sex,
+                            "age_band": band,
+                            "imd_quintile": str(q),
+                            "population": str(g.int(0, 5000)),
+                        }
+                    )
+    return rows
+
+
+def case_population(g: Gen, d: Path) -> Case:
+    """A population file, valid or damaged (bad values, duplicates, unknown ICBs, missing
+    columns, bytes), read for the cube's ICBs, then a standardisation with it.
+    """
+    import numpy as np
+
+    from didcore.population import Population
+
+    rows = _population_rows(g)
+    how = g.choice(
+        [
+            "valid", "valid", "value", "value", "value", "duplicate", "unknown_icb",
+            "drop_column", "mutate", "mutate", "year", "case_headers", "parquet",
+        ]
+    )  # fmt: skip
+    header = list(rows[0])
+    variant = how
+    if how == "value":
+        col = g.choice(header)
+        bad = g.choice(
+            [
+                "", "-1", "NaN", "inf", "1e400", "x", "3", "0", "9", "1.5", "90+", "100-104",
+                "\u0663", "QZZ", " qaa ", "1e308", "-0", "99999999999999999999",
+            ]
+        )  # fmt: skip
+        rows[g.int(0, len(rows) - 1)][col] = bad
+        variant = f"{col}={bad!r}"
+    elif how == "duplicate":
+        rows.append(dict(g.choice(rows)))
+    elif how == "unknown_icb":
+        rows.append({**rows[0], "icb_code": "QZZ"})
+    elif how == "drop_column":
+        col = g.choice(header)
+        header.remove(col)
+        variant = f"no {col}"
+    elif how == "year":
+        value = g.choice(["2023/24", "2023-24", "2023", "23/24", "2023/25", "x", ""])
+        header.append("year")
+        for r in rows:
+            r["year"] = value
+        if g.bool(0.3):
+            rows[0]["year"] = "2022/23"
+        variant = f"year {value!r}"
+    elif how == "case_headers":
+        rows = [{k.upper(): v for k, v in r.items()} for r in rows]
+        header = [h.upper() for h in header]
+    text = "\n".join([",".join(header), *(",".join(r[h] for h in header) for r in rows)]) + "\n"
+    data = text.encode("utf-8")
+    path = d / "population.csv"
+    if how == "mutate":
+        data, names = mu.mutate(data, g.rng, mu.TEXT_MUTATORS)
+        variant = "mutate:" + "+".join(names)
+    if how == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = d / "population.parquet"
+        cols = {h: [r[h] for r in rows] for h in header}
+        cols["population"] = [int(v) for v in cols["population"]]
+        pq.write_table(pa.table(cols), path)
+    else:
+        path.write_bytes(data)
+    cube_table = table(spec(g, max_rows=40))
+
+    def run() -> Any:
+        import didcore
+
+        pop = Population.read(path, fx.lookups().icb_codes)
+        cube = _aggregate(cube_table)
+        return pop, didcore.standardise(cube, pop)
+
+    def check(result: Any) -> list[str]:
+        pop, _rates = result
+        if how in ("valid", "parquet", "case_headers"):
+            want = sum(float(r.get("population", r.get("POPULATION", 0))) for r in rows)
+            if not np.isclose(pop.values.sum(), want):
+                return [f"population total {pop.values.sum()} != file total {want}"]
+        return []
+
+    case = Case(
+        "population", g.seed, variant, run, None, expect="valid" if how == "valid" else "any"
+    )
+    case.check = check
+    return case
+
+
 # ------------------------------------------------------------------ harness self-tests
 
 
@@ -1491,6 +1693,8 @@ KINDS: dict[str, Callable[[Gen, Path], Case]] = {
     "arrow": case_arrow,
     "cli": case_cli,
     "solo_badutf8": case_solo_badutf8,
+    "files": case_files,
+    "population": case_population,
     "selftest": case_selftest,
 }
 
@@ -1509,6 +1713,8 @@ WEIGHTS: dict[str, int] = {
     "mutate_csv": 9,
     "lookups": 8,
     "arrow": 9,
+    "files": 4,
+    "population": 5,
     "cli": 3,
     "solo": 2,
 }

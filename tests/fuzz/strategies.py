@@ -36,6 +36,7 @@ class Gen:
         self.seed = seed
         self.rng = random.Random(seed)
         self._data_type = ConjectureData
+        self._provider = _provider()
 
     def draw(self, strategy: st.SearchStrategy[Any]) -> Any:
         """One value of ``strategy`` (each draw has its own choice sequence, seeded from this
@@ -43,7 +44,9 @@ class Gen:
         """
         from hypothesis.control import BuildContext
 
-        data = self._data_type(random=random.Random(self.rng.getrandbits(64)))
+        data = self._data_type(
+            random=random.Random(self.rng.getrandbits(64)), provider=self._provider
+        )
         with BuildContext(data, wrapped_test=Gen.draw):
             return data.draw(strategy)
 
@@ -56,6 +59,23 @@ class Gen:
 
     def int(self, lo: int, hi: int) -> int:
         return self.rng.randint(lo, hi)
+
+
+def _provider() -> Any:
+    """Hypothesis' provider without its "local constants": those are gathered from whatever
+    modules the process has imported, so a case drawn in a worker would differ from the same
+    seed replayed elsewhere. Without them, a seed gives the same case in any process.
+    """
+    from hypothesis.internal.conjecture.providers import Constants, HypothesisProvider
+
+    empty = Constants()
+
+    class Provider(HypothesisProvider):
+        @property
+        def _local_constants(self) -> Any:  # type: ignore[override]
+            return empty
+
+    return Provider
 
 
 # ------------------------------------------------------------------ values

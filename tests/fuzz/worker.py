@@ -119,7 +119,16 @@ def classify(case: Case) -> dict[str, Any]:
         res["threads_left"] = left
 
     if res["outcome"] == "OK":
-        if not case.cli:
+        if case.check is not None:
+            try:
+                problems = case.check(value)
+            except Exception as exc:  # noqa: BLE001 - a check failure is the harness's
+                problems = []
+                res["harness"] = f"check failed: {type(exc).__name__}: {exc}"[:300]
+            if problems:
+                res["outcome"] = "MISMATCH"
+                res["detail"] += problems
+        elif not case.cli:
             problems = fx.conservation_errors(value)
             if problems:
                 res["outcome"] = "MISMATCH"
