@@ -174,6 +174,11 @@ def _share(n: float, total: float) -> str:
     return f"{100 * n / total:.1f}%" if total else "0%"
 
 
+def _rows(profile: ValueProfile) -> str:
+    """``"rows"``, or for the early guards' profile of the first batch what it covers."""
+    return "the first rows read" if profile.early else "rows"
+
+
 def _norm(value: str | None) -> str:
     return (value or "").strip().upper()
 
@@ -227,14 +232,14 @@ def check_sex_coding(
     if not profile.rows:
         return
     if n_other <= share * profile.rows:
-        _check_missing_sex(values, profile.rows, column, missing_share)
+        _check_missing_sex(values, profile, column, missing_share)
         return
     known = [(_norm(v), _SEX_SPELLINGS.get(_norm(v))) for v, _ in other]
     pairs = ",".join(dict.fromkeys(f"{k}:{t}" for k, t in known if t))
     fix = f"--map sex={pairs}" if pairs else "--map sex=VALUE:1,VALUE:2 (1 male, 2 female)"
     raise GuardError(
         f"guard sex-coding: column {column!r} is not coded 1 (male) / 2 (female) in "
-        f"{_share(n_other, profile.rows)} of rows ({n_other:,} of {profile.rows:,}): "
+        f"{_share(n_other, profile.rows)} of {_rows(profile)} ({n_other:,} of {profile.rows:,}): "
         f"{describe_values(other, profile.rows)}; recode it with {fix}, name another "
         f"column with --column sex=NAME, or --allow sex-coding to count them as missing sex",
         "sex-coding",
@@ -242,9 +247,10 @@ def check_sex_coding(
 
 
 def _check_missing_sex(
-    values: Sequence[tuple[str | None, int, str]], rows: int, column: str, share: float
+    values: Sequence[tuple[str | None, int, str]], profile: ValueProfile, column: str, share: float
 ) -> None:
     """Sex missing (0, 9, blank) in more than ``share`` of rows: another coding or column."""
+    rows = profile.rows
     missing = [(v, c) for v, c, kind in values if kind == "missing"]
     n = sum(c for _, c in missing)
     if n <= share * rows:
@@ -265,7 +271,8 @@ def _check_missing_sex(
         fix = ""
     raise GuardError(
         f"guard sex-coding: column {column!r} is missing (0, 9 or blank) in {_share(n, rows)} "
-        f"of rows ({n:,} of {rows:,}): {describe_values(missing, rows)}; that often it is not "
+        f"of {_rows(profile)} ({n:,} of {rows:,}): {describe_values(missing, rows)}; that "
+        "often it is not "
         f"missing data but another coding or another column: {fix}name the column with "
         "--column sex=NAME, or --allow sex-coding to count them as missing sex",
         "sex-coding",
@@ -337,7 +344,7 @@ def check_modality_coding(
         return
     raise GuardError(
         f"guard modality-coding: column {column!r} holds values in no measure in "
-        f"{_share(n, profile.rows)} of rows ({n:,} of {profile.rows:,}): "
+        f"{_share(n, profile.rows)} of {_rows(profile)} ({n:,} of {profile.rows:,}): "
         f"{describe_values(unknown, profile.rows)}; "
         f"{_modality_fix([v for v, _ in unknown], lookups)}"
         f"; or --allow modality-coding to leave them out of every measure",

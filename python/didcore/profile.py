@@ -47,6 +47,8 @@ class ValueProfile:
         self.value_maps: dict[str, dict[str, str]] = {}
         #: whether :meth:`add_detail` counts (``didcore check``) or does nothing
         self.full = False
+        #: True for :attr:`first`: the first batch alone (the early guards' messages say so)
+        self.early = False
 
     def __repr__(self) -> str:
         return f"<didcore.ValueProfile {self.rows:,} rows; columns {', '.join(self.counts)}>"
@@ -136,6 +138,7 @@ class ValueProfile:
             first.dropped = dict(self.dropped)
             first.first = None
             first.on_first = None
+            first.early = True
             self.first = first
             if self.on_first is not None:
                 self.on_first(first)
