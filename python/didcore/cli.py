@@ -450,7 +450,12 @@ def _check_parser(sub: Any) -> None:
         metavar="NAME=COLUMN",
         help="use COLUMN of the extract for NAME (e.g. sex=gender); repeatable",
     )
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
+    p.add_argument(
+        "--threads",
+        type=threads_option,
+        default=None,
+        help=f"worker threads, 1 to {MAX_THREADS} (default: all)",
+    )
     _guard_options(p)
     p.set_defaults(func=_cmd_check)
 

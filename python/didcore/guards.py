@@ -80,6 +80,7 @@ __all__ = [
     "guard_cube",
     "guard_population",
     "population_verdicts",
+    "verdicts_by_name",
 ]
 
 #: Every guard's name, as ``--allow NAME`` and ``allow={...}`` take it.
@@ -734,11 +735,6 @@ def early_guard(
             check_modality_coding(first, lookups, column=cols.modality, share=th.early_share)
 
     return check
-
-
-def allowed_note(lines: Sequence[str]) -> list[str]:
-    """Report notes for guards that tripped and were allowed."""
-    return [f"Guard overridden (--allow): {line}" for line in lines]
 
 
 def verdicts_by_name(verdicts: Iterable[Verdict]) -> Mapping[str, Verdict]:
