@@ -1423,6 +1423,110 @@ def case_solo_badutf8(g: Gen, d: Path) -> Case:
     return Case("solo_badutf8", g.seed, variant, lambda: _aggregate(path), None)
 
 
+# ------------------------------------------------------------------ financial years
+
+
+def fy_label(day: Any) -> str | None:
+    """The financial year (1 April to 31 March) of a date, as ``"2023/24"``."""
+    if day is None:
+        return None
+    start = day.year - (day.month < 4)
+    return f"{start:04d}/{(start + 1) % 100:02d}"
+
+
+def case_years(g: Gen, d: Path) -> Case:
+    """``aggregate(by_year=True)``: each record in the cube of its test date's financial
+    year, undated rows apart, the total equal to the whole extract; or a declared ``year=``
+    for an extract with no test dates.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s = spec(g, max_rows=80)
+    t = table(s)
+    declared = s.use_age and g.bool(0.25)
+    year: Any = None
+    if declared:
+        t = t.drop_columns(["test_date"])
+        s = Spec([{k: v for k, v in r.items() if k != "test_date"} for r in s.rows], {}, True)
+        s.types = {n: None for n in t.column_names}
+        year = g.choice(
+            [
+                "2023/24",
+                "2023-24",
+                2023,
+                "2023",
+                "1999/00",
+                " 2024/25 ",
+                "2023/25",
+                "x",
+                True,
+                99999,
+            ]
+        )
+    form = g.choice(["table", "parquet", "csv"])
+    path = d / ("extract.parquet" if form == "parquet" else "extract.csv")
+    if form == "parquet":
+        write_parquet(g, t, path)
+    elif form == "csv":
+        path.write_bytes(write_csv(g, s, path))
+    else:
+        save_ipc(t, d / "input.arrow")
+
+    def rows() -> list[dict[str, Any]]:
+        if form == "parquet":
+            return fx.reference_rows(pq.read_table(path))
+        if form == "csv":
+            return oracle_csv_rows(path)
+        return fx.reference_rows(t)
+
+    def run() -> Any:
+        source = t if form == "table" else path
+        return _aggregate(source, by_year=True, year=year)
+
+    def check(result: Any) -> list[str]:
+        from didcore.years import year_label
+
+        try:
+            all_rows = rows()
+        except Invalid:
+            return []
+        problems = []
+        for label, cube in [*result.items(), ("undated", result.undated)]:
+            problems += [f"{label}: {p}" for p in fx.conservation_errors(cube)]
+        whole = fx.reference(all_rows, use_age=s.use_age)
+        problems += [f"total: {p}" for p in fx.cube_differences(result.total, whole)]
+        groups: dict[str | None, list[dict[str, Any]]] = {}
+        for r in all_rows:
+            label = year_label(year) if declared else fy_label(r.get("test_date"))
+            groups.setdefault(label, []).append(r)
+        got = set(result)
+        want = {k for k in groups if k is not None} | ({year_label(year)} if declared else set())
+        if got != want:
+            problems.append(f"years {sorted(got)} != reference {sorted(want)}")
+        for label, part in groups.items():
+            cube = result.undated if label is None else result.get(label)
+            if cube is None:
+                continue
+            ref = fx.reference(part, use_age=s.use_age)
+            problems += [f"{label or 'undated'}: {p}" for p in fx.cube_differences(cube, ref)]
+        if None not in groups and result.undated.rows_read:
+            problems.append(f"undated holds {result.undated.rows_read} rows; reference none")
+        return problems
+
+    valid = not declared or year in ("2023/24", "2023-24", 2023, "2023", "1999/00", " 2024/25 ")
+    del pa
+    return Case(
+        "years",
+        g.seed,
+        f"{form}{f' year={year!r}' if declared else ''}, {len(t)} rows",
+        run,
+        (lambda: fx.reference(rows(), use_age=s.use_age)) if valid else None,
+        expect=("oracle" if form == "csv" else "valid") if valid else "error",
+        check=check,
+    )
+
+
 # ------------------------------------------------------------------ odd files and populations
 
 
@@ -1695,6 +1799,7 @@ KINDS: dict[str, Callable[[Gen, Path], Case]] = {
     "solo_badutf8": case_solo_badutf8,
     "files": case_files,
     "population": case_population,
+    "years": case_years,
     "selftest": case_selftest,
 }
 
@@ -1715,6 +1820,7 @@ WEIGHTS: dict[str, int] = {
     "arrow": 9,
     "files": 4,
     "population": 5,
+    "years": 6,
     "cli": 3,
     "solo": 2,
 }
