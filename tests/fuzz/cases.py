@@ -470,8 +470,9 @@ def case_args(g: Gen, d: Path) -> Case:
     save_ipc(t, d / "input.arrow")
     folder = fx.write_lookups(d / "lookups")
     which = g.choice(
-        ["max_age", "max_age", "n_threads", "n_threads", "lookups", "source", "progress"]
-    )
+        ["max_age", "max_age", "n_threads", "n_threads", "lookups", "source", "progress",
+         "max_providers", "max_providers"]
+    )  # fmt: skip
     kwargs: dict[str, Any] = {}
     expect = "any"
     source: Any = t
@@ -496,6 +497,10 @@ def case_args(g: Gen, d: Path) -> Case:
             expect = "error"
     elif which == "progress":
         kwargs["progress"] = g.choice([None, False, True, "yes", 0])
+    elif which == "max_providers":
+        kwargs["max_providers"] = g.choice([1, 2, 3, 5, 0, -1, 2**63, 2**64, 1.5, "3", None])
+        if isinstance(kwargs["max_providers"], str):
+            expect = "error"
     elif which == "lookups":
         lookups = g.choice(
             [
@@ -543,7 +548,29 @@ def case_args(g: Gen, d: Path) -> Case:
             lk = Lookups.default() if which == "lookups" and lookups is None else None
             return _ref_of_table(t, max_age=n_age, lk=lk)
 
-    return Case("args", g.seed, variant, run, oracle, expect=expect)
+    check = None
+    if which == "max_providers":
+        limit = kwargs["max_providers"]
+
+        def check(cube: Any) -> list[str]:
+            problems = fx.conservation_errors(cube)
+            ref = _ref_of_table(t)
+            problems += fx.cube_differences(cube, ref, providers=False)
+            real = [p for p in cube.provider_codes if p != "(missing)"]
+            if isinstance(limit, int) and limit >= 1 and len(real) > limit + 1:
+                problems.append(f"{len(real)} provider rows for max_providers={limit}")
+            if isinstance(limit, int) and limit >= 1:
+                # unfolded providers must hold exactly their own rows
+                for row in cube.provider_quality.to_pylist():
+                    code = row["provider_code"]
+                    if code in ref.provider and code != "(other providers)":
+                        if row["rows"] != ref.provider[code]["rows"]:
+                            problems.append(
+                                f"provider {code!r}: {row['rows']} rows, ref {ref.provider[code]['rows']}"
+                            )
+            return problems
+
+    return Case("args", g.seed, variant, run, oracle, expect=expect, check=check)
 
 
 def case_columns(g: Gen, d: Path) -> Case:
@@ -1527,6 +1554,114 @@ def case_years(g: Gen, d: Path) -> Case:
     )
 
 
+# ------------------------------------------------------------------ value maps
+
+_MAP_CHOICES: dict[str, list[tuple[str, Any]]] = {
+    "sex": [("M", "1"), ("F", "2"), ("x", ""), ("9", "1"), ("1", "2"), (" m ", "1"), ("male", "1")],
+    "modality": [
+        ("XR", "Plain Radiography"),
+        ("Other Thing", "Plain Radiography"),
+        ("x-ray", "Fluoroscopy"),
+        ("Plain Radiography", "Fluoroscopy"),
+        ("Fluoroscopy", ""),
+        ("NA", "Medical Photography"),
+    ],
+    "exam_code": [("ZZZZZ", "XCHES"), ("xches", "MBRAI"), ("CCHES", "")],
+    "gp_practice_code": [("X00000", "A81001"), ("a81002", "W91001"), ("A81001", "")],
+    "lsoa11": [("E01999999", "E01000001"), ("E01000001", ""), ("W01000001", "E01000005")],
+}
+
+
+def _map_rows(rows: list[dict[str, Any]], maps: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The rows with each mapped column recoded as docs/inputs.md says: keys matched as codes
+    (trimmed, upper-cased), a blank target is missing, other values left as they are.
+    """
+    from didcore.lookup import normalise_code
+
+    out = []
+    for r in rows:
+        r = dict(r)
+        for role, mapping in maps.items():
+            key = normalise_code(r.get(role))
+            if key is not None and key in mapping:
+                r[role] = mapping[key] or None
+        out.append(r)
+    return out
+
+
+def case_valuemaps(g: Gen, d: Path) -> Case:
+    """Value maps (API ``value_maps=`` and/or ``value_maps.csv`` in the lookups folder):
+    counts equal the reference on the recoded rows; bad maps are refused.
+    """
+    import pyarrow as pa
+
+    from didcore.lookup import normalise_code
+
+    s = spec(g, max_rows=60)
+    t = table(s)
+    save_ipc(t, d / "input.arrow")
+    sex_type = t.schema.field("sex").type
+    sex_text = pa.types.is_string(sex_type) or (
+        pa.types.is_dictionary(sex_type) and pa.types.is_string(sex_type.value_type)
+    )
+    roles = [r for r in _MAP_CHOICES if r != "sex" or sex_text]
+    api: dict[str, dict[Any, Any]] = {}
+    for role in g.rng.sample(roles, g.int(1, len(roles))):
+        api[role] = dict(g.rng.sample(_MAP_CHOICES[role], g.int(1, len(_MAP_CHOICES[role]))))
+    bad = g.choice([None] * 6 + ["role", "blank_key", "not_dict", "int_value", "none_value"])
+    expect = "valid"
+    if bad == "role":
+        api[g.choice(["age", "provider_code", "Sex", "test_date"])] = {"1": "2"}
+        expect = "error"
+    elif bad == "blank_key":
+        api.setdefault("modality", {})["  "] = "Fluoroscopy"
+        expect = "error"
+    elif bad == "not_dict":
+        api = g.choice([["sex"], "sex=M:1", {"sex": "M:1"}, 5])  # type: ignore[assignment]
+        expect = "error"
+    elif bad == "int_value":
+        api.setdefault("exam_code", {})["ZZZZZ"] = 7
+        expect = "any"
+    elif bad == "none_value":
+        api.setdefault("exam_code", {})["XKNEE"] = None
+    where = g.choice(["api", "api", "file", "both"]) if bad in (None, "none_value") else "api"
+    lookups: Any = fx.lookups()
+    file_maps: dict[str, dict[str, str]] = {}
+    if where in ("file", "both"):
+        folder = fx.write_lookups(d / "lookups")
+        lines = ["column,from,to"]
+        for role in g.rng.sample(roles, g.int(1, len(roles))):
+            for src, dst in g.rng.sample(_MAP_CHOICES[role], g.int(1, 2)):
+                file_maps.setdefault(role, {})[src] = dst
+                lines.append(f"{role},{src},{dst}")
+        (folder / "value_maps.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lookups = str(folder)
+
+    def merged() -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        layers = [file_maps] + ([api] if where != "file" else [])
+        for layer in layers:
+            for role, mapping in layer.items():
+                for src, dst in mapping.items():
+                    key = normalise_code(src)
+                    if key:
+                        out.setdefault(role, {})[key] = "" if dst is None else str(dst).strip()
+        return out
+
+    def run() -> Any:
+        kwargs = {} if where == "file" else {"value_maps": api}
+        return _aggregate(t, lookups, **kwargs)
+
+    def oracle() -> Any:
+        from didcore.lookup import Lookups
+
+        lk = Lookups.read(lookups) if isinstance(lookups, str) else lookups
+        return fx.reference(_map_rows(fx.reference_rows(t), merged()), lk=lk, use_age=s.use_age)
+
+    variant = f"{where}: {api if where != 'file' else ''} {file_maps or ''}"[:160]
+    return Case("valuemaps", g.seed, variant, run, oracle, expect=expect)
+
+
 # ------------------------------------------------------------------ odd files and populations
 
 
@@ -1800,6 +1935,7 @@ KINDS: dict[str, Callable[[Gen, Path], Case]] = {
     "files": case_files,
     "population": case_population,
     "years": case_years,
+    "valuemaps": case_valuemaps,
     "selftest": case_selftest,
 }
 
@@ -1821,6 +1957,7 @@ WEIGHTS: dict[str, int] = {
     "files": 4,
     "population": 5,
     "years": 6,
+    "valuemaps": 4,
     "cli": 3,
     "solo": 2,
 }

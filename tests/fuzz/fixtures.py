@@ -183,8 +183,10 @@ def _counters(rows: Iterable[Mapping[str, Any]], key: str, names: Iterable[str])
     return {r[key]: Counter({k: r[k] for k in names if r[k]}) for r in rows if r["rows"]}
 
 
-def cube_differences(cube: Any, ref: Any) -> list[str]:
-    """How a :class:`didcore.Cube` differs from a reference cube (empty when equal)."""
+def cube_differences(cube: Any, ref: Any, *, providers: bool = True) -> list[str]:
+    """How a :class:`didcore.Cube` differs from a reference cube (empty when equal);
+    ``providers=False`` leaves out the per-provider counters (folded past ``max_providers``).
+    """
     import numpy as np
 
     from didcore.cube import AGE_BANDS, EXCLUSION_REASONS, QUALITY_COUNTERS, SEXES
@@ -209,7 +211,7 @@ def cube_differences(cube: Any, ref: Any) -> list[str]:
     if got_src != dict(ref.icb_source):
         out.append(f"icb_source: {got_src} != reference {dict(ref.icb_source)}")
     prov = _counters(cube.provider_quality.to_pylist(), "provider_code", QUALITY_COUNTERS)
-    if prov != ref.provider:
+    if providers and prov != ref.provider:
         keys = (
             sorted(set(prov) ^ set(ref.provider), key=repr)[:4]
             or [k for k in prov if prov[k] != ref.provider.get(k)][:2]
@@ -221,6 +223,6 @@ def cube_differences(cube: Any, ref: Any) -> list[str]:
     pairs = Counter(
         {(r["provider_code"], r["icb_code"]): r["rows"] for r in cube.provider_icb.to_pylist()}
     )
-    if pairs != ref.provider_icb:
+    if providers and pairs != ref.provider_icb:
         out.append("provider x icb rows differ")
     return out
