@@ -562,12 +562,10 @@ def case_args(g: Gen, d: Path) -> Case:
             if isinstance(limit, int) and limit >= 1:
                 # unfolded providers must hold exactly their own rows
                 for row in cube.provider_quality.to_pylist():
-                    code = row["provider_code"]
-                    if code in ref.provider and code != "(other providers)":
-                        if row["rows"] != ref.provider[code]["rows"]:
-                            problems.append(
-                                f"provider {code!r}: {row['rows']} rows, ref {ref.provider[code]['rows']}"
-                            )
+                    code, n = row["provider_code"], row["rows"]
+                    own = ref.provider.get(code, {}).get("rows")
+                    if own is not None and code != "(other providers)" and n != own:
+                        problems.append(f"provider {code!r}: {n} rows, reference {own}")
             return problems
 
     return Case("args", g.seed, variant, run, oracle, expect=expect, check=check)
