@@ -184,8 +184,17 @@ def _norm(value: str | None) -> str:
     return (value or "").strip().upper()
 
 
-def _allowed(allow: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(allow or ())
+def _allowed(allow: Iterable[str] | str | None) -> frozenset[str]:
+    if allow is None:
+        return frozenset()
+    if isinstance(allow, str):  # one name
+        return frozenset([allow])
+    try:
+        return frozenset(str(a) for a in allow)
+    except TypeError:
+        raise InputError(
+            f"allow must be guard names, e.g. {{'sex-coding'}}; got {type(allow).__name__}"
+        ) from None
 
 
 def check_allow(allow: Iterable[str] | None) -> frozenset[str]:

@@ -53,7 +53,17 @@ def normalise_maps(
     normalised codes (a blank key is an error), ``to`` is text (``None`` -> blank, missing).
     """
     out: ValueMaps = {}
+    if maps is not None and not isinstance(maps, Mapping):
+        raise InputError(
+            f"{where} must be a mapping of column to {{from: to}}, e.g. "
+            f'{{"sex": {{"M": "1", "F": "2"}}}}; got {type(maps).__name__}'
+        )
     for role, mapping in (maps or {}).items():
+        if not isinstance(mapping, Mapping):
+            raise InputError(
+                f"{where}: {role!r} must map values to values, e.g. "
+                f'{{"{role}": {{"M": "1"}}}}; got {type(mapping).__name__} {mapping!r:.40}'
+            )
         if role not in MAPPABLE:
             raise InputError(
                 f"{where}: cannot map column {role!r}; value maps recode "
