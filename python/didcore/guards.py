@@ -123,6 +123,14 @@ class GuardThresholds:
     early_share: float = EARLY_SHARE
     missing_sex_share: float = MISSING_SEX_SHARE
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not 0 <= value <= 1:
+                raise InputError(
+                    f"GuardThresholds.{name} must be a share from 0 to 1, not {value!r}"
+                )
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -169,6 +177,17 @@ _EXCLUSION_WHAT = {
     "no_age": "no usable age",
     "no_test_date": "no usable test date (in no financial year)",
 }
+
+
+def _thresholds(thresholds: GuardThresholds | None) -> GuardThresholds:
+    if thresholds is None:
+        return _DEFAULT
+    if not isinstance(thresholds, GuardThresholds):
+        raise InputError(
+            "guard thresholds must be a didcore.guards.GuardThresholds, not "
+            f"{type(thresholds).__name__}"
+        )
+    return thresholds
 
 
 def _share(n: float, total: float) -> str:
@@ -635,7 +654,7 @@ def cube_verdicts(
     from didcore.io import Columns
 
     cols = columns or Columns()
-    th = thresholds or _DEFAULT
+    th = _thresholds(thresholds)
     names = check_allow(allow)
     profile = _total(result).value_profile or ValueProfile()
     return [
@@ -681,7 +700,7 @@ def population_verdicts(
     """The population's guards for the cube of the published year. ``population_year``
     defaults to ``pop.year``.
     """
-    th = thresholds or _DEFAULT
+    th = _thresholds(thresholds)
     names = check_allow(allow)
     year = population_year if population_year is not None else getattr(pop, "year", None)
     return [
@@ -732,7 +751,7 @@ def early_guard(
     from didcore.io import Columns
 
     cols = columns or Columns()
-    th = thresholds or _DEFAULT
+    th = _thresholds(thresholds)
     names = check_allow(allow)
 
     def check(first: ValueProfile) -> None:
