@@ -132,7 +132,7 @@ def _lookups(args: argparse.Namespace) -> Any:
 def _cmd_cube(args: argparse.Namespace) -> int:
     from didcore.cube import aggregate
     from didcore.outputs import atomic_output_dir, check_output_dir
-    from didcore.years import has_test_dates
+    from didcore.years import YearCubes, has_test_dates
 
     start = time.perf_counter()
     check_output_dir(args.out)  # before the costly count
@@ -164,7 +164,7 @@ def _cmd_cube(args: argparse.Namespace) -> int:
         # the cube's lookups and their vintage, as every output names them
         (work / "lookups.txt").write_text(f"lookups: {lookups.description}\n", encoding="utf-8")
     ex = result.exclusions
-    if by_year:
+    if isinstance(result, YearCubes):
         folders = ", ".join(f"{k.replace('/', '-')}/" for k in result)
         where = f"wrote {folders + ' ' if folders else ''}and exclusions.csv to {args.out}"
         years = f" in financial years {result.describe()}"

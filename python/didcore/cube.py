@@ -389,6 +389,24 @@ def aggregate(
     max_providers: int = ...,
     n_threads: int | None = ...,
     progress: bool | None = ...,
+    by_year: Literal[True],
+    year: str | int | None = ...,
+    value_maps: Mapping[str, Mapping[str, str]] | None = ...,
+    on_first_batch: Callable[[ValueProfile], None] | None = ...,
+    full_profile: bool = ...,
+) -> YearCubes: ...
+
+
+@overload
+def aggregate(
+    source: Any,
+    lookups: Lookups | str | Any = None,
+    *,
+    columns: Columns | None = ...,
+    max_age: int | None = ...,
+    max_providers: int = ...,
+    n_threads: int | None = ...,
+    progress: bool | None = ...,
     by_year: bool = ...,
     year: str | int | None = ...,
     value_maps: Mapping[str, Mapping[str, str]] | None = ...,
