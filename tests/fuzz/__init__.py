@@ -20,6 +20,11 @@ reference), ``CLEAN`` (an :class:`didcore.errors.InputError`), and the violation
 (a signal or exit status), ``MISMATCH`` (a count differs from the reference, conservation
 fails, or bad input was silently accepted), ``HANG`` (the per-case timeout). ``SKIP`` is a
 case whose generator could not build its input (counted, never a violation).
+``PASSTHROUGH`` is an exception the case's own code raised (a stream, an Arrow export or a
+``to_arrow()`` failing with, say, ``RuntimeError``) reaching the caller as the very same
+object: didcore let the caller's error through unchanged, as ``map`` does. It is reported
+apart; an error of the caller's that pyarrow re-wrapped (an ``OSError`` carrying "Python
+exception: ...") is not the same object and stays ``RAW``.
 
 Run ``python -m tests.fuzz --cases 10000 --seed 1 --report out.json`` from the repository
 root for a long campaign; ``tests/test_fuzz.py`` runs a short budget in CI.
@@ -28,4 +33,4 @@ root for a long campaign; ``tests/test_fuzz.py`` runs a short budget in CI.
 from __future__ import annotations
 
 VIOLATIONS: tuple[str, ...] = ("RAW", "INTERNAL", "CRASH", "MISMATCH", "HANG")
-OUTCOMES: tuple[str, ...] = ("OK", "CLEAN", *VIOLATIONS, "SKIP")
+OUTCOMES: tuple[str, ...] = ("OK", "CLEAN", "PASSTHROUGH", *VIOLATIONS, "SKIP")

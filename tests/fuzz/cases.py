@@ -993,6 +993,15 @@ def case_lookups(g: Gen, d: Path) -> Case:
 # ------------------------------------------------------------------ misbehaving Arrow objects
 
 
+def own(exc: BaseException) -> BaseException:
+    """Mark an exception the case's own code raises (a stream, an export, a ``to_arrow()``):
+    if it reaches the caller as the same object, didcore let the caller's error through
+    unchanged (outcome ``PASSTHROUGH``), which is reported apart from didcore's own errors.
+    """
+    exc.fuzz_origin = True  # type: ignore[attr-defined]
+    return exc
+
+
 class _Raises:
     """``__arrow_c_stream__`` raising, or returning something other than a stream capsule."""
 
@@ -1024,7 +1033,7 @@ class _Raises:
             "MemoryError": MemoryError(),
             "RecursionError": RecursionError(),
         }[how]
-        raise exc
+        raise own(exc)
 
 
 class _NoArgStream:
@@ -1053,7 +1062,7 @@ class _ToArrowOdd:
             return 5
         if self._how == "chain":
             return _ToArrowOdd("chain", self._depth + 1)
-        raise RuntimeError("to_arrow failed")
+        raise own(RuntimeError("to_arrow failed"))
 
 
 class _ArrowList:
@@ -1135,6 +1144,7 @@ def case_arrow(g: Gen, d: Path) -> Case:
         s = spec(Gen(g.seed + 11 * retry), max_rows=40)
     if not s.rows:
         raise Skip("no rows")
+    s.cuts = []  # one batch: the misbehaviour is put in by hand below
     bs, schema = batches(s)
     t = pa.Table.from_batches(bs, schema)
     what = g.choice(
@@ -1157,7 +1167,7 @@ def case_arrow(g: Gen, d: Path) -> Case:
 
         def gen() -> Any:
             yield from first
-            raise exc_type("the stream broke")
+            raise own(exc_type("the stream broke"))
 
         variant = f"{what} ({exc_type.__name__})"
 

@@ -91,6 +91,8 @@ def classify(case: Case) -> dict[str, Any]:
                 res["outcome"] = "INTERNAL"
             elif isinstance(exc, InputError):
                 res["outcome"] = "CLEAN"
+            elif getattr(exc, "fuzz_origin", False):
+                res["outcome"] = "PASSTHROUGH"  # the caller's own exception, unchanged
             else:
                 res["outcome"] = "RAW"
             res["exc_type"] = f"{type(exc).__module__}.{type(exc).__qualname__}".replace(
