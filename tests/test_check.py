@@ -56,6 +56,7 @@ def test_check_of_a_clean_extract_passes(synthetic, capsys) -> None:
         "modality-coding",
         "exclusions",
         "no-measure",
+        "empty-measure",
         "population-icbs",
         "population-strata",
         "population-year",

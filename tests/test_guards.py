@@ -5,6 +5,7 @@ map or the override it is published with the right numbers (the unmodified extra
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -529,3 +530,41 @@ def test_sex_coded_0_1_is_refused(synthetic, table, baseline, tmp_path, capsys) 
     assert "'0'" in line and "--map sex=0:1,1:2" in line
     assert main(_report(synthetic, extract, tmp_path / "out", "--map", "sex=0:1,1:2")) == 0
     _same_rates(baseline, tmp_path / "out")
+
+
+def test_empty_measure_trips_when_a_modality_is_folded_into_another(tmp_path: Path) -> None:
+    """SPECT folded into NM (as DICOM codes it) leaves the SPECT measure empty: refused."""
+    import didcore
+    from didcore.guards import check_empty_measure
+
+    rules = pa.table(
+        {
+            "measure": ["Nuclear Medicine", "SPECT Scan", "Chest X-ray"],
+            "kind": ["modality", "modality", "edoc"],
+            "modality": ["NM", "SPECT", "XR"],
+            "exam_code": [None, None, "XCHES"],
+        }
+    )
+    lookups = didcore.Lookups.from_tables(
+        practice_icb=pa.table({"gp_practice_code": ["A1"], "icb_code": ["QE1"]}),
+        lsoa_icb=pa.table({"lsoa11": ["E01"], "icb_code": ["QE1"]}),
+        lsoa_imd=pa.table({"lsoa11": ["E01"], "imd_decile": [3]}),
+        measures=rules,
+    )
+    n = 120_000
+    extract = pa.table(
+        {
+            "provider_code": ["R1"] * n,
+            "gp_practice_code": ["A1"] * n,
+            "lsoa11": ["E01"] * n,
+            "sex": ["1", "2"] * (n // 2),
+            "age": [40] * n,
+            "test_date": pa.array([dt.date(2023, 6, 1)] * n, pa.date32()),
+            "modality": ["NM"] * (n - 10) + ["XR"] * 10,
+            "exam_code": ["XCHES"] * n,
+        }
+    )
+    result = didcore.aggregate(extract, lookups, by_year=True)
+    with pytest.raises(didcore.errors.GuardError, match="empty-measure.*SPECT Scan"):
+        check_empty_measure(result, lookups)
+    check_empty_measure(result, lookups, min_records=n + 1)  # too few records to tell

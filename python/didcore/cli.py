@@ -665,13 +665,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
 
-    shown = warnings.showwarning
-
     def note(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
-        if issubclass(category, UnreadableValuesWarning | TooManyProvidersWarning):
-            print(f"didcore: note: {message}", file=sys.stderr)
-        else:
-            shown(message, category, *rest, **kw)
+        # One line per warning, never a source path and line: didcore's own notes as they
+        # are, another library's (matplotlib, pyarrow) named by its category.
+        text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+        if category.__module__.split(".")[0] != "didcore":
+            text = f"{category.__name__}: {text}"
+        print(f"didcore: note: {text}", file=sys.stderr)
 
     interrupts = _Interrupts()
     try:

@@ -26,6 +26,8 @@ guard (``--allow NAME``) trips when (default threshold: module constant)
                          :data:`MISSING_SEX_SHARE`, 20%, of all rows)
 ``no-measure``           records in no measure are more than :data:`NO_MEASURE_SHARE` (5%)
                          of the included records
+``empty-measure``        a measure has no test at all in a year of at least
+                         :data:`EMPTY_MEASURE_MIN_RECORDS` (100,000) included records
 ``population-icbs``      an ICB with tests has no population (a population file missing it)
 ``population-strata``    tests in strata (ICB x sex x age band x IMD quintile) with zero
                          population are more than :data:`STRATA_SHARE` (0.5%) of the tests
@@ -66,7 +68,9 @@ __all__ = [
     "STRATA_SHARE",
     "GuardThresholds",
     "Verdict",
+    "EMPTY_MEASURE_MIN_RECORDS",
     "check_allow",
+    "check_empty_measure",
     "check_exclusions",
     "check_modality_coding",
     "check_no_measure",
@@ -92,6 +96,7 @@ GUARDS: tuple[str, ...] = (
     "population-icbs",
     "population-strata",
     "population-year",
+    "empty-measure",
 )
 
 #: Share of rows whose sex or modality is coded otherwise above which the coding guards trip.
@@ -110,6 +115,11 @@ EARLY_SHARE = 0.5
 #: no-sex share) up to this share of rows; beyond it they are another coding (``0``/``1``) or
 #: an empty column, and ``sex-coding`` trips. (In the DID they are well under 1%.)
 MISSING_SEX_SHARE = 0.2
+#: Included records in a year from which a measure with no test at all trips
+#: ``empty-measure``. The rarest published measure (SPECT) is about 1 test in 1,000, so at
+#: 100,000 records an empty one is a coding (SPECT folded into ``NM``, exam codes spelt
+#: otherwise), not chance.
+EMPTY_MEASURE_MIN_RECORDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -548,6 +558,44 @@ def _exams_in_no_measure(profile: ValueProfile, lookups: Lookups) -> list[tuple[
     ]
 
 
+def check_empty_measure(
+    result: Any, lookups: Lookups, *, min_records: int = EMPTY_MEASURE_MIN_RECORDS
+) -> None:
+    """``empty-measure``: a measure with no test at all in a publishable year of at least
+    ``min_records`` included records. An early-diagnosis measure empty while its modality has
+    tests says the exam codes are coded otherwise; an empty modality measure, that its
+    modality values never occur (another coding, or a modality folded into another).
+    """
+    for label, cube in _periods(result):
+        included = cube.exclusions["included"] if cube.has_records else int(cube.counts.sum())
+        if included < min_records:
+            continue
+        totals = cube.counts.sum(axis=(0, 1, 2, 3))
+        empty = [m for m, n in zip(cube.measures, totals, strict=True) if n == 0]
+        if not empty:
+            continue
+        where = f" {label}" if label else ""
+        kinds = dict(zip(cube.measures, cube.measure_kinds, strict=True))
+        rules: dict[str, list[str]] = {}
+        for r in lookups.measure_rules:
+            if r.measure in empty:
+                key = r.exam_code or r.modality
+                if key not in rules.setdefault(r.measure, []):
+                    rules[r.measure].append(key)
+        said = "; ".join(
+            f"{m!r} ({'exam codes' if kinds[m] == 'edoc' else 'modality values'} "
+            f"{', '.join(rules.get(m, [])[:4])}{', ...' if len(rules.get(m, [])) > 4 else ''})"
+            for m in empty
+        )
+        raise GuardError(
+            f"guard empty-measure: {len(empty)} measure(s) have no test at all{where} among "
+            f"{included:,} included records: {said}; their values never occur in the extract "
+            "(another coding, or one modality folded into another): see didcore check, recode "
+            "them with --map, or --allow empty-measure",
+            "empty-measure",
+        )
+
+
 # ---------------------------------------------------------------------------- population
 
 
@@ -685,6 +733,7 @@ def cube_verdicts(
             lambda: check_no_measure(result, lookups, columns=cols, share=th.no_measure_share),
             names,
         ),
+        _verdict("empty-measure", lambda: check_empty_measure(result, lookups), names),
     ]
 
 

@@ -324,6 +324,8 @@ def funnel_plot(
         )
         ax.grid(color="#e5e5e5", linewidth=0.6)
         ax.set_axisbelow(True)
-        fig.legend(loc="outside lower center", ncols=3)
+        # a measure with no ICB points (no tests at all) has nothing to put in a legend
+        if ax.get_legend_handles_labels()[0]:
+            fig.legend(loc="outside lower center", ncols=3)
         fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
     return fig
