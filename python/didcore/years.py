@@ -49,8 +49,17 @@ def _label_of(start: int) -> str:
     return f"{start:04d}/{(start + 1) % 100:02d}"
 
 
-#: Start years a label can name (four digits); a test date outside them is not usable.
+#: Start years a label can name (four digits).
 FIRST_START, LAST_START = 0, 9998
+#: The first day a DID test can have: the dataset began on 1 April 2012. A test date before it,
+#: or after the day of the run, is not usable (a typo, or a date of birth in the wrong column):
+#: such rows are counted under ``no_test_date`` rather than each opening a year of its own.
+USABLE_FROM = dt.date(2012, 4, 1)
+
+
+def usable_until() -> dt.date:
+    """The last usable test date: the day of the run (a test cannot be in the future)."""
+    return dt.date.today()
 
 
 def financial_year(date: dt.date | dt.datetime | np.datetime64 | str) -> str:
@@ -245,7 +254,8 @@ UNDATED = -1
 
 def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     """The start year of each row's financial year (int32), :data:`UNDATED` where the test
-    date is null, unreadable or outside the years a label can name; and how many rows held a
+    date is null, unreadable, before :data:`USABLE_FROM` or after the day of the run; and how
+    many rows held a
     value that is not a date, with an example.
 
     Dates are read exactly as the age derivation reads them (``didcore.cube._dates``: date32,
@@ -271,7 +281,9 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     days = pc.fill_null(dates.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
     starts = financial_year_starts(days)
     valid = dates.is_valid().to_numpy(zero_copy_only=False)
-    usable = valid & (starts >= FIRST_START) & (starts <= LAST_START)
+    epoch = dt.date(1970, 1, 1)
+    first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
+    usable = valid & (days >= first) & (days <= last)
     return np.where(usable, starts, UNDATED).astype(np.int32), n_bad, example
 
 

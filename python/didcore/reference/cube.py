@@ -125,10 +125,13 @@ def _date_value(value: Any) -> dt.date | None:
 
 def financial_year_of(row: Mapping[str, Any], columns: Columns | None = None) -> str | None:
     """The financial year ("2023/24": 1 April 2023 to 31 March 2024) of a record's test date;
-    ``None`` when it has no usable test date.
+    ``None`` when it has no usable test date (null, unreadable, before the DID began on 1 April
+    2012 or after the day of the run).
     """
+    from didcore.years import USABLE_FROM, usable_until
+
     day = _date_value(row.get((columns or Columns()).test_date))
-    if day is None:
+    if day is None or not USABLE_FROM <= day <= usable_until():
         return None
     start = day.year if day.month >= 4 else day.year - 1
     return f"{start:04d}/{(start + 1) % 100:02d}"
