@@ -1289,6 +1289,9 @@ class CliRun:
     out: Path | None
     old_files: dict[str, bytes] | None = None
     timed_out: bool = False
+    #: stderr lines (besides notes and warnings) an exit 2 must have; 0: any number, each
+    #: starting "didcore" (``check`` prints one per failing guard)
+    lines: int = 1
 
 
 def _didcore_cmd(g: Gen) -> list[str]:
@@ -1348,6 +1351,9 @@ def case_cli(g: Gen, d: Path) -> Case:
             "--max-age 2147483647", "--max-age abc", "--threads -1", "--threads 0",
             "--threads 99999999999999999999", "--threads 1", "--column provider_code=lsoa11",
             "--column bad", "--column sex=", "--column =x", "--column age=nope",
+            "--map sex=M:1,F:2", "--map bad", "--map sex=:1", "--map age=1:2", "--map sex=M:",
+            "--map modality=XR:Plain Radiography", "--year 2023/24", "--year x",
+            "--year 2023/25", "--year 99999",
         ]
     )  # fmt: skip
     if odd:
@@ -1414,7 +1420,7 @@ def case_cli(g: Gen, d: Path) -> Case:
         )
         extract_kind, oracle, out_kind, preexec = "sigint x2", None, "fresh", None
         out = d / "out"
-    command = g.choice(["cube"] * 9 + ["report"]) if not sigint else "cube"
+    command = g.choice(["cube"] * 8 + ["report", "check"]) if not sigint else "cube"
     if command == "report":  # with no --population: refused in one line
         opts = [
             o for i, o in enumerate(opts) if o != "--allow" and (i == 0 or opts[i - 1] != "--allow")
@@ -1425,10 +1431,13 @@ def case_cli(g: Gen, d: Path) -> Case:
         str(extract),
         "--lookups",
         str(lookups),
-        "--out",
-        str(out),
+        *(["--out", str(out)] if command != "check" else []),
         *opts,
     ]
+    if command == "check":  # writes nothing: no outputs to keep, no year folders
+        argv = [a for a in argv if a != "--max-age" and not (odd or "").startswith("--max-age")]
+        if g.bool(0.3):
+            argv.append("--json")
 
     delays = (g.rng.uniform(0.5, 1.0), g.rng.uniform(0.02, 0.3))
 
@@ -1459,6 +1468,8 @@ def case_cli(g: Gen, d: Path) -> Case:
                 argv, capture_output=True, text=True, timeout=120, preexec_fn=preexec, env=env,
                 errors="replace", check=False,
             )  # fmt: skip
+            if command == "check":  # it writes nothing; several failing guards, several lines
+                return CliRun(argv, p.returncode, p.stdout, p.stderr, None, None, lines=0)
             return CliRun(argv, p.returncode, p.stdout, p.stderr, out, old_files)
         except subprocess.TimeoutExpired as exc:
             return CliRun(argv, -999, "", str(exc.stderr or ""), out, old_files, timed_out=True)

@@ -207,7 +207,8 @@ def _classify_cli(run: CliRun, res: dict[str, Any]) -> None:
         res["outcome"] = "CLEAN"
         res["exc_type"] = "exit 2"
         res["message"] = " | ".join(other)[:600]
-        if len(other) != 1 or not other[0].startswith("didcore"):
+        one = len(other) == 1 if run.lines == 1 else bool(other)
+        if not one or not all(ln.startswith("didcore") for ln in other):
             res["outcome"] = "RAW"
             res["exc_type"] = "exit 2, stderr not one line"
             res["detail"].append(f"{len(other)} stderr lines besides notes")
