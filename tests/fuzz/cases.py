@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -987,6 +988,79 @@ def case_lookups(g: Gen, d: Path) -> Case:
         "; ".join(damage),
         lambda: _aggregate(t, str(target)),
         oracle,
+    )
+
+
+def case_lookups_typed(g: Gen, d: Path) -> Case:
+    """The same lookups re-encoded as a writer might (Parquet with dictionary, binary or
+    large text codes, numeric IMD deciles; CSV with upper-case headers, padding, quotes, CRLF,
+    a BOM): read, they must give exactly the lookups of the plain CSV folder.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from didcore.lookup import Lookups
+
+    folder = fx.write_lookups(d / "lookups")
+    done = []
+    for name, cols in fx.lookup_tables().items():
+        if not g.bool(0.6):
+            continue
+        how = g.choice(["parquet", "parquet", "csv_dressed"])
+        if how == "parquet":
+            arrays = {}
+            for col, values in cols.items():
+                if col == "imd_decile":
+                    kind = g.choice(["int8", "int64", "float64", "string", "decimal"])
+                    if kind == "string":
+                        arrays[col] = pa.array([f"0{v}" if g.bool() else v for v in values])
+                    elif kind == "decimal":
+                        arrays[col] = pa.array([Decimal(v) for v in values], pa.decimal128(4, 1))
+                    else:
+                        arrays[col] = pa.array([int(v) for v in values]).cast(kind)
+                else:
+                    ty = g.choice(
+                        [pa.string(), pa.large_string(), pa.binary(), pa.string_view(), "dict"]
+                    )
+                    arr = pa.array(values, pa.string())
+                    arrays[col] = arr.dictionary_encode() if ty == "dict" else arr.cast(ty)
+            (folder / f"{name}.csv").unlink()
+            t = pa.table(arrays)
+            try:
+                pq.write_table(t, folder / f"{name}.parquet")
+            except (pa.ArrowException, OSError):
+                pq.write_table(_parquet_safe(t), folder / f"{name}.parquet")
+            done.append(f"{name}: parquet {t.schema.types}")
+        else:
+            header = [g.choice([c, c.upper(), f" {c} ", c.title()]) for c in cols]
+            rows = zip(*cols.values(), strict=True)
+            q = g.bool()
+            cell = (lambda v: f'"{v}"') if q else (lambda v: g.choice(["", " ", "\xa0"]) + str(v))
+            text = "\r\n".join([",".join(header), *(",".join(map(cell, r)) for r in rows)])
+            data = ("\ufeff" if g.bool(0.3) else "") + text + "\r\n"
+            (folder / f"{name}.csv").write_bytes(data.encode("utf-8"))
+            done.append(f"{name}: csv {header}{' quoted' if q else ''}")
+    t = table(spec(g, max_rows=30))
+    save_ipc(t, d / "input.arrow")
+
+    def check(cube: Any) -> list[str]:
+        problems = fx.conservation_errors(cube)
+        got, want = Lookups.read(folder), fx.lookups()
+        for attr in ("icb_codes", "practice_icb", "other_practices", "lsoa_icb", "lsoa_quintile"):
+            a, b = getattr(got, attr), getattr(want, attr)
+            if (dict(a) if isinstance(a, dict) else a) != (dict(b) if isinstance(b, dict) else b):
+                problems.append(f"lookups read differ in {attr}: {a!r:.120} != {b!r:.120}")
+        problems += fx.cube_differences(cube, _ref_of_table(t))
+        return problems
+
+    return Case(
+        "lookups_typed",
+        g.seed,
+        "; ".join(done) or "plain",
+        lambda: _aggregate(t, str(folder)),
+        lambda: _ref_of_table(t),
+        expect="valid",
+        check=check,
     )
 
 
@@ -2071,6 +2145,7 @@ KINDS: dict[str, Callable[[Gen, Path], Case]] = {
     "population": case_population,
     "years": case_years,
     "big": case_big,
+    "lookups_typed": case_lookups_typed,
     "valuemaps": case_valuemaps,
     "selftest": case_selftest,
 }
@@ -2094,6 +2169,7 @@ WEIGHTS: dict[str, int] = {
     "population": 5,
     "years": 6,
     "big": 1,
+    "lookups_typed": 3,
     "valuemaps": 4,
     "cli": 3,
     "solo": 2,
