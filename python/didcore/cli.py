@@ -208,6 +208,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise InputError(
             f"didcore report needs {', '.join(missing)} (the population file: see docs/inputs.md)"
         )
+    from didcore.extras import require
+
+    require("report", "didcore report")
     from didcore.report.pipeline import run_report
 
     result = run_report(
@@ -224,6 +227,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from didcore.extras import require
+
+    require("report", "didcore demo")
     from didcore.outputs import check_output_dir
     from didcore.report.pipeline import run_report
     from didcore.synth import demo_inputs

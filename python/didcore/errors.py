@@ -19,6 +19,7 @@ __all__ = [
     "LookupConflictError",
     "MeasureDefinitionError",
     "MissingColumnError",
+    "MissingExtraError",
     "OutputError",
     "PopulationError",
     "TooManyProvidersWarning",
@@ -45,6 +46,15 @@ class MissingColumnError(InputError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingExtraError(InputError, ImportError):
+    """An optional part of didcore is used without the libraries it needs: the report (charts,
+    workbook, HTML) needs ``didcore[report]``, the statistics (:func:`didcore.standardise`,
+    :func:`didcore.rates_ratios`) need scipy, ``didcore[stats]``. The message names the missing
+    modules and the ``pip install`` line. An ``ImportError`` too, so code that guards an optional
+    import with ``except ImportError`` catches it.
+    """
 
 
 class ColumnTypeError(InputError, TypeError):

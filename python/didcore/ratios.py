@@ -115,7 +115,11 @@ def rates_ratios(
 
     Raises:
         ZeroPopulationError: tests observed in a stratum with no national population.
+        MissingExtraError: scipy is not installed (``pip install "didcore[stats]"``).
     """
+    from didcore.extras import require
+
+    require("stats", "didcore.rates_ratios")
     counts = cube_counts(cube)
     pop = population_values(population, cube.icb_codes)
     measures, kinds = tuple(cube.measures), tuple(cube.measure_kinds)

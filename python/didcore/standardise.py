@@ -119,7 +119,11 @@ def standardise(
         ZeroPopulationError: tests observed in a stratum with no national population (the
             message names the sex, age band, IMD quintile and measure).
         PopulationError: the population does not cover the cube's ICBs.
+        MissingExtraError: scipy is not installed (``pip install "didcore[stats]"``).
     """
+    from didcore.extras import require
+
+    require("stats", "didcore.standardise")
     if overdispersion not in (None, "winsorise", "truncate"):
         raise ValueError(
             f"overdispersion must be None, 'winsorise' or 'truncate', not {overdispersion!r}"

@@ -795,6 +795,9 @@ def run_report(
     """
     # imported here so `import didcore.report` stays light
     from didcore.arguments import check_max_age, check_threads
+    from didcore.extras import require
+
+    require("report", "didcore.run_report")
     from didcore.cube import aggregate
     from didcore.lookup import as_lookups
     from didcore.outputs import atomic_output_dir, check_output_dir
