@@ -1671,8 +1671,15 @@ def _big_row_strategy() -> Any:
 
 
 def fy_label(day: Any) -> str | None:
-    """The financial year (1 April to 31 March) of a date, as ``"2023/24"``."""
-    if day is None:
+    """The financial year (1 April to 31 March) of a test date, as ``"2023/24"``; ``None``
+    for no date, or one no DID test can have (before 1 April 2012, when the dataset began,
+    or after today): docs/inputs.md counts those rows as having no usable test date.
+    """
+    import datetime as dt
+
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if day is None or not dt.date(2012, 4, 1) <= day <= dt.date.today():
         return None
     start = day.year - (day.month < 4)
     return f"{start:04d}/{(start + 1) % 100:02d}"
