@@ -148,7 +148,9 @@ def extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
     rows = draw(st.lists(records(sex=sex, use_age=use_age, age_kind=age_kind), max_size=120))
     dictionary = draw(st.booleans())
     # every Arrow text layout an extract may arrive in (polars exports string_view)
-    plain_type = draw(st.sampled_from([pa.string(), pa.large_string(), pa.string_view()]))
+    # (pyarrow < 16, a supported floor, has no view types)
+    views = [pa.string_view()] if hasattr(pa, "string_view") else []
+    plain_type = draw(st.sampled_from([pa.string(), pa.large_string(), *views]))
     dict_type = pa.dictionary(
         draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64()])),
         draw(st.sampled_from([pa.string(), pa.large_string()])),
@@ -379,9 +381,10 @@ def test_polars_and_duckdb_sources_give_the_same_cube() -> None:
     assert didcore.aggregate(con.sql("select * from t"), LOOKUPS) == expected
 
 
-def test_a_lazy_query_is_refused_with_a_hint() -> None:
+def test_a_lazy_query_without_the_columns_is_refused_before_it_runs() -> None:
+    # LazyFrames are streamed (tests/test_interop.py); their schema is checked first
     pl = pytest.importorskip("polars")
-    with pytest.raises(didcore.errors.InputError, match=r"LazyFrame.*collect\(\) it first"):
+    with pytest.raises(didcore.errors.MissingColumnError, match=r"no column 'provider_code'"):
         didcore.aggregate(pl.DataFrame({"a": [1]}).lazy(), LOOKUPS)
 
 

@@ -79,7 +79,10 @@ def year_extracts(draw: Any) -> tuple[list[pa.RecordBatch], pa.Schema, bool]:
         if kind == "dictionary":
             arr = arr.dictionary_encode()
         i = batch.schema.get_field_index("test_date")
-        out.append(batch.set_column(i, pa.field("test_date", arr.type), arr))
+        # (RecordBatch.set_column is pyarrow >= 15; 14 is a supported floor)
+        columns = [arr if j == i else c for j, c in enumerate(batch.columns)]
+        schema = batch.schema.set(i, pa.field("test_date", arr.type))
+        out.append(pa.RecordBatch.from_arrays(columns, schema=schema))
     new_schema = (
         out[0].schema
         if out

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
+from didcore._arrow_compat import integer_dtype, is_string_view, to_float64
 from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
 from didcore.errors import (
     ColumnTypeError,
@@ -157,6 +158,24 @@ class Cube:
             f"{source}>"
         )
 
+    def _repr_html_(self) -> str:
+        """A notebook summary: axes, totals, the exclusions and each measure's count."""
+        from didcore._display import html_table, many
+
+        rows: list[tuple[str, Any]] = [
+            ("ICBs", f"{len(self.icb_codes)} ({many(self.icb_codes)})"),
+            ("axes", f"2 sexes x {len(AGE_BANDS)} age bands x 5 IMD quintiles"),
+            ("counted", int(self.counts.sum())),
+        ]
+        if self.has_records:
+            rows += list(self.exclusions.items())
+        per_measure = self.counts.sum(axis=(0, 1, 2, 3))
+        rows += [
+            (f"{m} ({k})", int(n))
+            for m, k, n in zip(self.measures, self.measure_kinds, per_measure, strict=True)
+        ]
+        return html_table("didcore.Cube", rows)
+
     # ------------------------------------------------------------------ labels
     @property
     def sexes(self) -> tuple[str, ...]:
@@ -240,14 +259,25 @@ class Cube:
             }
         )
 
-    def to_arrow(self) -> pa.Table:
+    def to_arrow(self, *, dictionary: bool = True) -> pa.Table:
         """The cube as a long table of its non-zero cells: ``icb_code``, ``sex``
         (``male``/``female``), ``age_band``, ``imd_quintile``, ``measure``, ``count``.
+
+        The text columns are dictionary-encoded (small, fast to group by); with
+        ``dictionary=False`` they are plain ``string`` columns, for engines that refuse Arrow
+        dictionaries (Spark's ``createDataFrame``, some JDBC/ODBC writers).
         """
         import pyarrow as pa
 
         idx = np.nonzero(self.counts)
         dict_col = pa.DictionaryArray.from_arrays
+        if not dictionary:
+            table = self.to_arrow()
+            plain = [
+                c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+                for c in table.columns
+            ]
+            return pa.table(plain, names=table.column_names)
         return pa.table(
             {
                 "icb_code": dict_col(
@@ -1165,7 +1195,7 @@ class BatchClassifier:
             raise ColumnTypeError(
                 f"column {name!r} has type {t}; expected whole numbers (integers)"
             )
-        values, validity, offset = _buffers(arr, np.dtype(t.to_pandas_dtype()))
+        values, validity, offset = _buffers(arr, integer_dtype(t))
         if values.dtype != np.int32:
             info = np.iinfo(np.int32)
             too_old = None
@@ -1194,7 +1224,7 @@ class BatchClassifier:
         pa = self._pa
         import pyarrow.compute as pc
 
-        if pa.types.is_string_view(arr.type):  # the string kernels take string and large_string
+        if is_string_view(arr.type):  # the string kernels take string and large_string
             arr = arr.cast(pa.string())
         if pc.all(pc.ascii_is_decimal(arr)).as_py() is not False:
             try:
@@ -1285,7 +1315,7 @@ def _check_dictionary_indices(
     """
     indices = arr.indices
     n = len(arr.dictionary)
-    dtype = np.dtype(indices.type.to_pandas_dtype())
+    dtype = integer_dtype(indices.type)
     values, validity, offset = _buffers(indices, dtype)
     if not len(values):
         return
@@ -1362,7 +1392,7 @@ def _whole_numbers(pa: Any, arr: Any, fractions: Fractions) -> tuple[Any, int, A
     import pyarrow.compute as pc
 
     if not (pa.types.is_float32(arr.type) or pa.types.is_float64(arr.type)):
-        arr = arr.cast(pa.float64())  # half floats and decimals: the kernels below need these
+        arr = to_float64(arr)  # half floats and decimals: the kernels below need these
     arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
     if fractions == "floor":
         arr = pc.floor(arr)
@@ -1389,7 +1419,7 @@ def _past_max_age(pa: Any, arr: Any, max_age: int) -> Any:
     import pyarrow.compute as pc
 
     if not (pa.types.is_float32(arr.type) or pa.types.is_float64(arr.type)):
-        arr = arr.cast(pa.float64())
+        arr = to_float64(arr)
     limit = float(max_age)
     years = pc.floor(arr)
     past = pc.greater_equal(years, limit) if limit > max_age else pc.greater(years, limit)
@@ -1487,7 +1517,7 @@ def _not_utf8(pa: Any, arr: Any) -> str:
         return ""
     except pa.ArrowInvalid:
         pass
-    as_bytes = values.cast(pa.large_binary()) if not pa.types.is_string_view(values.type) else (
+    as_bytes = values.cast(pa.large_binary()) if not is_string_view(values.type) else (
         values.cast(pa.string()).cast(pa.large_binary())
     )
     if pa.types.is_dictionary(t):
@@ -1517,7 +1547,7 @@ def _bad_utf8(arr: Any) -> str:
 
 
 def _is_text(pa: Any, t: Any) -> bool:
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or is_string_view(t))
 
 
 # Value-mapped roles -> the BatchClassifier method that classifies their dictionaries.

@@ -21,11 +21,12 @@ import os
 import queue
 import threading
 from collections import Counter
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from didcore._arrow_compat import is_binary_view, is_string_view
 from didcore.errors import (
     ColumnTypeError,
     InputError,
@@ -134,7 +135,7 @@ def is_text_type(t: pa.DataType) -> bool:
     return bool(
         pa.types.is_string(t)
         or pa.types.is_large_string(t)
-        or pa.types.is_string_view(t)
+        or is_string_view(t)
         or is_binary_type(t)
     )
 
@@ -195,7 +196,7 @@ def is_binary_type(t: pa.DataType) -> bool:
     return bool(
         pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
-        or pa.types.is_binary_view(t)
+        or is_binary_view(t)
         or pa.types.is_fixed_size_binary(t)
     )
 
@@ -225,6 +226,9 @@ def open_extract(source: Any, columns: Columns | None = None, *, _depth: int = 0
         return Extract(batches, use_age, source.num_rows, (), cols.test_date in names)
     if isinstance(source, pa.RecordBatchReader):
         return _open_reader(source, cols, "the RecordBatchReader")
+    opened = _open_interop(source, cols)
+    if opened is not None:
+        return opened
     what = type(source).__name__
     if hasattr(source, "__arrow_c_stream__"):
         try:
@@ -260,6 +264,178 @@ def open_extract(source: Any, columns: Columns | None = None, *, _depth: int = 0
         f"cannot read an extract from {what}: give a Parquet/CSV path, a folder, "
         f"a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream{hint}"
     )
+
+
+def _open_interop(source: Any, cols: Columns) -> Extract | None:
+    """Sources read through their own streaming API, only the needed columns, or ``None``.
+
+    * ``pyarrow.dataset.Dataset``: scanned with the needed columns only; ``Scanner``: its
+      batches as projected; ``pyarrow.parquet.ParquetFile``: ``iter_batches`` of the needed
+      columns, a million rows at a time;
+    * a polars ``LazyFrame``: the needed columns, run by polars' streaming engine as batches
+      (``collect_batches``), so the frame is never whole in memory;
+    * a pandas ``DataFrame``: the needed columns converted to Arrow once, column by column in
+      pyarrow's threads (object-dtype strings, as pandas < 3 makes them, convert at C speed
+      there instead of row by row through the frame's Arrow stream);
+    * any other iterable of ``pyarrow.RecordBatch`` (a list, a generator): every batch must have
+      the first one's schema, else an :class:`InputError` naming the batch.
+    """
+    import pyarrow as pa
+
+    # by class name (subclasses too: FileSystemDataset), so that neither pyarrow.dataset nor
+    # polars nor pandas is imported to ask
+    kinds = {(k.__module__.split(".")[0], k.__name__) for k in type(source).__mro__}
+
+    def kind_of(module: str, name: str) -> bool:
+        return (module, name) in kinds
+
+    if kind_of("pyarrow", "Dataset"):
+        names, _ = cols.needed(source.schema.names)
+        check_types(source.schema, names, cols, "the pyarrow Dataset: ")
+        reader = source.scanner(columns=names, batch_size=_BATCH_ROWS).to_reader()
+        return _open_reader(reader, cols, "the pyarrow Dataset")
+    if kind_of("pyarrow", "Scanner"):
+        return _open_reader(source.to_reader(), cols, "the pyarrow Scanner")
+    if kind_of("pyarrow", "ParquetFile"):
+        schema = source.schema_arrow
+        names, _ = cols.needed(schema.names)
+        check_types(schema, names, cols, "the ParquetFile: ")
+        batches = source.iter_batches(batch_size=_BATCH_ROWS, columns=names)
+        projected = pa.schema([schema.field(n) for n in names])
+        reader = pa.RecordBatchReader.from_batches(projected, batches)
+        extract = _open_reader(reader, cols, "the ParquetFile")
+        extract.total_rows = source.metadata.num_rows
+        return extract
+    if kind_of("polars", "LazyFrame"):
+        return _open_lazyframe(source, cols)
+    if kind_of("pandas", "DataFrame"):
+        return _open_pandas(source, cols)
+    if (
+        isinstance(source, Iterable)
+        and not isinstance(source, str | bytes | Mapping)
+        and not any(hasattr(source, m) for m in ("__arrow_c_stream__", "to_arrow", "arrow"))
+    ):
+        return _open_batch_iterable(iter(source), cols)
+    return None
+
+
+def _open_lazyframe(lf: Any, cols: Columns) -> Extract:
+    """A polars LazyFrame, run by polars' streaming engine as Arrow batches."""
+    import pyarrow as pa
+
+    try:
+        names, _ = cols.needed(lf.collect_schema().names())
+        query = lf.select(names)
+        if not hasattr(query, "collect_batches"):  # polars before collect_batches
+            return open_extract(query.collect(), cols)
+        stream = query.collect_batches(chunk_size=_BATCH_ROWS)
+        if hasattr(stream, "__arrow_c_stream__"):
+            reader = pa.RecordBatchReader.from_stream(stream)
+            return _open_reader(reader, cols, "the polars LazyFrame")
+    except InputError:
+        raise
+    except Exception as exc:  # polars' own errors (a missing file, a bad expression)
+        raise UnreadableInputError(f"cannot run the polars LazyFrame: {_first_line(exc)}") from exc
+    batches = (b for frame in stream for b in frame.to_arrow().to_batches())
+    return _open_batch_iterable(batches, cols, "the polars LazyFrame's batches")
+
+
+def _open_pandas(df: Any, cols: Columns) -> Extract:
+    """A pandas DataFrame: the needed columns, converted to Arrow a million rows at a time.
+
+    Object-dtype strings (pandas < 3) convert at about 0.1 s per million values and column,
+    holding the interpreter; converting slice by slice inside the batch iterator lets the
+    reading thread (:func:`prefetch`) convert slice k+1 while slice k is counted, instead of
+    converting the whole frame first (what its ``__arrow_c_stream__`` does, every column). The
+    first slice fixes the schema; a column with no value there takes the type of its first
+    value further down. A later slice whose values do not fit is a :class:`ColumnTypeError`.
+    """
+    import pyarrow as pa
+
+    names, use_age = cols.needed([str(c) for c in df.columns])
+    frame = df.loc[:, names]
+    n = len(frame)
+
+    def convert(start: int, schema: pa.Schema | None) -> pa.RecordBatch:
+        part = frame.iloc[start : start + _BATCH_ROWS]
+        try:
+            return pa.RecordBatch.from_pandas(part, schema=schema, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            rows = f"rows {start + 1:,} to {start + len(part):,}"
+            raise ColumnTypeError(
+                f"cannot convert the pandas DataFrame to Arrow ({rows}): {_first_line(exc)}; "
+                "give the column one type, e.g. df[column].astype(str) for codes"
+            ) from exc
+
+    first = convert(0, None)
+    fields = list(first.schema)
+    for i, f in enumerate(fields):
+        if pa.types.is_null(f.type):  # no value in the first slice: look further
+            column = frame.iloc[:, i]
+            found = column.first_valid_index()
+            if found is not None:
+                at = column.index.get_loc(found)
+                kind = pa.infer_type(column.iloc[at : at + 1000], from_pandas=True)
+                fields[i] = pa.field(f.name, kind)
+    schema = pa.schema(fields)
+    if not schema.equals(first.schema):
+        first = convert(0, schema)
+    check_types(schema, names, cols, "the pandas DataFrame: ")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield first
+        for start in range(_BATCH_ROWS, n, _BATCH_ROWS):
+            yield convert(start, schema)
+
+    return Extract(batches(), use_age, n, (), cols.test_date in names)
+
+
+def _open_batch_iterable(
+    items: Iterator[Any], cols: Columns, what: str = "the iterable of record batches"
+) -> Extract | None:
+    """Record batches from an iterator: the first gives the schema every later one must have.
+
+    An iterator whose first item is not a ``RecordBatch`` is not taken for one (``None``,
+    so the caller refuses the source as it would any unknown object); an empty one is an
+    :class:`InputError`.
+    """
+    import pyarrow as pa
+
+    first = next(items, None)
+    if first is None:
+        raise UnreadableInputError(f"{what} gave no batch: there is nothing to count")
+    if not isinstance(first, pa.RecordBatch):
+        return None
+    schema = first.schema
+    names, use_age = cols.needed(schema.names)
+    check_types(schema, names, cols, f"{what}: ")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield first.select(names)
+        for number, batch in enumerate(items, start=2):
+            if not isinstance(batch, pa.RecordBatch):
+                raise InputError(
+                    f"{what}: item {number} is a {type(batch).__name__}, not a pyarrow.RecordBatch"
+                )
+            if not batch.schema.equals(schema):
+                raise InputError(
+                    f"{what}: batch {number} has another schema than batch 1 "
+                    f"({_schema_difference(schema, batch.schema)}); every batch must have "
+                    "the same columns and types"
+                )
+            yield batch.select(names)
+
+    return Extract(batches(), use_age, None, (), cols.test_date in names)
+
+
+def _schema_difference(first: pa.Schema, other: pa.Schema) -> str:
+    """The first difference between two schemas, in words."""
+    if first.names != other.names:
+        return f"columns {', '.join(other.names)} instead of {', '.join(first.names)}"
+    for a, b in zip(first, other, strict=True):
+        if not a.equals(b):
+            return f"column {a.name!r} is {b.type}, not {a.type}"
+    return "another metadata"
 
 
 def _is_panic(exc: BaseException) -> bool:

@@ -41,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from didcore._arrow_compat import is_string_view
 from didcore.errors import (
     LookupConflictError,
     MeasureDefinitionError,
@@ -307,6 +308,30 @@ class Lookups:
             vintage=vintage,
         )
 
+    def _counts(self) -> list[tuple[str, int]]:
+        return [
+            ("ICBs", len(self.icb_codes)),
+            ("GP practices", len(self.practice_icb)),
+            ("other practices", len(self.other_practices)),
+            ("LSOAs with an ICB", len(self.lsoa_icb)),
+            ("LSOAs with an IMD quintile", len(self.lsoa_quintile)),
+            ("measures", len(self.measures)),
+        ]
+
+    def __repr__(self) -> str:
+        """One line: counts of each table and the vintage (never the tables themselves)."""
+        counts = ", ".join(f"{n:,} {what}" for what, n in self._counts())
+        maps = f", value maps for {', '.join(self.value_maps)}" if self.value_maps else ""
+        return f"<didcore.Lookups {counts}{maps}; {self.description}>"
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: the counts of :meth:`__repr__`, the source and vintage."""
+        from didcore._display import html_table
+
+        rows: list[tuple[str, object]] = [*self._counts(), ("source", self.description)]
+        rows += [(f"value map of {k}", len(v)) for k, v in self.value_maps.items()]
+        return html_table("didcore.Lookups", rows)
+
     @property
     def description(self) -> str:
         """The lookups used and their vintage, in one line, as every output names them."""
@@ -517,7 +542,7 @@ def _as_text(pa: Any, column: Any) -> Any:
         if not chunks:
             return _as_text(pa, pa.chunked_array([], type=t.value_type))
         return pa.chunked_array(chunks)
-    if pa.types.is_string_view(t) or is_binary_type(t):
+    if is_string_view(t) or is_binary_type(t):
         return column.cast(pa.string())
     return column
 

@@ -1036,8 +1036,8 @@ class _CodePool:
                 *codes.tolist(),
                 *blanks,
                 *np.char.lower(codes).tolist(),
-                *(" " + codes).tolist(),
-                *(codes + " ").tolist(),
+                *np.char.add(" ", codes).tolist(),  # (numpy < 2 has no "+" on text)
+                *np.char.add(codes, " ").tolist(),
             ],
             pa.string(),
         )

@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from didcore._arrow_compat import is_binary_view, is_string_view
 from didcore.errors import InputError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from didcore.cube import Cube
 
 __all__ = [
@@ -170,10 +173,53 @@ class YearCubes(Mapping[str, "Cube"]):
         return len(self._cubes)
 
     def __repr__(self) -> str:
-        years = ", ".join(f"{k}: {c.rows_read:,}" for k, c in self._cubes.items())
+        from didcore._display import many
+
+        years = many(f"{k}: {c.rows_read:,}" for k, c in self._cubes.items())
         return (
             f"<didcore.YearCubes {len(self)} year{'s' if len(self) != 1 else ''} "
             f"({years or 'none'}); undated {self.undated.rows_read:,} rows>"
+        )
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: rows read per year (minor years marked), undated rows."""
+        from didcore._display import html_table
+
+        minor = set(self.minor)
+        rows: list[tuple[str, object]] = [
+            (f"{k}{' (minor)' if k in minor else ''}", c.rows_read) for k, c in self._cubes.items()
+        ]
+        rows.append(("no usable test date", self.undated.rows_read))
+        if self._cubes:
+            rows.append(
+                ("ICBs x measures", f"{len(self.total.icb_codes)} x {len(self.total.measures)}")
+            )
+        return html_table("didcore.YearCubes", rows)
+
+    def to_arrow(self, *, dictionary: bool = True) -> pa.Table:
+        """Every year's :meth:`Cube.to_arrow` stacked, with a first column ``year``
+        (``"2023/24"``); the undated rows are in no year and not in it. ``dictionary=False``
+        gives plain ``string`` columns (engines that refuse Arrow dictionaries).
+        """
+        import pyarrow as pa
+
+        parts = []
+        for label, cube in self._cubes.items():
+            t = cube.to_arrow(dictionary=False)
+            parts.append(t.add_column(0, "year", pa.array([label] * t.num_rows, pa.string())))
+        if not parts:
+            t = self.undated.to_arrow(dictionary=False).slice(0, 0)
+            parts.append(t.add_column(0, "year", pa.array([], pa.string())))
+        table = pa.concat_tables(parts)
+        if not dictionary:
+            return table
+        text = {"year", "icb_code", "sex", "age_band", "measure"}
+        return pa.table(
+            [
+                c.dictionary_encode() if n in text else c
+                for n, c in zip(table.column_names, table.columns, strict=True)
+            ],
+            names=table.column_names,
         )
 
     # ------------------------------------------------------------------ totals
@@ -308,11 +354,11 @@ def split_by_year(batch: Any, starts: np.ndarray) -> Iterator[tuple[int, Any]]:
     views = [
         i
         for i, f in enumerate(batch.schema)
-        if pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)
+        if is_string_view(f.type) or is_binary_view(f.type)
     ]
     for i in views:
         f = batch.schema.field(i)
-        plain = pa.string() if pa.types.is_string_view(f.type) else pa.binary()
+        plain = pa.string() if is_string_view(f.type) else pa.binary()
         batch = batch.set_column(i, f.with_type(plain), batch.column(i).cast(plain))
     taken = batch.take(pa.array(order))
     for lo, hi in itertools.pairwise(cuts):
