@@ -202,7 +202,7 @@ def test_internal_shape_errors_are_exceptions_not_panics() -> None:
     agg = _didcore.Aggregator(1, 1)
     i32 = np.zeros(3, np.int32)
     bad = (np.array([0, 0, 7], np.int32), None, 0)  # index 7 outside a 1-entry dictionary
-    with pytest.raises(errors.CorruptInputError, match="'gp_practice_code': row 3 .* entry 7"):
+    with pytest.raises(errors.CorruptInputError, match=r"'gp_practice_code': row 3 .* entry 7"):
         agg.add_batch(
             n_rows=3,
             provider=(i32, None, 0),
