@@ -55,6 +55,5 @@ def require(extra: str, what: str) -> None:
     gone = missing(extra)
     if gone:
         raise MissingExtraError(
-            f"{what} needs {', '.join(gone)}, not installed: "
-            f'pip install "didcore[{extra}]"'
+            f'{what} needs {", ".join(gone)}, not installed: pip install "didcore[{extra}]"'
         )

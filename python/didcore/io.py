@@ -337,7 +337,10 @@ def _open_lazyframe(lf: Any, cols: Columns) -> Extract:
     except Exception as exc:  # polars' own errors (a missing file, a bad expression)
         raise UnreadableInputError(f"cannot run the polars LazyFrame: {_first_line(exc)}") from exc
     batches = (b for frame in stream for b in frame.to_arrow().to_batches())
-    return _open_batch_iterable(batches, cols, "the polars LazyFrame's batches")
+    extract = _open_batch_iterable(batches, cols, "the polars LazyFrame's batches")
+    if extract is None:
+        raise UnreadableInputError("the polars LazyFrame's batches are not Arrow record batches")
+    return extract
 
 
 def _open_pandas(df: Any, cols: Columns) -> Extract:
@@ -356,10 +359,10 @@ def _open_pandas(df: Any, cols: Columns) -> Extract:
     frame = df.loc[:, names]
     n = len(frame)
 
-    def convert(start: int, schema: pa.Schema | None) -> pa.RecordBatch:
+    def convert(start: int, schema: pa.Schema | None) -> pa.Table:
         part = frame.iloc[start : start + _BATCH_ROWS]
         try:
-            return pa.RecordBatch.from_pandas(part, schema=schema, preserve_index=False)
+            return pa.Table.from_pandas(part, schema=schema, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             rows = f"rows {start + 1:,} to {start + len(part):,}"
             raise ColumnTypeError(
@@ -375,7 +378,7 @@ def _open_pandas(df: Any, cols: Columns) -> Extract:
             found = column.first_valid_index()
             if found is not None:
                 at = column.index.get_loc(found)
-                kind = pa.infer_type(column.iloc[at : at + 1000], from_pandas=True)
+                kind = pa.infer_type(column.iloc[at : at + 1000].to_numpy(), from_pandas=True)
                 fields[i] = pa.field(f.name, kind)
     schema = pa.schema(fields)
     if not schema.equals(first.schema):
@@ -383,9 +386,9 @@ def _open_pandas(df: Any, cols: Columns) -> Extract:
     check_types(schema, names, cols, "the pandas DataFrame: ")
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield first
+        yield from first.to_batches()
         for start in range(_BATCH_ROWS, n, _BATCH_ROWS):
-            yield convert(start, schema)
+            yield from convert(start, schema).to_batches()
 
     return Extract(batches(), use_age, n, (), cols.test_date in names)
 

@@ -119,6 +119,29 @@ class Population:
         """Total people."""
         return float(self.values.sum())
 
+    def __repr__(self) -> str:
+        """One line: ICBs, people, year (never the 190 cells per ICB)."""
+        return (
+            f"<didcore.Population {len(self.icb_codes)} ICBs x 2 sexes x 19 age bands x "
+            f"5 IMD quintiles; {self.total:,.0f} people; year {self.year or 'unknown'}>"
+        )
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: ICBs, people by sex, year."""
+        from didcore._display import html_table, many
+
+        by_sex = self.values.sum(axis=(0, 2, 3))
+        return html_table(
+            "didcore.Population",
+            [
+                ("ICBs", f"{len(self.icb_codes)} ({many(self.icb_codes)})"),
+                ("people", f"{self.total:,.0f}"),
+                ("male (1)", f"{by_sex[0]:,.0f}"),
+                ("female (2)", f"{by_sex[1]:,.0f}"),
+                ("year", self.year or "unknown"),
+            ],
+        )
+
     def aligned(self, icb_codes: Sequence[str]) -> Population:
         """Return this population with its ICB axis in the order of ``icb_codes``.
 

@@ -51,12 +51,18 @@ _TOL = 1e-9
 
 
 class CubeLike(Protocol):
-    """What the statistics need of a :class:`didcore.Cube`."""
+    """What the statistics need of a :class:`didcore.Cube`: read-only attributes (properties
+    here), so a frozen ``Cube`` and any object with plain attributes of these types both fit.
+    """
 
-    counts: NDArray[np.int64]
-    icb_codes: tuple[str, ...]
-    measures: tuple[str, ...]
-    measure_kinds: tuple[str, ...]
+    @property
+    def counts(self) -> NDArray[np.int64]: ...
+    @property
+    def icb_codes(self) -> tuple[str, ...]: ...
+    @property
+    def measures(self) -> tuple[str, ...]: ...
+    @property
+    def measure_kinds(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,49 @@ class StandardisedRates:
     icb: pa.Table
     summary: pa.Table
     funnel: pa.Table
+
+    def __repr__(self) -> str:
+        """One line: measures, ICBs, how many ICBs lie outside the 99.8% funnel limits."""
+        return (
+            f"<didcore.StandardisedRates {self.national.num_rows} measures x "
+            f"{self._n_icbs()} ICBs; {self._outside('998')} ICB-measure pairs outside the "
+            "99.8% funnel limits; tables national, icb, summary, funnel>"
+        )
+
+    def _n_icbs(self) -> int:
+        return self.icb.num_rows // max(self.national.num_rows, 1)
+
+    def _outside(self, level: str) -> int:
+        import pyarrow.compute as pc
+
+        flags = self.icb.column(f"funnel_{level}")
+        return int(pc.sum(pc.not_equal(flags, "within")).as_py() or 0)
+
+    def _repr_html_(self) -> str:
+        """A notebook summary: per measure, the national rate and the ICBs outside the funnel
+        limits (high/low at 99.8%).
+        """
+        import pyarrow.compute as pc
+
+        from didcore._display import html_table
+
+        rows: list[tuple[str, object]] = [
+            ("ICBs", self._n_icbs()),
+            ("outside 95% limits", self._outside("95")),
+            ("outside 99.8% limits", self._outside("998")),
+        ]
+        rates = self.national.column("rate_per_10000").to_pylist()
+        for measure, rate in zip(self.national.column("measure").to_pylist(), rates, strict=True):
+            mine = self.icb.filter(pc.equal(self.icb.column("measure"), measure))
+            flags = mine.column("funnel_998").to_pylist()
+            rows.append(
+                (
+                    str(measure),
+                    f"{rate:,.1f} per 10,000; 99.8%: {flags.count('high')} high, "
+                    f"{flags.count('low')} low",
+                )
+            )
+        return html_table("didcore.StandardisedRates", rows)
 
 
 def standardise(
