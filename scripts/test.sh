@@ -26,6 +26,9 @@ ruff format --check python tests benches
 step "mypy: type hints of the package"
 mypy python/didcore
 
+step "mypy --strict: a typed user script on the public API (tests/typing/user_script.py)"
+mypy --strict tests/typing/user_script.py
+
 step "stubtest: the hand-written stub matches the compiled module"
 (cd /tmp && python -m mypy.stubtest didcore._didcore)
 
