@@ -7,7 +7,10 @@ A *source* is any of:
   order; names starting with ``.`` or ``_`` skipped);
 * a list or tuple of such paths;
 * a ``pyarrow.Table``, ``RecordBatch`` or ``RecordBatchReader``;
-* any object with ``__arrow_c_stream__`` (a polars DataFrame, a DuckDB relation, ...).
+* any object with ``__arrow_c_stream__`` (a polars DataFrame, a DuckDB relation, ...);
+* a ``pyarrow.dataset.Dataset``/``Scanner``, a ``pyarrow.parquet.ParquetFile``, a polars
+  ``LazyFrame``, a pandas ``DataFrame``, or an iterable of ``RecordBatch`` objects
+  (:func:`_open_interop`).
 
 Parquet is read one row group at a time, only the needed columns, with string columns kept
 dictionary-encoded, so memory does not grow with the number of rows.
@@ -651,37 +654,28 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
 
 
 def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> Iterator[Any]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     # read_dictionary keeps Parquet's dictionary pages as Arrow dictionaries: the core then
     # classifies each distinct code once per row group instead of hashing a string per row.
-    # Not for columns written with the DELTA encodings (Parquet v2 writers): pyarrow cannot
-    # read those into a dictionary ("DecodeArrow of DictAccumulator"); they come as text.
-    plain = _delta_encoded(pq.ParquetFile(path))
-    wanted = [c for c in string_cols if c in names and c not in plain]
+    # Columns written with the DELTA encodings (Parquet v2 writers) cannot be read into a
+    # dictionary ("DecodeArrow of DictAccumulator"): a row group that fails so is read again
+    # with its text as plain strings. (Finding those columns up front from the column-chunk
+    # metadata is not safe: pyarrow aborts the process on a corrupt chunk's statistics.)
+    wanted = [c for c in string_cols if c in names]
     pf = pq.ParquetFile(path, read_dictionary=wanted)
+    plain_pf: Any = None
     for i in range(pf.num_row_groups):
-        table = pf.read_row_group(i, columns=names, use_threads=True)
+        try:
+            table = pf.read_row_group(i, columns=names, use_threads=True)
+        except (OSError, pa.ArrowNotImplementedError) as exc:  # pyarrow says OSError
+            if "DictAccumulator" not in str(exc):
+                raise
+            if plain_pf is None:
+                plain_pf = pq.ParquetFile(path)
+            table = plain_pf.read_row_group(i, columns=names, use_threads=True)
         yield from table.to_batches()
-
-
-# Parquet encodings pyarrow cannot read into an Arrow dictionary.
-_DELTA_ENCODINGS = frozenset({"DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY"})
-
-
-def _delta_encoded(pf: Any) -> set[str]:
-    """Names of the top-level columns of which some column chunk, in any row group, has a
-    DELTA_BYTE_ARRAY or DELTA_LENGTH_BYTE_ARRAY page (from the file's metadata alone).
-    """
-    meta = pf.metadata
-    schema = pf.schema
-    found: set[str] = set()
-    for i in range(meta.num_row_groups):
-        group = meta.row_group(i)
-        for j in range(group.num_columns):
-            if _DELTA_ENCODINGS.intersection(group.column(j).encodings):
-                found.add(schema.column(j).path.split(".")[0])
-    return found
 
 
 def _csv_parse(path: Path) -> Any:
