@@ -133,7 +133,9 @@ def test_a_pandas_frame_is_converted_slice_by_slice_with_one_schema(
     assert didcore.aggregate(df) == expected
     df["sex"] = df["sex"].astype(object)
     df.loc[len(df) - 1, "sex"] = 1.5j  # a value of no Arrow type in a later slice
-    with pytest.raises(didcore.errors.ColumnTypeError, match=r"pandas DataFrame .*rows 25,001"):
+    with pytest.raises(
+        didcore.errors.ColumnTypeError, match=r"column .sex. of the pandas DataFrame .*rows 25,001"
+    ):
         didcore.aggregate(df)
     assert pd is not None
 

@@ -350,48 +350,54 @@ def _open_pandas(df: Any, cols: Columns) -> Extract:
     """A pandas DataFrame: the needed columns, converted to Arrow a million rows at a time.
 
     Object-dtype strings (pandas < 3) convert at about 0.1 s per million values and column,
-    holding the interpreter; converting slice by slice inside the batch iterator lets the
-    reading thread (:func:`prefetch`) convert slice k+1 while slice k is counted, instead of
-    converting the whole frame first (what its ``__arrow_c_stream__`` does, every column). The
-    first slice fixes the schema; a column with no value there takes the type of its first
+    holding the interpreter. Each column is converted from a view of its rows (no copy of the
+    frame), slice by slice inside the batch iterator, so the reading thread (:func:`prefetch`)
+    converts slice k+1 while slice k is counted and memory holds a few slices, not a second
+    copy of the frame (its ``__arrow_c_stream__`` converts every column, whole, first). The
+    first slice fixes the types; a column with no value there takes the type of its first
     value further down. A later slice whose values do not fit is a :class:`ColumnTypeError`.
     """
     import pyarrow as pa
 
+    labels = {str(c): c for c in df.columns}
     names, use_age = cols.needed([str(c) for c in df.columns])
-    frame = df.loc[:, names]
-    n = len(frame)
+    series = [df[labels[name]] for name in names]
+    n = len(df)
 
-    def convert(start: int, schema: pa.Schema | None) -> pa.Table:
-        part = frame.iloc[start : start + _BATCH_ROWS]
-        try:
-            return pa.Table.from_pandas(part, schema=schema, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            rows = f"rows {start + 1:,} to {start + len(part):,}"
-            raise ColumnTypeError(
-                f"cannot convert the pandas DataFrame to Arrow ({rows}): {_first_line(exc)}; "
-                "give the column one type, e.g. df[column].astype(str) for codes"
-            ) from exc
+    def convert(start: int, types: list[Any]) -> pa.RecordBatch:
+        arrays = []
+        for name, column, kind in zip(names, series, types, strict=True):
+            part = column.iloc[start : start + _BATCH_ROWS]
+            try:
+                array = pa.array(part, type=kind, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise ColumnTypeError(
+                    f"cannot convert column {name!r} of the pandas DataFrame to Arrow (rows "
+                    f"{start + 1:,} to {start + len(part):,}): {_first_line(exc)}; give the "
+                    "column one type, e.g. df[column].astype(str) for codes"
+                ) from exc
+            if isinstance(array, pa.ChunkedArray):  # over 2 GB of text in one slice
+                array = array.combine_chunks()
+            arrays.append(array)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    first = convert(0, None)
-    fields = list(first.schema)
-    for i, f in enumerate(fields):
-        if pa.types.is_null(f.type):  # no value in the first slice: look further
-            column = frame.iloc[:, i]
-            found = column.first_valid_index()
+    first = convert(0, [None] * len(names))
+    types = list(first.schema.types)
+    for i, kind in enumerate(types):
+        if pa.types.is_null(kind):  # no value in the first slice: look further
+            found = series[i].first_valid_index()
             if found is not None:
-                at = column.index.get_loc(found)
-                kind = pa.infer_type(column.iloc[at : at + 1000].to_numpy(), from_pandas=True)
-                fields[i] = pa.field(f.name, kind)
-    schema = pa.schema(fields)
-    if not schema.equals(first.schema):
-        first = convert(0, schema)
-    check_types(schema, names, cols, "the pandas DataFrame: ")
+                at = series[i].index.get_loc(found)
+                sample = series[i].iloc[at : at + 1000].to_numpy()
+                types[i] = pa.infer_type(sample, from_pandas=True)
+    if types != list(first.schema.types):
+        first = convert(0, types)
+    check_types(first.schema, names, cols, "the pandas DataFrame: ")
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield from first.to_batches()
+        yield first
         for start in range(_BATCH_ROWS, n, _BATCH_ROWS):
-            yield from convert(start, schema).to_batches()
+            yield convert(start, types)
 
     return Extract(batches(), use_age, n, (), cols.test_date in names)
 
@@ -452,15 +458,15 @@ def _is_panic(exc: BaseException) -> bool:
 
 
 def _foreign_failure(exc: BaseException) -> bool:
-    """Whether ``exc``, raised by another library's Arrow export, means its data cannot be
-    read: an Arrow error, a capsule of the wrong kind (``ValueError``), something that is no
-    capsule (``TypeError``), or a Rust panic. Never ``KeyboardInterrupt`` or ``SystemExit``.
+    """Whether ``exc``, raised by a source's reader or Arrow export, means its data cannot be
+    read: any error of the source (an Arrow error, a capsule of the wrong kind, the caller's
+    own reader raising, an ``OSError`` pyarrow wraps a Python exception in) or a Rust panic.
+    It becomes an :class:`UnreadableInputError` chained to it (``from exc``: nothing is lost).
+    Never ``KeyboardInterrupt``, ``SystemExit``, ``MemoryError`` or didcore's own errors.
     """
-    import pyarrow as pa
-
-    if isinstance(exc, InputError):
+    if isinstance(exc, InputError | MemoryError):
         return False
-    return isinstance(exc, pa.ArrowException | ValueError | TypeError) or _is_panic(exc)
+    return isinstance(exc, Exception) or _is_panic(exc)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -697,10 +703,16 @@ def csv_encoding(path: Path) -> str:
     looked at inside.
     """
     import gzip
+    import zlib
 
     opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
-        head = f.read(4)
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise UnreadableInputError(
+            f"cannot read {path}: {exc or type(exc).__name__} (a corrupt or cut gzip file?)"
+        ) from exc
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         return "utf-32"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -715,9 +727,9 @@ _MAX_HEADER_BLOCK = 256 << 20
 def csv_column_names(path: Path, parse_options: Any = None) -> list[str]:
     """The column names of a CSV file, from its first block alone.
 
-    The block starts at 64 KiB and grows while the header does not fit in it (pyarrow says
-    "Empty CSV file or block" of a header longer than its block): a header of a few thousand
-    columns, or of very long names, is read, up to 256 MiB. Raises
+    The block starts at 64 KiB and grows while the header, or the first row after it, does not
+    fit in it: a header of a few thousand columns, of very long names, or followed by a row
+    with a very long value, is read, up to 256 MiB. Raises
     :class:`UnreadableInputError` for a header that is not UTF-8 text.
     """
     import pyarrow as pa
@@ -737,7 +749,11 @@ def csv_column_names(path: Path, parse_options: Any = None) -> list[str]:
                 "file as 'CSV UTF-8'"
             ) from exc
         except pa.ArrowInvalid as exc:
-            if "Empty CSV file or block" not in str(exc) or block >= _MAX_HEADER_BLOCK:
+            # a header longer than the block ("Empty CSV file or block"), or a first row that
+            # is ("straddles two block boundaries", or a long quoted field cut into a
+            # "CSV parse error"): the next block is 16 times larger
+            grows = ("Empty CSV file or block", "straddl", "CSV parse error")
+            if block >= _MAX_HEADER_BLOCK or not any(g in str(exc) for g in grows):
                 raise
             block *= 16
 
