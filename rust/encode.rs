@@ -46,10 +46,11 @@ impl Strings<'_> {
         let last = self.offsets.last().copied().unwrap_or(0);
         let rising = self.offsets.windows(2).all(|w| w[0] <= w[1]);
         if first < 0 || !rising || usize::try_from(last).map_or(true, |l| l > self.data.len()) {
-            return Err(CoreError::Shape(format!(
-                "string offsets {first}..{last} are not rising inside {} bytes of data",
-                self.data.len()
-            )));
+            return Err(CoreError::BadOffsets {
+                first: i64::from(first),
+                last: i64::from(last),
+                data_len: self.data.len(),
+            });
         }
         Ok(())
     }

@@ -47,6 +47,15 @@ pub enum CoreError {
         batch_row: u64,
         row: u64,
     },
+    /// A text column whose offsets do not rise inside its data: Arrow data built without
+    /// checks by its producer (`validate(full=True)` rejects it). The user's data, not a bug:
+    /// `py_api` maps it to `CorruptInputError`, and Python adds the column's name.
+    #[error("its text offsets {first}..{last} do not rise inside its {data_len} bytes of data")]
+    BadOffsets {
+        first: i64,
+        last: i64,
+        data_len: usize,
+    },
     /// An argument the caller chose that cannot be used (e.g. a negative `max_age`): maps to
     /// `InputError`.
     #[error("{0}")]

@@ -64,6 +64,10 @@ fn to_py_err_named(err: CoreError, names: Option<&HashMap<String, String>>) -> P
                  source"
             ))
         }
+        CoreError::BadOffsets { .. } => CorruptInputError::new_err(format!(
+            "{err}: the Arrow data is corrupt (built without checks by its producer); \
+             rebuild it from its source"
+        )),
         CoreError::InvalidArgument(_) => InputError::new_err(err.to_string()),
         CoreError::Shape(_) | CoreError::ThreadPool(_) | CoreError::Panic(_) => {
             InternalError::new_err(err.to_string())

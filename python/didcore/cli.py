@@ -657,7 +657,9 @@ class _Interrupts:
         import signal
 
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            # After a Ctrl-C the process is only exiting (status 130): a second one arriving
+            # now, past this handler, would kill it by SIGINT with no line; ignore it instead.
+            signal.signal(signal.SIGINT, signal.SIG_IGN if self._pressed else self._previous)
             self._previous = None
 
 

@@ -36,6 +36,7 @@ from didcore.errors import (
     MeasureDefinitionError,
     TooManyProvidersWarning,
     UnreadableValuesWarning,
+    shown,
 )
 from didcore.io import Columns, is_binary_type, open_extract, prefetch
 from didcore.lookup import Lookups, as_lookups
@@ -995,7 +996,10 @@ class BatchClassifier:
         encoder = self._encoders.get(name)
         if encoder is None:
             encoder = self._encoders[name] = _didcore.TextEncoder()
-        ids = encoder.encode(_string_buffers(pa, arr))
+        try:
+            ids = encoder.encode(_string_buffers(pa, arr))
+        except CorruptInputError as exc:
+            raise CorruptInputError(f"column {name!r}: {exc}") from None
         dictionary = self._run_dictionary(name, encoder)
         # the encoder's indices are all inside its dictionary: no need to check them again
         return pa.DictionaryArray.from_arrays(pa.array(ids), dictionary, safe=False)
@@ -1283,7 +1287,7 @@ class BatchClassifier:
             what = _rows_holding(n, f"a value that is not {kind}")
             warnings.warn(
                 UnreadableValuesWarning(
-                    f"column {name!r}: {what} (e.g. {example!r}); counted as missing age"
+                    f"column {name!r}: {what} (e.g. {shown(example)}); counted as missing age"
                 ),
                 stacklevel=3,
             )

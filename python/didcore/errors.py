@@ -126,3 +126,13 @@ class TooManyProvidersWarning(UserWarning):
     Every record is still counted; the message says how many codes were folded. Check the
     column mapping (:class:`~didcore.io.Columns`).
     """
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as a message quotes it: ``repr``, cut to ``limit`` characters with the length
+    said, so that a 70,000-character field (a CSV row run together) does not become a
+    70,000-character line.
+    """
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    return repr(value)

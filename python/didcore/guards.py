@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CODING_SHARE",
     "EARLY_SHARE",
+    "EMPTY_MEASURE_MIN_RECORDS",
     "EXCLUSION_SHARE",
     "GUARDS",
     "MISSING_SEX_SHARE",
@@ -68,7 +69,6 @@ __all__ = [
     "STRATA_SHARE",
     "GuardThresholds",
     "Verdict",
-    "EMPTY_MEASURE_MIN_RECORDS",
     "check_allow",
     "check_empty_measure",
     "check_exclusions",

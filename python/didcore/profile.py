@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from didcore.errors import shown
+
 __all__ = ["KEEP", "TOP", "ValueProfile", "describe_values"]
 
 #: Values reported per column (the top ones by count).
@@ -223,7 +225,7 @@ def describe_values(items: Iterable[tuple[str | None, int]], total: int, n: int 
     parts = []
     items = list(items)
     for v, c in items[:n]:
-        label = "null" if v is None else repr(v)
+        label = "null" if v is None else shown(v)
         share = f" ({100 * c / total:.1f}%)" if total else ""
         parts.append(f"{label} {c:,}{share}")
     if len(items) > n:

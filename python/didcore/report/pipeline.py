@@ -242,60 +242,6 @@ def build_provenance(
     }
 
 
-# ------------------------------------------------------------------------------ period
-
-
-def _financial_year(day: dt.date) -> str:
-    start = day.year if day.month >= 4 else day.year - 1
-    return f"{start}/{(start + 1) % 100:02d}"
-
-
-def infer_period(sources: Sequence[Any], column: str = "test_date") -> str | None:
-    """The financial year(s) of Parquet extracts, from the column statistics (no data read).
-
-    Returns e.g. ``"2023/24"`` or ``"2022/23 to 2023/24"``; None when it cannot tell (CSV,
-    in-memory sources, no statistics).
-    """
-    import pyarrow.parquet as pq
-
-    lo: dt.date | None = None
-    hi: dt.date | None = None
-    files: list[Path] = []
-    for s in sources:
-        if not isinstance(s, str | os.PathLike):
-            return None
-        p = Path(s)
-        files.extend(sorted(p.rglob("*.parquet")) if p.is_dir() else [p])
-    if not files:
-        return None
-    for f in files:
-        if f.suffix.lower() != ".parquet":
-            return None
-        try:
-            meta = pq.ParquetFile(f).metadata
-        except (OSError, pa.ArrowException):
-            return None
-        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-        if column not in names:
-            return None
-        idx = names.index(column)
-        for g in range(meta.num_row_groups):
-            st = meta.row_group(g).column(idx).statistics
-            if st is None or not st.has_min_max:
-                return None
-            mn, mx = st.min, st.max
-            if isinstance(mn, dt.datetime):
-                mn, mx = mn.date(), mx.date()
-            if not isinstance(mn, dt.date):
-                return None
-            lo = mn if lo is None else min(lo, mn)
-            hi = mx if hi is None else max(hi, mx)
-    if lo is None or hi is None:
-        return None
-    first, last = _financial_year(lo), _financial_year(hi)
-    return first if first == last else f"{first} to {last}"
-
-
 # ------------------------------------------------------------------------------ writing
 
 
