@@ -2090,6 +2090,90 @@ def case_population(g: Gen, d: Path) -> Case:
     return case
 
 
+# ------------------------------------------------------------------ aggregated counts
+
+
+def case_from_counts(g: Gen, d: Path) -> Case:
+    """``Cube.from_counts`` on a cube's long table, as written or damaged (bad labels,
+    negative, null, fractional or huge counts, wrong types, a missing column); a valid table
+    must round-trip to the same counts.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from didcore.cube import Cube
+
+    cube = _aggregate(table(spec(g, max_rows=60)))
+    long = cube.to_arrow()
+    long = pa.table(
+        {
+            n: long.column(n).cast(pa.string())
+            if pa.types.is_dictionary(long.schema.field(n).type)
+            else long.column(n)
+            for n in long.column_names
+        }
+    )
+    how = g.choice(["valid", "valid", "value", "value", "drop", "type", "sex_codes"])
+    variant = how
+    n = len(long)
+    if how == "value" and n:
+        col = g.choice(long.column_names)
+        bad = g.choice(
+            {
+                "icb_code": ["QZZ", None, "", " qaa "],
+                "sex": ["3", None, "M", ""],
+                "age_band": ["95+", "0-5", None, "90 +"],
+                "imd_quintile": [0, 6, None, -1],
+                "measure": ["Nope", None, ""],
+                "count": [-1, None, 2**62, 0],
+            }[col]
+        )
+        values = long.column(col).to_pylist()
+        values[g.int(0, n - 1)] = bad
+        long = long.set_column(
+            long.schema.get_field_index(col), col, pa.array(values, long.schema.field(col).type)
+        )
+        variant = f"{col}={bad!r}"
+    elif how == "drop":
+        col = g.choice(long.column_names)
+        long = long.drop_columns([col])
+        variant = f"no {col}"
+    elif how == "type" and n:
+        col = g.choice(long.column_names)
+        new = g.choice(
+            [pa.array([[1]] * n), pa.array([1.5] * n), pa.array([True] * n), pa.nulls(n)]
+        )
+        long = long.set_column(long.schema.get_field_index(col), col, new)
+        variant = f"{col} as {new.type}"
+    elif how == "sex_codes":
+        codes = {"male": g.choice(["1", 1, "male"]), "female": g.choice(["2", 2, "female"])}
+        sexes = [codes[v] for v in long.column("sex").to_pylist()]
+        long = long.set_column(long.schema.get_field_index("sex"), "sex", pa.array(sexes))
+    save_ipc(long, d / "input.arrow")
+
+    def run() -> Any:
+        return Cube.from_counts(
+            long, icb_codes=cube.icb_codes, measures=cube.measures, measure_kinds=cube.measure_kinds
+        )
+
+    def check(result: Any) -> list[str]:
+        if how in ("valid", "sex_codes") and not np.array_equal(result.counts, cube.counts):
+            return ["from_counts(to_arrow()) does not give the counts back"]
+        if (result.counts < 0).any():
+            return ["negative counts accepted"]
+        return []
+
+    return Case(
+        "from_counts",
+        g.seed,
+        variant,
+        run,
+        None,
+        expect="valid" if how == "valid" else "any",
+        check=check,
+    )
+
+
 # ------------------------------------------------------------------ harness self-tests
 
 
@@ -2168,6 +2252,7 @@ KINDS: dict[str, Callable[[Gen, Path], Case]] = {
     "years": case_years,
     "big": case_big,
     "lookups_typed": case_lookups_typed,
+    "from_counts": case_from_counts,
     "valuemaps": case_valuemaps,
     "selftest": case_selftest,
 }
@@ -2192,6 +2277,7 @@ WEIGHTS: dict[str, int] = {
     "years": 6,
     "big": 1,
     "lookups_typed": 3,
+    "from_counts": 3,
     "valuemaps": 4,
     "cli": 3,
     "solo": 2,
