@@ -831,3 +831,103 @@ def test_a_too_long_extract_path_exits_2_with_one_line(tmp_path: Path, lookups_d
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "too long" in lines[0]
+
+
+# ---------------------------------------------------------------------- fuzz-suite findings
+
+
+def test_corrupt_chunk_statistics_are_an_error_not_an_abort(tmp_path: Path) -> None:
+    """A Parquet file (found by the fuzz suite) whose column-chunk statistics are corrupt:
+    pyarrow opens it, but building a chunk's metadata throws a C++ exception nothing catches
+    (SIGABRT). didcore never asks for that metadata: the read fails cleanly instead."""
+    import gzip
+
+    path = tmp_path / "corrupt.parquet"
+    path.write_bytes(
+        gzip.decompress((TESTS / "data/corrupt-chunk-statistics.parquet.gz").read_bytes())
+    )
+    code = f"""
+        import didcore
+        from didcore.errors import InputError
+        from test_cube import LOOKUPS
+        try:
+            didcore.aggregate({str(path)!r}, LOOKUPS, progress=False)
+        except InputError as exc:
+            print(type(exc).__name__)
+    """
+    proc = _python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "UnreadableInputError"
+
+
+@pytest.mark.parametrize("damage", ["cut", "flipped"])
+def test_a_corrupt_gzip_csv_is_unreadable_input(tmp_path: Path, damage: str) -> None:
+    import gzip
+
+    body = b"provider_code,gp_practice_code,lsoa11,sex,age,modality,exam_code\n"
+    body += b"RM3,A81001,E01000001,1,40,Plain Radiography,XCHES\n" * 50
+    data = bytearray(gzip.compress(body))
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    else:
+        data[20] ^= 0xFF
+    path = tmp_path / "extract.csv.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(errors.UnreadableInputError, match=r"extract\.csv\.gz"):
+        didcore.aggregate(path, LOOKUPS, progress=False)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyError("boom"), OSError(5, "boom")])
+def test_any_failure_of_a_callers_stream_is_unreadable_input(exc: Exception) -> None:
+    """The caller's reader raising, in process or through the C stream interface (where
+    pyarrow wraps it in an OSError): UnreadableInputError chained to the original."""
+    table = _table(8)
+
+    def batches() -> Any:
+        yield table.to_batches()[0]
+        raise exc
+
+    class CStream:
+        def __init__(self, reader: pa.RecordBatchReader) -> None:
+            self.reader = reader
+
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            return self.reader.__arrow_c_stream__(requested_schema)
+
+    for wrap in (lambda r: r, CStream):
+        reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+        with pytest.raises(errors.UnreadableInputError, match="batch 2 failed after 8 rows"):
+            didcore.aggregate(wrap(reader), LOOKUPS, progress=False)
+
+
+def test_text_offsets_that_do_not_rise_are_corrupt_input() -> None:
+    import numpy as np
+
+    offsets = np.array([0, 6, 0], np.int32)
+    bad = pa.Array.from_buffers(
+        pa.string(), 2, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"XCHESXKNEE")]
+    )
+    for column in ("provider_code", "lsoa11", "exam_code"):
+        src = _table(2, **{column: bad})
+        with pytest.raises(errors.CorruptInputError, match=f"column '{column}'.*offsets"):
+            didcore.aggregate(src, LOOKUPS, progress=False)
+
+
+def test_a_first_row_longer_than_the_header_probe_is_read(tmp_path: Path) -> None:
+    """A CSV whose first data row is over 64 KiB (a value run on): read, not refused."""
+    header = "provider_code,gp_practice_code,lsoa11,sex,age,test_date,modality,exam_code\n"
+    row = "RM3,A81001,E01000001,1,40,2023-05-01,Plain Radiography,XCHES\n"
+    long = "RM3,A81001,E01000001,1,40,2023-05-01,Plain Radiography," + "X" * 70_000 + "\n"
+    path = tmp_path / "extract.csv"
+    path.write_text(header + long + row * 9)
+    cube = didcore.aggregate(path, LOOKUPS, progress=False)
+    assert cube.exclusions["rows_read"] == 10
+    _conserved(cube)
+
+
+def test_a_long_unreadable_value_is_cut_in_the_warning() -> None:
+    table = _table(4, age=["40", "41", "4" + "Z" * 10_000, "43"])
+    with pytest.warns(errors.UnreadableValuesWarning) as seen:
+        didcore.aggregate(table, LOOKUPS, progress=False)
+    message = str(seen[0].message)
+    assert "(10,001 characters)" in message and len(message) < 300
