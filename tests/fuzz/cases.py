@@ -2090,6 +2090,99 @@ def case_population(g: Gen, d: Path) -> Case:
     return case
 
 
+# ------------------------------------------------------------------ more sources
+
+
+def case_duckdb(g: Gen, d: Path) -> Case:
+    """A DuckDB relation (an Arrow C stream of DuckDB's making) over the spec's table."""
+    try:
+        import duckdb
+    except ImportError as exc:
+        raise Skip("duckdb is not installed") from exc
+    t = _polars_safe(table(spec(g)))
+    con = duckdb.connect()
+    try:
+        con.register("t", t)
+        query = g.choice(
+            ["select * from t", "select * from t order by 1", "select * from t limit 7"]
+        )
+        rel = con.sql(query)
+        back = rel.arrow()
+        back = back.read_all() if hasattr(back, "read_all") else back
+    except Exception as exc:
+        raise Skip(f"duckdb: {type(exc).__name__}: {exc}") from exc
+    save_ipc(back, d / "input.arrow")
+    return Case(
+        "duckdb",
+        g.seed,
+        f"{query}, {len(back)} rows",
+        lambda: _aggregate(con.sql(query)),
+        lambda: _ref_of_table(back),
+        expect="valid",
+    )
+
+
+def case_names(g: Gen, d: Path) -> Case:
+    """Column names a path-minded reader may misread: dots ("a.b" is a nested path to some
+    readers), slashes, spaces, brackets, non-ASCII, very long; named with ``Columns``.
+    """
+    from didcore.io import Columns
+
+    s = spec(g, max_rows=40)
+    t = table(s)
+    style = g.choice(["dot", "dot", "slash", "space", "bracket", "unicode", "long", "quote"])
+
+    def new(name: str) -> str:
+        return {
+            "dot": f"x.{name}", "slash": f"{name}/1", "space": f"{name} col",
+            "bracket": f"{name}[0]", "unicode": f"{name}\u00e9\u4e2d", "long": name + "_" * 300,
+            "quote": f'"{name}"',
+        }[style]  # fmt: skip
+
+    names = {n: new(n) for n in t.column_names}
+    if g.bool(0.3):  # a decoy: a struct column whose field path is the dotted name
+        import pyarrow as pa
+
+        t = t.append_column(
+            "x",
+            pa.array(
+                [{"provider_code": "ZZZ"}] * len(t), pa.struct([("provider_code", pa.string())])
+            ),
+        )
+        names["x"] = "x"
+    t = t.rename_columns([names[n] for n in t.column_names])
+    mapping = {r: names[r] for r in ROLES if r in names}
+    form = g.choice(["table", "parquet", "csv"])
+    path = d / ("extract.parquet" if form == "parquet" else "extract.csv")
+    if form == "parquet":
+        write_parquet(g, t, path)
+    elif form == "csv":
+        if "x" in t.column_names:
+            t = t.drop_columns(["x"])
+        s2 = Spec([{names[k]: v for k, v in r.items()} for r in s.rows], {}, s.use_age)
+        s2.types = {n: None for n in t.column_names}
+        path.write_bytes(write_csv(g, s2, path))
+    else:
+        save_ipc(t, d / "input.arrow")
+
+    def oracle() -> Any:
+        cols = Columns(**mapping)
+        if form == "parquet":
+            return oracle_parquet(path, cols)
+        if form == "csv":
+            return oracle_csv(path, cols)
+        return _ref_of_table(t, cols)
+
+    return Case(
+        "names",
+        g.seed,
+        f"{style} names via {form}",
+        lambda: _aggregate(t if form == "table" else path, columns=Columns(**mapping)),
+        oracle,
+        expect="oracle" if form == "csv" else "valid",
+    )
+
+
 # ------------------------------------------------------------------ aggregated counts
 
 
@@ -2253,6 +2346,8 @@ KINDS: dict[str, Callable[[Gen, Path], Case]] = {
     "big": case_big,
     "lookups_typed": case_lookups_typed,
     "from_counts": case_from_counts,
+    "duckdb": case_duckdb,
+    "names": case_names,
     "valuemaps": case_valuemaps,
     "selftest": case_selftest,
 }
@@ -2278,6 +2373,8 @@ WEIGHTS: dict[str, int] = {
     "big": 1,
     "lookups_typed": 3,
     "from_counts": 3,
+    "duckdb": 2,
+    "names": 3,
     "valuemaps": 4,
     "cli": 3,
     "solo": 2,
