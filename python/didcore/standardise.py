@@ -122,8 +122,8 @@ class StandardisedRates:
 
         rows: list[tuple[str, object]] = [
             ("ICBs", self._n_icbs()),
-            ("outside 95% limits", self._outside("95")),
-            ("outside 99.8% limits", self._outside("998")),
+            ("ICB-measure pairs outside the 95% limits", self._outside("95")),
+            ("ICB-measure pairs outside the 99.8% limits", self._outside("998")),
         ]
         rates = self.national.column("rate_per_10000").to_pylist()
         for measure, rate in zip(self.national.column("measure").to_pylist(), rates, strict=True):
