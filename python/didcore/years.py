@@ -352,9 +352,7 @@ def split_by_year(batch: Any, starts: np.ndarray) -> Iterator[tuple[int, Any]]:
     cuts = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist(), len(ordered)]
     # Arrow's take has no kernel for the view layouts (polars exports string_view)
     views = [
-        i
-        for i, f in enumerate(batch.schema)
-        if is_string_view(f.type) or is_binary_view(f.type)
+        i for i, f in enumerate(batch.schema) if is_string_view(f.type) or is_binary_view(f.type)
     ]
     for i in views:
         f = batch.schema.field(i)
