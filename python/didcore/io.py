@@ -385,9 +385,9 @@ def _open_pandas(df: Any, cols: Columns) -> Extract:
     types = list(first.schema.types)
     for i, kind in enumerate(types):
         if pa.types.is_null(kind):  # no value in the first slice: look further
-            found = series[i].first_valid_index()
-            if found is not None:
-                at = series[i].index.get_loc(found)
+            valid = series[i].notna().to_numpy()  # by position: index labels may repeat
+            if valid.any():
+                at = int(valid.argmax())
                 sample = series[i].iloc[at : at + 1000].to_numpy()
                 types[i] = pa.infer_type(sample, from_pandas=True)
     if types != list(first.schema.types):
