@@ -261,11 +261,12 @@ def open_extract(source: Any, columns: Columns | None = None, *, _depth: int = 0
                     "data (it gives the object itself, or another object of the kind)"
                 )
             return open_extract(converted, cols, _depth=_depth + 1)
-    # a lazy query (polars LazyFrame, ...) says what to do rather than running it unasked
+    # another lazy query (a Spark or Ibis frame, ...) says what to do rather than running it
     hint = "; collect() it first" if callable(getattr(source, "collect", None)) else ""
     raise UnreadableInputError(
         f"cannot read an extract from {what}: give a Parquet/CSV path, a folder, "
-        f"a list of paths, a pyarrow Table or RecordBatchReader, or an Arrow stream{hint}"
+        "a list of paths, a pyarrow Table, RecordBatchReader or Dataset, a polars or pandas "
+        f"frame, an iterable of RecordBatches, or an Arrow stream (docs/inputs.md){hint}"
     )
 
 
