@@ -5,6 +5,7 @@ differ there:
 
 * the view types (``string_view``, ``binary_view``) and their ``pa.types.is_*_view`` tests
   arrived in pyarrow 16: on older releases no column can have them, so the tests are False;
+* ``RecordBatchReader.from_stream`` arrived in pyarrow 15 (14 has the capsule import only);
 * ``DataType.to_pandas_dtype()`` imports pandas on pyarrow 16 to 24 (and fails without it),
   so integer types are mapped to numpy dtypes here instead.
 
@@ -13,7 +14,7 @@ pyarrow is imported inside the functions, so importing this module stays free.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,3 +69,17 @@ def to_float64(arr: pa.Array) -> pa.Array:
 
         values = arr.to_numpy(zero_copy_only=False).astype(np.float64)
         return pa.array(values, mask=arr.is_null().to_numpy(zero_copy_only=False))
+
+
+def reader_from_stream(source: Any) -> pa.RecordBatchReader:
+    """A RecordBatchReader over any object with ``__arrow_c_stream__`` (polars, DuckDB, ...).
+
+    ``RecordBatchReader.from_stream`` arrived in pyarrow 15; pyarrow 14 already speaks the
+    Arrow PyCapsule interface, through the import that ``from_stream`` later wrapped.
+    """
+    import pyarrow as pa
+
+    from_stream = getattr(pa.RecordBatchReader, "from_stream", None)
+    if from_stream is not None:
+        return from_stream(source)
+    return pa.RecordBatchReader._import_from_c_capsule(source.__arrow_c_stream__())

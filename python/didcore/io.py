@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from didcore._arrow_compat import is_binary_view, is_string_view
+from didcore._arrow_compat import is_binary_view, is_string_view, reader_from_stream
 from didcore.errors import (
     ColumnTypeError,
     InputError,
@@ -235,7 +235,7 @@ def open_extract(source: Any, columns: Columns | None = None, *, _depth: int = 0
     what = type(source).__name__
     if hasattr(source, "__arrow_c_stream__"):
         try:
-            reader = pa.RecordBatchReader.from_stream(source)
+            reader = reader_from_stream(source)
         except BaseException as exc:
             if not _foreign_failure(exc):
                 raise
@@ -325,8 +325,6 @@ def _open_interop(source: Any, cols: Columns) -> Extract | None:
 
 def _open_lazyframe(lf: Any, cols: Columns) -> Extract:
     """A polars LazyFrame, run by polars' streaming engine as Arrow batches."""
-    import pyarrow as pa
-
     try:
         names, _ = cols.needed(lf.collect_schema().names())
         query = lf.select(names)
@@ -334,7 +332,7 @@ def _open_lazyframe(lf: Any, cols: Columns) -> Extract:
             return open_extract(query.collect(), cols)
         stream = query.collect_batches(chunk_size=_BATCH_ROWS)
         if hasattr(stream, "__arrow_c_stream__"):
-            reader = pa.RecordBatchReader.from_stream(stream)
+            reader = reader_from_stream(stream)
             return _open_reader(reader, cols, "the polars LazyFrame")
     except InputError:
         raise
