@@ -15,6 +15,8 @@ wheel=$(ls "$PWD"/dist/didcore-*.whl)
 
 step "pip install the wheel with [test]"
 python -m pip install --quiet "$wheel[test]"
+# pip keeps an installed didcore of the same version (an earlier run's): this build is tested.
+python -m pip install --quiet --force-reinstall --no-deps "$wheel"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
