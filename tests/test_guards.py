@@ -565,6 +565,6 @@ def test_empty_measure_trips_when_a_modality_is_folded_into_another(tmp_path: Pa
         }
     )
     result = didcore.aggregate(extract, lookups, by_year=True)
-    with pytest.raises(didcore.errors.GuardError, match="empty-measure.*SPECT Scan"):
+    with pytest.raises(didcore.errors.GuardError, match=r"empty-measure.*SPECT Scan"):
         check_empty_measure(result, lookups)
     check_empty_measure(result, lookups, min_records=n + 1)  # too few records to tell
