@@ -231,7 +231,7 @@ def test_nothing_user_facing_points_to_spec() -> None:
 def test_readme_points_to_the_input_docs() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/inputs.md" in readme
-    assert "pip install \".[report]\" && didcore demo --out report" in readme  # quick start kept
+    assert 'pip install ".[report]" && didcore demo --out report' in readme  # quick start kept
     assert (ROOT / "docs" / "inputs.md").is_file()
 
 

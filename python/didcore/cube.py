@@ -1521,8 +1521,10 @@ def _not_utf8(pa: Any, arr: Any) -> str:
         return ""
     except pa.ArrowInvalid:
         pass
-    as_bytes = values.cast(pa.large_binary()) if not is_string_view(values.type) else (
-        values.cast(pa.string()).cast(pa.large_binary())
+    as_bytes = (
+        values.cast(pa.large_binary())
+        if not is_string_view(values.type)
+        else (values.cast(pa.string()).cast(pa.large_binary()))
     )
     if pa.types.is_dictionary(t):
         as_bytes = pa.DictionaryArray.from_arrays(arr.indices, as_bytes, safe=False)

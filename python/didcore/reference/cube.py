@@ -264,6 +264,7 @@ def aggregate_reference_by_year(
     groups: dict[str | None, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(financial_year_of(row, columns), []).append(row)
+
     def count(group: list[Mapping[str, Any]]) -> ReferenceCube:
         return aggregate_reference(group, lookups, columns, use_age=use_age, max_age=max_age)
 

@@ -140,9 +140,7 @@ def previous_from_cube(
         f"(no {period} population was given); so the change in a rate is the change in tests "
         "over a fixed population, leaving out population growth (about 0.5% a year in England)."
     )
-    return PreviousReport(
-        period=period, national=national, icb=icb, observed=observed, basis=basis
-    )
+    return PreviousReport(period=period, national=national, icb=icb, observed=observed, basis=basis)
 
 
 def change(current: float | None, previous: float | None) -> tuple[float | None, float | None]:
