@@ -1,22 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: build the release wheel and the sdist from source
-# (scripts/build-wheel.sh: abi3 manylinux2014 wheel, checked by auditwheel and twine) and
-# install that wheel, then Rust checks and tests, Python lint (and actionlint on the release
-# workflow), pytest over tests/ and benches/ (benchmarks run once each, for correctness), and
-# the core tests again on the oldest numpy and pyarrow that pyproject.toml declares.
+# The whole test suite, as CI runs it: build and install didcore from source (`pip install`
+# compiles the Rust extension through maturin), Rust checks and tests, Python lint (and
+# actionlint on the release workflow), pytest over tests/ and benches/ (benchmarks run once
+# each, for correctness); then the release build (scripts/build-wheel.sh: abi3 manylinux2014
+# wheel and sdist, checked by auditwheel and twine) and the core tests again with that wheel on
+# the oldest numpy and pyarrow that pyproject.toml declares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "release build: scripts/build-wheel.sh (wheel and sdist into dist/)"
-bash scripts/build-wheel.sh
-wheel=$(ls "$PWD"/dist/didcore-*.whl)
-
-step "pip install the wheel with [test]"
-python -m pip install --quiet "$wheel[test]"
-# pip keeps an installed didcore of the same version (an earlier run's): this build is tested.
-python -m pip install --quiet --force-reinstall --no-deps "$wheel"
+step "pip install .[test] (builds the Rust extension from source)"
+python -m pip install --quiet ".[test]"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -47,6 +42,11 @@ step "stubtest: the hand-written stub matches the compiled module"
 step "pytest"
 # Run from outside the source tree's python/ folder so the installed package is the one tested.
 python -m pytest "$@"
+
+step "release build: scripts/build-wheel.sh (wheel and sdist into dist/)"
+rm -rf dist
+bash scripts/build-wheel.sh
+wheel=$(ls "$PWD"/dist/didcore-*.whl)
 
 step "oldest numpy and pyarrow pyproject.toml declares: core tests in a venv of their own"
 # The same wheel with the declared floors, in a venv without site packages.

@@ -857,13 +857,17 @@ def test_corrupt_chunk_statistics_are_an_error_not_an_abort(tmp_path: Path) -> N
         from didcore.errors import InputError
         from test_cube import LOOKUPS
         try:
-            didcore.aggregate({str(path)!r}, LOOKUPS, progress=False)
+            cube = didcore.aggregate({str(path)!r}, LOOKUPS, progress=False)
         except InputError as exc:
             print(type(exc).__name__)
+        else:  # older pyarrow (14) reads the file without looking at those statistics
+            ex = cube.exclusions
+            parts = ex["no_icb"] + ex["no_imd"] + ex["no_sex"] + ex["no_age"] + ex["included"]
+            print("conserved" if parts == ex["rows_read"] else "NOT CONSERVED")
     """
     proc = _python(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "UnreadableInputError"
+    assert proc.stdout.strip() in {"UnreadableInputError", "conserved"}
 
 
 @pytest.mark.parametrize("damage", ["cut", "flipped"])
