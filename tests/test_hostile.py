@@ -941,3 +941,24 @@ def test_a_long_unreadable_value_is_cut_in_the_warning() -> None:
         didcore.aggregate(table, LOOKUPS, progress=False)
     message = str(seen[0].message)
     assert "(10,001 characters)" in message and len(message) < 300
+
+
+def test_a_missing_column_suggests_the_column_option_for_a_near_name() -> None:
+    """Another spelling of a required column ('Gender', 'PROVIDER_CODE'): the one-line error
+    gives the exact --column options that read it."""
+    table = _table(4).rename_columns(
+        [
+            "PROVIDER_CODE",
+            "gp_practice_code",
+            "lsoa11",
+            "Gender",
+            "age",
+            "test_date",
+            "modality",
+            "exam_code",
+        ]
+    )
+    with pytest.raises(errors.MissingColumnError) as caught:
+        didcore.aggregate(table, LOOKUPS, progress=False)
+    message = str(caught.value)
+    assert "--column provider_code=PROVIDER_CODE --column sex=Gender" in message

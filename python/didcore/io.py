@@ -47,6 +47,20 @@ _CSV = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _BATCH_ROWS = 1 << 20
 
 
+# Other names extracts commonly give a column, only to suggest a --column option.
+_USUAL_NAMES: dict[str, tuple[str, ...]] = {
+    "provider_code": ("provider", "provider_org_code", "org_code", "organisation_code"),
+    "gp_practice_code": ("gp_practice", "practice_code", "registered_gp_practice_code", "gp_code"),
+    "lsoa11": ("lsoa", "lsoa_code", "lsoa2011", "lsoa_2011", "lsoa11cd"),
+    "sex": ("gender", "person_gender_code", "gender_code", "person_stated_gender_code"),
+    "age": ("age_at_test", "patient_age", "age_years"),
+    "test_date": ("date_of_test", "test_date_time", "diagnostic_test_date"),
+    "date_of_birth": ("dob", "birth_date"),
+    "modality": ("modality_name", "imaging_modality"),
+    "exam_code": ("examination_code", "exam", "nicip_code"),
+}
+
+
 @dataclass(frozen=True)
 class Columns:
     """Names of the extract's columns (docs/inputs.md); change any to match your extract."""
@@ -86,6 +100,25 @@ class Columns:
         """The string code columns, always required."""
         return (self.provider_code, self.gp_practice_code, self.lsoa11, self.modality)
 
+    def _renaming(self, missing: Sequence[str], available: Sequence[str]) -> str:
+        """``--column`` options for the missing columns: ``--column sex=Gender`` where a
+        column differs from the role's name only in case, spaces or underscores, else a
+        ``--column ROLE=COLUMN`` placeholder for each role.
+        """
+
+        def key(name: str) -> str:
+            return "".join(ch for ch in name.lower() if ch.isalnum())
+
+        by_key = {key(a): a for a in available}
+        roles = {getattr(self, f): f for f in self.__dataclass_fields__}
+        options = []
+        for name in missing:
+            role = roles.get(name, "age")
+            names = (name, role, *_USUAL_NAMES.get(role, ()))
+            found = next((by_key[key(n)] for n in names if key(n) in by_key), None)
+            options.append(f"--column {role}={found if found else 'COLUMN'}")
+        return " ".join(options)
+
     def needed(self, available: Sequence[str]) -> tuple[list[str], bool]:
         """Columns to read from a source with ``available`` columns, and whether age comes from
         the ``age`` column (else from date of birth and test date).
@@ -102,8 +135,9 @@ class Columns:
         if missing:
             raise MissingColumnError(
                 f"the extract has no column {', '.join(repr(m) for m in missing)} "
-                f"(it has: {', '.join(available) or 'no columns'}); pass columns=Columns(...) "
-                "to name yours"
+                f"(it has: {', '.join(available) or 'no columns'}); name yours with "
+                f"{self._renaming(missing, available)} (Python: columns=Columns(...); "
+                "docs/inputs.md)"
             )
         ages = [self.age] if use_age else [self.date_of_birth, self.test_date]
         if use_age and self.test_date in have:
