@@ -449,6 +449,13 @@ def _check_parser(sub: Any) -> None:
     p.add_argument("--population-year", help="the population's financial year, e.g. 2023/24")
     p.add_argument("--json", action="store_true", help="print the profile as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="verdicts only")
+    _extract_options(p)
+    _guard_options(p)
+    p.set_defaults(func=_cmd_check)
+
+
+def _extract_options(p: argparse.ArgumentParser) -> None:
+    """``--column`` and ``--threads``: how the extract is read, for every command that counts."""
     p.add_argument(
         "--column",
         action="append",
@@ -462,8 +469,6 @@ def _check_parser(sub: Any) -> None:
         default=None,
         help=f"worker threads, 1 to {MAX_THREADS} (default: all)",
     )
-    _guard_options(p)
-    p.set_defaults(func=_cmd_check)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -486,19 +491,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
-        p.add_argument(
-            "--column",
-            action="append",
-            default=[],
-            metavar="NAME=COLUMN",
-            help="use COLUMN of the extract for NAME (e.g. sex=gender); repeatable",
-        )
-        p.add_argument(
-            "--threads",
-            type=threads_option,
-            default=None,
-            help=f"worker threads, 1 to {MAX_THREADS} (default: all)",
-        )
+        _extract_options(p)
         p.add_argument(
             "--max-age",
             type=max_age_option,
