@@ -1524,7 +1524,8 @@ def case_cli(g: Gen, d: Path) -> Case:
             if out_kind == "immutable":
                 subprocess.run(["chattr", "+i", str(out)], capture_output=True, check=False)
     if command == "check":  # writes nothing: no outputs to keep, no year folders
-        argv = [a for a in argv if a != "--max-age" and not (odd or "").startswith("--max-age")]
+        drop = {i for i, a in enumerate(argv) if a == "--max-age"}  # check has no --max-age
+        argv = [a for i, a in enumerate(argv) if i not in drop and i - 1 not in drop]
         if g.bool(0.3):
             argv.append("--json")
 
