@@ -248,6 +248,9 @@ def test_the_worked_example_counts_as_documented(tmp_path: Path) -> None:
     stated = re.search(r"cube\.exclusions\s+# (\{.*?\})", doc)
     assert stated is not None
     assert dict(cube.exclusions) == eval(stated.group(1))  # the doc's own dict
+    stated_years = re.search(r"cube\.year_rows\s+# (\{.*?\})", doc)
+    assert stated_years is not None
+    assert dict(cube.year_rows or {}) == eval(stated_years.group(1))
     assert cube.icb_source == {
         "gp_practice": 4,
         "other_valid_practice": 1,

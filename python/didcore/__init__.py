@@ -3,11 +3,16 @@
 The main entry points::
 
     import didcore
-    cube = didcore.aggregate("extract.parquet")        # Rust, parallel; the shipped lookups
-    # or didcore.aggregate("extract.parquet", "lookups/") with your own (docs/inputs.md)
-    pop = didcore.Population.read("population.csv", cube.icb_codes)
-    rates = didcore.standardise(cube, pop)                            # Annex B
-    ratios = didcore.rates_ratios(cube, pop)                          # section 3
+    years = didcore.aggregate("extract.parquet", by_year=True)  # Rust, parallel; shipped lookups
+    # or didcore.aggregate("extract.parquet", "lookups/", ...) with your own (docs/inputs.md)
+    cube = years[years.latest]                                  # one financial year's cube
+    pop = didcore.Population.read("population.csv", cube.icb_codes, year=years.latest)
+    rates = didcore.standardise(cube, pop)                      # Annex B
+    ratios = didcore.rates_ratios(cube, pop)                    # section 3
+
+Rates are per year: ``standardise`` and ``rates_ratios`` refuse a cube of several financial
+years (``aggregate()`` without ``by_year=True`` counts them all into one) unless
+``allow={"multiple-years"}``.
 
 Heavy modules (scipy, matplotlib, the report) are imported on first use, so ``import
 didcore`` stays fast.

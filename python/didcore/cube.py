@@ -124,6 +124,11 @@ class Cube:
     has_records: bool = False
     #: raw values of sex, modality and exam code with row counts (cubes from an extract)
     value_profile: ValueProfile | None = field(default=None, compare=False, repr=False)
+    #: rows read per financial year of their test date (``{"2023/24": rows}``, undated rows
+    #: in none), or None when unknown (a cube from counts, an extract with no test date
+    #: column). The multiple-years guard of :func:`didcore.standardise` reads it: a cube of
+    #: several years over one year's population would multiply every rate.
+    year_rows: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         counts = np.asarray(self.counts)
@@ -138,6 +143,8 @@ class Cube:
         object.__setattr__(self, "measures", tuple(self.measures))
         object.__setattr__(self, "measure_kinds", tuple(self.measure_kinds))
         object.__setattr__(self, "counts", counts.astype(np.int64, copy=False))
+        if self.year_rows is not None:
+            object.__setattr__(self, "year_rows", _year_rows(self.year_rows))
         n_icb = len(self.icb_codes)
         k = len(QUALITY_COUNTERS)
         if self.icb_counts is None:
@@ -153,10 +160,13 @@ class Cube:
             if self.has_records
             else "from counts"
         )
+        years = ""
+        if self.year_rows is not None and len(self.year_rows) > 1:
+            years = "; years " + ", ".join(f"{k}: {n:,}" for k, n in self.year_rows.items())
         return (
             f"<didcore.Cube {len(self.icb_codes)} ICBs x 2 sexes x {len(AGE_BANDS)} age bands x "
             f"5 IMD quintiles x {len(self.measures)} measures; {int(self.counts.sum()):,} counted; "
-            f"{source}>"
+            f"{source}{years}>"
         )
 
     def _repr_html_(self) -> str:
@@ -324,6 +334,7 @@ class Cube:
             provider_icb_counts=prov_icb,
             has_records=self.has_records or other.has_records,
             value_profile=_add_profiles(self.value_profile, other.value_profile),
+            year_rows=_add_year_rows(self.year_rows, other.year_rows),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -558,8 +569,15 @@ def aggregate(
     # released). Reading and classifying on one thread made each read wait for a
     # classification (Parquet 10% slower end to end); classifying on this thread made each
     # count wait for one (in-memory tables 35% slower).
+    tally = _YearTally(cols.test_date)
+
+    def classify(batch: pa.RecordBatch) -> tuple[int, dict[str, Any]]:
+        args = classifier.classify(batch)  # its errors first, as without the tally
+        tally.add(batch)
+        return batch.num_rows, args
+
     reads = prefetch(batch for batch in extract.batches if batch.num_rows > 0)
-    classified = prefetch((batch.num_rows, classifier.classify(batch)) for batch in reads)
+    classified = prefetch(classify(batch) for batch in reads)
     try:
         for n_rows, args in classified:
             agg.add_batch(**args)
@@ -575,7 +593,69 @@ def aggregate(
             bar.close()
     result = agg.finish()
     classifier.warn_unreadable()
-    return _with_profile(_cube_from_result(result, lk, classifier.provider_codes), classifier)
+    cube = _cube_from_result(result, lk, classifier.provider_codes)
+    object.__setattr__(cube, "year_rows", tally.labels())
+    return _with_profile(cube, classifier)
+
+
+class _YearTally:
+    """Rows per financial year of the test dates, counted batch by batch on the classifier's
+    thread for :attr:`Cube.year_rows` (the multiple-years guard) when counting all years into
+    one cube. Cheap: a date32 batch of one year costs one min/max kernel
+    (:func:`didcore.years.year_rows_of`).
+
+    Unknown (None) when no batch has the test date column, or when the column's dates cannot
+    be read (another type: an extract whose ages come from an age column need not have
+    usable test dates); undated rows count in no year.
+    """
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.rows: dict[int, int] = {}
+        self.known = False
+        self.unreadable = False
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if self.unreadable or self.column not in batch.schema.names:
+            return
+        from didcore.years import year_rows_of
+
+        try:
+            rows = year_rows_of(batch, self.column)
+        except InputError:  # not dates; the counting itself does not need them
+            self.unreadable = True
+            return
+        self.known = True
+        for k, n in rows.items():
+            self.rows[k] = self.rows.get(k, 0) + n
+
+    def labels(self) -> dict[str, int] | None:
+        from didcore.years import year_labels
+
+        return year_labels(self.rows) if self.known and not self.unreadable else None
+
+
+def _year_rows(rows: Mapping[str, int]) -> dict[str, int]:
+    """``rows`` with labels normalised (``"2023-24"`` -> ``"2023/24"``), in year order."""
+    from didcore.years import year_label, year_start
+
+    out: dict[str, int] = {}
+    for k, n in rows.items():
+        label = year_label(k)
+        out[label] = out.get(label, 0) + int(n)
+    return {k: out[k] for k in sorted(out, key=year_start)}
+
+
+def _add_year_rows(
+    a: Mapping[str, int] | None, b: Mapping[str, int] | None
+) -> Mapping[str, int] | None:
+    """Two cubes' rows per year summed per label; unknown (None) only when both are."""
+    if a is None or b is None:
+        return a if a is not None else b
+    out = dict(a)
+    for k, n in b.items():
+        out[k] = out.get(k, 0) + n
+    return out
 
 
 def _add_profiles(a: ValueProfile | None, b: ValueProfile | None) -> ValueProfile | None:

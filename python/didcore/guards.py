@@ -32,6 +32,11 @@ guard (``--allow NAME``) trips when (default threshold: module constant)
 ``population-strata``    tests in strata (ICB x sex x age band x IMD quintile) with zero
                          population are more than :data:`STRATA_SHARE` (0.5%) of the tests
 ``population-year``      the population's year is unknown or differs from the published year
+``multiple-years``       a cube given to :func:`~didcore.standardise` or
+                         :func:`~didcore.rates_ratios` holds two or more financial years
+                         (:attr:`Cube.year_rows <didcore.Cube.year_rows>`) each with at least
+                         :data:`~didcore.years.MINOR_YEAR_SHARE` (1%) of the largest year's
+                         rows: its tests over one year's population multiply every rate
 =======================  ==================================================================
 
 The early guards (:func:`early_guard`) check the sex and modality codings of the first batch
@@ -78,6 +83,7 @@ __all__ = [
     "check_population_strata",
     "check_population_year",
     "check_sex_coding",
+    "check_single_year",
     "cube_verdicts",
     "early_guard",
     "enforce",
@@ -97,6 +103,7 @@ GUARDS: tuple[str, ...] = (
     "population-strata",
     "population-year",
     "empty-measure",
+    "multiple-years",
 )
 
 #: Share of rows whose sex or modality is coded otherwise above which the coding guards trip.
@@ -677,6 +684,39 @@ def check_population_year(population_year: str | None, published_year: str | Non
             "publish its year with --year), or --allow population-year to use it anyway",
             "population-year",
         )
+
+
+def check_single_year(cube: Any, allow: Iterable[str] | None = None) -> None:
+    """``multiple-years``: ``cube`` holds several financial years of tests.
+
+    Trips when :attr:`Cube.year_rows <didcore.Cube.year_rows>` has two or more years each
+    holding at least :data:`~didcore.years.MINOR_YEAR_SHARE` (1%) of the largest year's rows
+    (fewer are stray dates, as :attr:`YearCubes.minor <didcore.YearCubes.minor>` treats
+    them). Rates are tests per resident per year: two years' tests over one year's
+    population double every rate, silently. Objects without ``year_rows`` (a plain
+    ``CubeLike``), or with it None (unknown: a cube from counts), pass. ``allow`` holding
+    ``"multiple-years"`` lets it pass.
+    """
+    from didcore.years import MINOR_YEAR_SHARE
+
+    if "multiple-years" in check_allow(allow):
+        return
+    rows = getattr(cube, "year_rows", None)
+    if not rows:
+        return
+    largest = max(rows.values())
+    years = {k: n for k, n in rows.items() if n > 0 and n >= MINOR_YEAR_SHARE * largest}
+    if len(years) < 2:
+        return
+    listed = ", ".join(f"{k} ({n:,} rows)" for k, n in years.items())
+    raise GuardError(
+        f"guard multiple-years: the cube holds {len(years)} financial years, {listed}: a cube "
+        "of several financial years over one year's population multiplies every rate: count "
+        "with aggregate(..., by_year=True) and standardise one year "
+        f"(years[{next(reversed(years))!r}]), or pass allow={{'multiple-years'}} to pool them "
+        "(then the population must cover the same years)",
+        "multiple-years",
+    )
 
 
 # ---------------------------------------------------------------------------- running guards

@@ -32,7 +32,7 @@ Base rows have ratio 1 and null tests (``stars`` is ``""``). See ``docs/statisti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,6 +95,7 @@ def rates_ratios(
     population: Population | NDArray[np.float64],
     *,
     conf: float = 0.95,
+    allow: Iterable[str] | None = None,
 ) -> pa.Table:
     """Rates ratios for sex, IMD quintile and age, as in section 3 of the publication.
 
@@ -104,6 +105,8 @@ def rates_ratios(
         population: a :class:`~didcore.Population` covering the cube's ICBs, or an array
             ``(n_icb, 2, 19, 5)`` in cube order.
         conf: confidence level of ``ratio_lower_95``/``ratio_upper_95`` (the names keep 95).
+        allow: guard names to let pass; ``{"multiple-years"}`` pools a cube of several
+            financial years (then the population must cover the same years).
 
     Returns:
         A table with one row per factor, measure and level (factor-major, then measure in
@@ -114,11 +117,16 @@ def rates_ratios(
         ``ratio_lower_95``, ``ratio_upper_95``. Undefined values are null.
 
     Raises:
+        GuardError: ``multiple-years``: the cube holds several financial years
+            (:func:`didcore.guards.check_single_year`); count with
+            ``aggregate(..., by_year=True)`` and take one year.
         ZeroPopulationError: tests observed in a stratum with no national population.
         MissingExtraError: scipy is not installed (``pip install "didcore[stats]"``).
     """
     from didcore.extras import require
+    from didcore.guards import check_single_year
 
+    check_single_year(cube, allow)
     require("stats", "didcore.rates_ratios")
     counts = cube_counts(cube)
     pop = population_values(population, cube.icb_codes)

@@ -21,7 +21,7 @@ null in the Arrow tables, never NaN. ``docs/statistics.md`` has every formula an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -148,6 +148,7 @@ def standardise(
     trim: float = 0.1,
     dsr_min_count: float = 10,
     funnel_points: int = 100,
+    allow: Iterable[str] | None = None,
 ) -> StandardisedRates:
     """Indirectly standardise every measure of ``cube`` by sex, age band and IMD quintile.
 
@@ -163,15 +164,23 @@ def standardise(
         trim: fraction winsorised or truncated at each tail (0.1).
         dsr_min_count: DSRs of ICBs with fewer tests are suppressed (PHE convention, 10).
         funnel_points: grid points per measure in the ``funnel`` table.
+        allow: guard names to let pass; ``{"multiple-years"}`` pools a cube of several
+            financial years (then the population must cover the same years).
 
     Raises:
+        GuardError: ``multiple-years``: the cube holds several financial years
+            (:attr:`didcore.Cube.year_rows`; see :func:`didcore.guards.check_single_year`):
+            their tests over one year's population would multiply every rate. Count with
+            ``aggregate(..., by_year=True)`` and standardise one year.
         ZeroPopulationError: tests observed in a stratum with no national population (the
             message names the sex, age band, IMD quintile and measure).
         PopulationError: the population does not cover the cube's ICBs.
         MissingExtraError: scipy is not installed (``pip install "didcore[stats]"``).
     """
     from didcore.extras import require
+    from didcore.guards import check_single_year
 
+    check_single_year(cube, allow)
     require("stats", "didcore.standardise")
     if overdispersion not in (None, "winsorise", "truncate"):
         raise ValueError(

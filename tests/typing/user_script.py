@@ -7,6 +7,7 @@ stops type-checking. It is also runnable: ``python tests/typing/user_script.py E
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,17 @@ from didcore import Cube, Lookups, Population, StandardisedRates, YearCubes
 def national_rates(extract: Path, population_csv: Path, lookups: Path | None = None) -> pa.Table:
     """Count an extract, standardise it and return the national rates with ratios joined."""
     lk: Lookups = Lookups.read(lookups) if lookups is not None else Lookups.default()
-    cube: Cube = didcore.aggregate(extract, lk, progress=False)
+    whole: Cube = didcore.aggregate(extract, lk, progress=False)  # every year in one cube
+    year_rows: Mapping[str, int] | None = whole.year_rows
+    print(f"rows per financial year: {dict(year_rows or {})}")
+    # rates are per year: standardise one year's cube (a cube of several is refused)
+    years: YearCubes = didcore.aggregate(extract, lk, by_year=True, progress=False)
+    cube: Cube = years[years.latest]
     counts: NDArray[np.int64] = cube.counts
     assert counts.ndim == 5
     pop: Population = Population.read(population_csv, cube.icb_codes)
     rates: StandardisedRates = didcore.standardise(cube, pop, overdispersion="winsorise")
-    ratios: pa.Table = didcore.rates_ratios(cube, pop)
+    ratios: pa.Table = didcore.rates_ratios(cube, pop, allow=())
     print(f"{len(ratios)} rates ratios; {rates.icb.num_rows} ICB rows")
     return rates.national
 
