@@ -1440,7 +1440,7 @@ def case_cli(g: Gen, d: Path) -> Case:
     if odd:
         opts += odd.split(" ")
     if g.bool(0.6):  # let the guards pass, so dirty extracts are counted rather than refused
-        for guard in ("sex-coding", "modality-coding", "exclusions", "no-measure"):
+        for guard in ("sex-coding", "modality-coding", "exclusions", "no-measure", "empty-measure"):
             opts += ["--allow", guard]
     # the command line's counts are the API's (checked there); here: exit status, one line,
     # conservation in every exclusions.csv written, old outputs intact on failure
@@ -2068,13 +2068,15 @@ def case_population(g: Gen, d: Path) -> Case:
     else:
         path.write_bytes(data)
     cube_table = table(spec(g, max_rows=40))
+    # a cube of several financial years is refused unless allowed (docs/guards.md)
+    allow = {"allow": {"multiple-years"}} if g.bool(0.6) else {}
 
     def run() -> Any:
         import didcore
 
         pop = Population.read(path, fx.lookups().icb_codes)
         cube = _aggregate(cube_table)
-        return pop, didcore.standardise(cube, pop)
+        return pop, didcore.standardise(cube, pop, **allow)
 
     def check(result: Any) -> list[str]:
         pop, _rates = result
