@@ -21,7 +21,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,12 @@ class Skip(Exception):
 
 @dataclass
 class Case:
-    """One generated case."""
+    """One generated case: ``run()`` makes the call under test; ``oracle()`` gives the
+    reference cube of a valid input (raising :class:`Invalid` when it cannot read it);
+    ``expect`` is described in the module docstring; ``cli`` marks a command-line run
+    (``run()`` returns a :class:`CliRun`); ``check(result)``, when given, replaces the cube
+    comparison and returns the problems it finds.
+    """
 
     kind: str
     seed: int
@@ -50,9 +55,6 @@ class Case:
     oracle: Callable[[], Any] | None = None
     expect: str = "any"
     cli: bool = False
-    solo: bool = False
-    notes: list[str] = field(default_factory=list)
-    #: a check of the result other than the cube oracle (returns the problems found)
     check: Callable[[Any], list[str]] | None = None
 
 
