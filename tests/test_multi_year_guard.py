@@ -163,12 +163,23 @@ def test_year_rows_of_fast_path_matches_the_row_by_row_count() -> None:
         [dt.date(2011, 6, 1), dt.date(2013, 6, 1)],  # before the DID began: undated
         [dt.date(2023, 6, 1), today + dt.timedelta(days=400)],  # in the future: undated
         [None, None],
+        # several years, both ends unusable, a boundary day in each
+        [
+            *(dt.date(2005, 1, 1), dt.date(2012, 4, 1), dt.date(2014, 3, 31), dt.date(2014, 4, 1)),
+            *(dt.date(2016, 7, 9), None, today, today + dt.timedelta(days=1)),
+        ],
     ]
     for days in cases:
-        batch = pa.record_batch([pa.array(days, pa.date32())], names=["test_date"])
+        arr = pa.array(days, pa.date32())
+        batch = pa.record_batch([arr], names=["test_date"])
         starts, _, _ = year_starts_of(batch, "test_date")
         keys, n = np.unique(starts[starts != UNDATED], return_counts=True)
-        assert year_rows_of(batch, "test_date") == dict(zip(keys.tolist(), n.tolist(), strict=True))
+        expected = dict(zip(keys.tolist(), n.tolist(), strict=True))
+        assert year_rows_of(batch, "test_date") == expected
+        assert year_rows_of(batch, "test_date", arr) == expected  # dates read already
+        # a slice (an offset into the buffers), and text, read the same way
+        iso = pa.array([None, *(d and d.isoformat() for d in days)], pa.string())
+        assert year_rows_of(pa.record_batch([iso], ["test_date"]).slice(1), "test_date") == expected
 
 
 def test_unreadable_test_dates_count_in_no_year(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,7 +191,7 @@ def test_unreadable_test_dates_count_in_no_year(monkeypatch: pytest.MonkeyPatch)
 
     # dates the tally cannot read (the counting, with ages from the age column, does not
     # need them): years unknown, the count unchanged
-    def unreadable(batch: Any, name: str) -> dict[int, int]:
+    def unreadable(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
         raise didcore.errors.ColumnTypeError(f"column {name!r}: not dates")
 
     monkeypatch.setattr(didcore.years, "year_rows_of", unreadable)

@@ -573,7 +573,7 @@ def aggregate(
 
     def classify(batch: pa.RecordBatch) -> tuple[int, dict[str, Any]]:
         args = classifier.classify(batch)  # its errors first, as without the tally
-        tally.add(batch)
+        tally.add(batch, classifier.dates.get(tally.column))
         return batch.num_rows, args
 
     reads = prefetch(batch for batch in extract.batches if batch.num_rows > 0)
@@ -615,13 +615,16 @@ class _YearTally:
         self.known = False
         self.unreadable = False
 
-    def add(self, batch: pa.RecordBatch) -> None:
+    def add(self, batch: pa.RecordBatch, dates: pa.Array | None = None) -> None:
+        """Count ``batch``'s rows per year; ``dates``: its test dates already read as date32
+        (the classifier reads them for ages from dates of birth), so text is parsed once.
+        """
         if self.unreadable or self.column not in batch.schema.names:
             return
         from didcore.years import year_rows_of
 
         try:
-            rows = year_rows_of(batch, self.column)
+            rows = year_rows_of(batch, self.column, dates)
         except InputError:  # not dates; the counting itself does not need them
             self.unreadable = True
             return
@@ -874,6 +877,9 @@ class BatchClassifier:
         #: the extract's file when it is one file, named in errors about its data
         self.source: str | None = None
         self._batch_rows = 0
+        #: the last batch's date columns read as date32 (for ages from dates of birth), by
+        #: column: the financial-year tally of aggregate() reuses the test dates
+        self.dates: dict[str, Any] = {}
         self._cache: dict[str, tuple[Any, Any]] = {}
         # column -> [rows whose value could not be read as an age or a date, an example]
         self.unreadable: dict[str, list[Any]] = {}
@@ -919,6 +925,7 @@ class BatchClassifier:
     def _classify(self, batch: pa.RecordBatch) -> dict[str, Any]:
         c = self.columns
         args: dict[str, Any] = {"n_rows": batch.num_rows}
+        self.dates = {}
         self._rows_before += self._batch_rows
         self._batch_no += 1
         self._batch_rows = batch.num_rows
@@ -1379,6 +1386,7 @@ class BatchClassifier:
             self._check_indices(name, column)
         arr, n_bad, example = _dates(self._pa, column, name)
         self._note_unreadable(name, n_bad, example)
+        self.dates[name] = arr
         return _buffers(arr, np.int32)
 
 

@@ -311,19 +311,9 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from didcore.cube import _bad_utf8, _dates
-    from didcore.errors import ColumnTypeError
-    from didcore.io import is_binary_type
+    from didcore.cube import _dates
 
-    arr = batch.column(batch.schema.get_field_index(name))
-    t = arr.type
-    value_type = t.value_type if pa.types.is_dictionary(t) else t
-    if is_binary_type(value_type):  # text written without its UTF-8 annotation
-        try:
-            arr = arr.cast(pa.string())
-        except pa.ArrowInvalid as exc:
-            raise ColumnTypeError(f"column {name!r}: {_bad_utf8(arr)}") from exc
-    dates, n_bad, example = _dates(pa, arr, name)
+    dates, n_bad, example = _dates(pa, _text_of(batch, name), name)
     days = pc.fill_null(dates.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
     starts = financial_year_starts(days)
     valid = dates.is_valid().to_numpy(zero_copy_only=False)
@@ -333,35 +323,93 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     return np.where(usable, starts, UNDATED).astype(np.int32), n_bad, example
 
 
-def year_rows_of(batch: Any, name: str) -> dict[int, int]:
+def year_rows_of(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
     """Rows of ``batch`` per financial year (start year -> rows), the undated rows left out:
     what :func:`year_starts_of` gives, counted, for :attr:`didcore.Cube.year_rows`.
 
-    Cheap on the usual extract, a batch of one year: for a ``date32`` column it takes the
-    column's minimum and maximum (one Arrow kernel, no per-row Python or numpy work) and,
-    when both are usable dates of one financial year, counts the batch's non-null rows for
-    it. Only a batch spanning years, or dates of another type (text, timestamps), reads each
-    row's year.
+    ``dates`` is the column already read as date32 (the classifier reads the test date for
+    ages from dates of birth), else it is read here as :func:`year_starts_of` reads it.
+
+    Cheap, with no per-row Python or numpy work: the usual batch, of one year, costs one
+    min/max kernel, and then counts its non-null rows for that year; a batch spanning years
+    costs one comparison kernel per year boundary inside it (counting the rows on or after
+    each boundary; the difference between two is a year's rows). Text dates cost their
+    parsing (see ``didcore.cube._text_dates``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if dates is None:
+        dates = batch.column(batch.schema.get_field_index(name))
+        if pa.types.is_string(dates.type) or pa.types.is_large_string(dates.type):
+            try:  # ISO dates alone, no blank (CSV blanks are null): half the cost of reading
+                dates = dates.cast(pa.date32())  # them as the classifier does, same result
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                dates = _dates_of(batch, name)
+        elif not pa.types.is_date32(dates.type):
+            dates = _dates_of(batch, name)
+    n_dated = len(dates) - dates.null_count
+    if n_dated == 0:
+        return {}
+    days = dates.view(pa.int32())  # days since 1970-01-01
+    ends = pc.min_max(days)
+    epoch = dt.date(1970, 1, 1)
+    first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
+    low, high = ends["min"].as_py(), ends["max"].as_py()
+    lo, hi = max(low, first), min(high, last)  # the usable span
+    if lo > hi:  # no usable date
+        return {}
+    start_lo, start_hi = (int(y) for y in financial_year_starts(np.array([lo, hi], np.int32)))
+    if start_lo == start_hi and (lo, hi) == (low, high):
+        return {start_lo: n_dated}  # one year, every date usable
+
+    def at_least(day: int) -> int:
+        """Rows dated ``day`` or later (nulls are in none)."""
+        if day <= low:
+            return n_dated
+        if day > high:
+            return 0
+        return int(pc.sum(pc.greater_equal(days, day)).as_py() or 0)
+
+    # boundaries: the first usable day, each 1 April inside, the day after the last usable
+    inner = ((dt.date(y, 4, 1) - epoch).days for y in range(start_lo + 1, start_hi + 1))
+    counts = [at_least(day) for day in (lo, *inner, hi + 1)]
+    out = {}
+    for i, start in enumerate(range(start_lo, start_hi + 1)):
+        rows = counts[i] - counts[i + 1]
+        if rows:
+            out[start] = rows
+    return out
+
+
+def _text_of(batch: Any, name: str) -> Any:
+    """Column ``name`` of ``batch``, binary read as UTF-8 text (text written without its
+    UTF-8 annotation), as the classifier reads it.
+    """
+    import pyarrow as pa
+
+    from didcore.cube import _bad_utf8
+    from didcore.errors import ColumnTypeError
+    from didcore.io import is_binary_type
+
     arr = batch.column(batch.schema.get_field_index(name))
-    if pa.types.is_date32(arr.type):
-        n_dated = len(arr) - arr.null_count
-        if n_dated == 0:
-            return {}
-        ends = pc.min_max(arr.view(pa.int32()))  # days since 1970-01-01
-        lo, hi = ends["min"].as_py(), ends["max"].as_py()
-        epoch = dt.date(1970, 1, 1)
-        first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
-        if first <= lo and hi <= last:
-            start_lo, start_hi = financial_year_starts(np.array([lo, hi], np.int32)).tolist()
-            if start_lo == start_hi:
-                return {int(start_lo): n_dated}
-    starts, _, _ = year_starts_of(batch, name)
-    keys, rows = np.unique(starts, return_counts=True)
-    return {int(k): int(n) for k, n in zip(keys, rows, strict=True) if k != UNDATED}
+    t = arr.type
+    value_type = t.value_type if pa.types.is_dictionary(t) else t
+    if is_binary_type(value_type):
+        try:
+            arr = arr.cast(pa.string())
+        except pa.ArrowInvalid as exc:
+            raise ColumnTypeError(f"column {name!r}: {_bad_utf8(arr)}") from exc
+    return arr
+
+
+def _dates_of(batch: Any, name: str) -> Any:
+    """Column ``name`` of ``batch`` as date32, read as :func:`year_starts_of` reads it."""
+    import pyarrow as pa
+
+    from didcore.cube import _dates
+
+    return _dates(pa, _text_of(batch, name), name)[0]
 
 
 def year_labels(rows: Mapping[int, int]) -> dict[str, int]:
