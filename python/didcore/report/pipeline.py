@@ -4,6 +4,11 @@
 ``rates_ratios`` -> Annex A, then :func:`write_report` writes every output. ``write_report`` can
 also be given results computed elsewhere (a notebook, a cube built from several years).
 
+This module is the orchestration: the order of the steps, progress, the workbook's and page's
+notes, the atomic output folder. The run's record is made by :mod:`didcore.report.provenance`
+(:func:`build_provenance`, importable from here too) and the graphs, maps and funnel plots with
+their alt texts by :mod:`didcore.report.figures`.
+
 Output folder::
 
     national_rates.csv  icb_rates.csv  rates_ratios.csv  summary.csv  funnel.csv  cube.csv
@@ -18,12 +23,7 @@ Every file is byte-for-byte the same when the same inputs are run again, except 
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import hashlib
 import json
-import os
-import platform
 import sys
 import time
 import warnings
@@ -37,6 +37,8 @@ import pyarrow as pa
 from didcore.errors import InputError
 from didcore.quality import QualityThresholds, annex_a
 from didcore.report.disclosure import DisclosureRule
+from didcore.report.figures import draw_figures
+from didcore.report.provenance import build_provenance, didcore_version, now
 from didcore.report.reference import icb_info, provider_names
 from didcore.report.tables import ReportInputs, build_tables, write_csvs
 from didcore.report.yoy import PreviousReport, read_previous, yoy_sentence
@@ -62,10 +64,6 @@ ATTRIBUTION = (
 )
 
 ProgressArg = bool | None | Callable[[str, int, int], None]
-
-# Resolution of the PNG charts: sharp on screen and in print at A4 width, and light enough for
-# 42 of them to be embedded in the HTML page.
-_DPI = 120
 
 
 @dataclass
@@ -120,295 +118,7 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-# ------------------------------------------------------------------------------ provenance
-
-
-def _sha256(path: Path) -> tuple[str, int, int]:
-    """(hex digest, bytes, newline count) of a file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    size = lines = 0
-    with path.open("rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-            size += len(block)
-            lines += block.count(b"\n")
-    return digest.hexdigest(), size, lines
-
-
-def _file_record(path: Path) -> dict[str, Any]:
-    digest, size, lines = _sha256(path)
-    rec: dict[str, Any] = {"path": str(path), "bytes": size, "sha256": digest}
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        # an unreadable file is reported, with a proper message, by the aggregate step
-        with contextlib.suppress(OSError, pa.ArrowException):
-            rec["rows"] = pq.ParquetFile(path).metadata.num_rows
-    elif path.suffix.lower() in (".csv", ".txt"):
-        # data lines of an uncompressed CSV (header excluded); quoted newlines are rare in DID
-        rec["rows"] = max(lines - 1, 0)
-    return rec
-
-
-def _files_of(source: Any) -> list[dict[str, Any]]:
-    """Provenance records for a source: each file of a path or folder; a note for objects."""
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            return [_file_record(p) for p in files]
-        if path.is_file():
-            return [_file_record(path)]
-        return [{"path": str(path), "missing": True}]
-    rows = getattr(source, "num_rows", None)
-    return [{"kind": type(source).__name__, "rows": rows}]
-
-
-def _now(clock: Callable[[], dt.datetime] | None) -> str:
-    """The time of the run (UTC, seconds), or ``SOURCE_DATE_EPOCH`` when set."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
-        moment = dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
-    else:
-        moment = clock() if clock else dt.datetime.now(tz=dt.UTC)
-    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("numpy", "pyarrow", "scipy", "matplotlib", "openpyxl", "jinja2"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _didcore_version() -> str:
-    try:
-        from didcore import __version__
-
-        return str(__version__)
-    except ImportError:
-        return "unknown"
-
-
-def build_provenance(
-    *,
-    sources: Sequence[Any] | None,
-    lookups: Any,
-    population: Any,
-    provider_missing: Any,
-    previous: Any,
-    cube: Any,
-    options: Mapping[str, Any],
-    period: str | None,
-    title: str,
-    clock: Callable[[], dt.datetime] | None = None,
-) -> dict[str, Any]:
-    """The run's record: inputs with hashes and rows, software versions, options, time."""
-    inputs: dict[str, Any] = {}
-    if sources is not None:
-        inputs["extracts"] = [rec for s in sources for rec in _files_of(s)]
-    lk_path = (
-        lookups if isinstance(lookups, str | os.PathLike) else getattr(lookups, "source", None)
-    )
-    if lk_path and Path(lk_path).is_dir():
-        inputs["lookups"] = {"path": str(lk_path), "files": _files_of(lk_path)}
-    elif lookups is not None:
-        inputs["lookups"] = {"path": str(lk_path or type(lookups).__name__), "files": []}
-    if lookups is not None and hasattr(lookups, "description"):
-        # which lookups, and their vintage: every output names them
-        inputs["lookups"]["description"] = lookups.description
-        inputs["lookups"]["vintage"] = lookups.vintage
-    if population is not None:
-        inputs["population"] = _files_of(population)[0]
-    if provider_missing is not None:
-        inputs["provider_missing"] = _files_of(provider_missing)[0]
-    if previous is not None:
-        inputs["previous"] = {"path": str(previous)}
-    return {
-        "title": title,
-        "period": period,
-        "didcore_version": _didcore_version(),
-        "python": platform.python_version(),
-        "packages": _versions(),
-        "inputs": inputs,
-        "rows": {k: int(v) for k, v in dict(cube.exclusions).items()},
-        "options": dict(options),
-        "generated_at": _now(clock),
-    }
-
-
 # ------------------------------------------------------------------------------ writing
-
-
-def _points(rows: Sequence[Mapping[str, Any]], icbs: Mapping[str, Any]) -> list[Any]:
-    from didcore.report.charts import IcbPoint
-
-    out = []
-    for r in rows:
-        info = icbs.get(r["icb_code"])
-        out.append(
-            IcbPoint(
-                code=r["icb_code"],
-                label=info.short_name if info else r["icb_code"],
-                region=info.region if info else "",
-                observed=r.get("observed"),
-                expected=r.get("expected"),
-                rate=r.get("standardised_rate"),
-                lower=r.get("sr_lower_95"),
-                upper=r.get("sr_upper_95"),
-                funnel=r.get("funnel_998"),
-            )
-        )
-    return out
-
-
-def _alt_bar(measure: str, points: Sequence[Any], national: float) -> str:
-    from didcore.report.fmt import fmt_rate, is_missing
-
-    shown = sorted((p for p in points if not is_missing(p.rate)), key=lambda p: -p.rate)
-    if not shown:
-        return f"Bar chart of standardised {measure} rates by ICB: no rates to show."
-    above = sum(p.rate > national for p in shown)
-    return (
-        f"Horizontal bar chart of standardised {measure} rates per 10,000 for {len(shown)} "
-        f"ICBs, highest first, coloured by NHS region, with 95% confidence intervals. Highest: "
-        f"{shown[0].label} ({fmt_rate(shown[0].rate)}); lowest: {shown[-1].label} "
-        f"({fmt_rate(shown[-1].rate)}). A dashed line marks the national rate, "
-        f"{fmt_rate(national)}; {above} ICBs are above it."
-    )
-
-
-def _alt_map(measure: str, points: Sequence[Any], bands: Any) -> str:
-    from didcore.report.fmt import is_missing
-
-    counts = [0] * len(bands.labels)
-    for p in points:
-        if not is_missing(p.rate):
-            counts[bands.index(float(p.rate))] += 1
-    parts = [f"{label}: {n} ICBs" for label, n in zip(bands.labels, counts, strict=True)]
-    return (
-        f"Map of England's ICBs shaded by standardised {measure} rate per 10,000, in "
-        f"{len(bands.labels)} bands from light (low) to dark (high), with London enlarged. "
-        + "; ".join(parts)
-        + "."
-    )
-
-
-def _alt_funnel(measure: str, points: Sequence[Any]) -> str:
-    high = sorted(p.label for p in points if p.funnel == "high")
-    low = sorted(p.label for p in points if p.funnel == "low")
-    text = (
-        f"Funnel plot of standardised {measure} rates against expected number of tests, with "
-        f"95% and 99.8% control limits around the national rate. {len(high)} ICBs are above "
-        f"the 99.8% limits and {len(low)} below."
-    )
-    if 0 < len(high) <= 6:
-        text += f" Above: {', '.join(high)}."
-    if 0 < len(low) <= 6:
-        text += f" Below: {', '.join(low)}."
-    return text
-
-
-def _charts(
-    tables: Mapping[str, pa.Table],
-    icbs: Mapping[str, Any],
-    out_dir: Path,
-    formats: tuple[str, ...],
-    period: str | None,
-    steps: _Steps,
-    measures: Sequence[str] | None = None,
-) -> tuple[list[Path], dict[str, list[Any]]]:
-    """Graphs, maps and funnel plots per measure: files, and PNGs for the HTML page."""
-    from didcore.report import charts, maps
-    from didcore.report.fmt import slug
-    from didcore.report.html import FigureImage
-
-    file_formats = tuple(f for f in ("png", "svg") if f in formats)
-    want_html = "html" in formats
-    national = {r["measure"]: r for r in tables["national_rates"].to_pylist()}
-    funnel_rows: dict[str, dict[str, Any]] = {}
-    for r in tables["funnel"].to_pylist():
-        funnel_rows.setdefault(r["measure"], r)
-    by_measure: dict[str, list[dict[str, Any]]] = {}
-    for r in tables["icb_rates"].to_pylist():
-        by_measure.setdefault(r["measure"], []).append(r)
-    chart_dir = out_dir / "charts"
-    if file_formats:
-        chart_dir.mkdir(parents=True, exist_ok=True)
-    period_sfx = f", {period}" if period else ""
-    written: list[Path] = []
-    figures: dict[str, list[Any]] = {}
-    names = list(national)
-    for number, measure in enumerate(names, start=1):
-        if measures is not None and measure not in measures:
-            continue
-        points = _points(by_measure.get(measure, []), icbs)
-        rate = national[measure]["rate_per_10000"]
-        n_rate = float(rate) if rate is not None else 0.0
-        bands = maps.rate_bands([p.rate for p in points])
-        specs = (
-            (
-                "map",
-                f"Map {number}. Standardised {measure} rates by ICB{period_sfx}",
-                _alt_map(measure, points, bands),
-            ),
-            (
-                "graph",
-                f"Graph {number}. Standardised {measure} rates by ICB{period_sfx}",
-                _alt_bar(measure, points, n_rate),
-            ),
-            (
-                "funnel",
-                f"Funnel plot {number}. {measure}: standardised rate against expected tests"
-                f"{period_sfx}",
-                _alt_funnel(measure, points),
-            ),
-        )
-        for kind, caption, alt in specs:
-            if kind == "map":
-                fig = maps.choropleth({p.code: p.rate for p in points}, title=caption, bands=bands)
-            elif kind == "graph":
-                fig = charts.bar_chart(points, national_rate=n_rate, title=caption, measure=measure)
-            else:
-                fig = charts.funnel_plot(
-                    points,
-                    national_rate=n_rate,
-                    title=caption,
-                    measure=measure,
-                    funnel=funnel_rows.get(measure),
-                )
-            stem = f"{kind}_{number:02d}_{slug(measure)}"
-            # one PNG serves the file and the page (rendering dominates the run time)
-            render_formats = file_formats + (("png",) if want_html and "png" not in formats else ())
-            rendered = charts.render(fig, render_formats, dpi=_DPI)
-            links = []
-            for fmt in file_formats:
-                path = chart_dir / f"{stem}.{fmt}"
-                path.write_bytes(rendered[fmt])
-                written.append(path)
-                links.append((fmt.upper(), f"charts/{stem}.{fmt}"))
-            if want_html:
-                png = rendered["png"]
-                # displayed at 100 px per inch; the 120-dpi image stays sharp when zoomed
-                width, height = (round(v * 100) for v in fig.get_size_inches())
-                figures.setdefault(measure, []).append(
-                    FigureImage(
-                        id=f"{kind}-{number:02d}",
-                        caption=caption,
-                        alt=alt,
-                        png=png,
-                        width=width,
-                        height=height,
-                        files=links,
-                    )
-                )
-        steps.step(f"charts: {measure}")
-    return written, figures
 
 
 def _notes(period: str | None, rule: DisclosureRule | None, funnel: pa.Table) -> list[str]:
@@ -487,8 +197,8 @@ def write_report(
         prov = dict(provenance or {})
         prov.setdefault("title", title)
         prov.setdefault("period", period)
-        prov.setdefault("generated_at", _now(None))
-        prov.setdefault("didcore_version", _didcore_version())
+        prov.setdefault("generated_at", now(None))
+        prov.setdefault("didcore_version", didcore_version())
         prov.setdefault("rows", {k: int(v) for k, v in dict(inputs.cube.exclusions).items()})
         prov["options"] = {
             **prov.get("options", {}),
@@ -549,7 +259,7 @@ def write_report(
         steps.step("workbook")
         figures: dict[str, list[Any]] = {}
         if {"png", "svg", "html"} & set(fmts):
-            chart_files, figures = _charts(
+            chart_files, figures = draw_figures(
                 tables, inputs.icbs, out, fmts, period, steps, measures=measures
             )
             files += chart_files
