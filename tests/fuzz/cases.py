@@ -204,16 +204,18 @@ def write_csv(g: Gen, s: Spec, path: Path, *, delimiter: str = ",") -> bytes:
     return data
 
 
-def _csv_opts(path: Path) -> Any:
+def _csv_opts(path: Path, *, newlines_in_values: bool = False) -> Any:
     import pyarrow.csv as pacsv
 
     tab = path.name.lower().endswith((".tsv", ".tsv.gz"))
-    return pacsv.ParseOptions(delimiter="\t" if tab else ",")
+    return pacsv.ParseOptions(delimiter="\t" if tab else ",", newlines_in_values=newlines_in_values)
 
 
 def oracle_csv_rows(path: Path, columns: Any = None) -> list[dict[str, Any]]:
-    """Rows of a CSV read whole by pyarrow, every column as text (:class:`Invalid` if it
-    cannot, or if the columns the count needs are missing or named twice).
+    """Rows of a CSV read whole by pyarrow, every column as text, line breaks inside quoted
+    values allowed as RFC 4180 has them (:class:`Invalid` if it cannot be read, or if the
+    columns the count needs are missing or named twice). Without ``newlines_in_values``,
+    pyarrow's threaded reader splits such a value silently where a block boundary falls in it.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -232,7 +234,7 @@ def oracle_csv_rows(path: Path, columns: Any = None) -> list[dict[str, Any]]:
         types = {n: pa.string() for n in names}
         t = pacsv.read_csv(
             path,
-            parse_options=_csv_opts(path),
+            parse_options=_csv_opts(path, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
         )
     except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
