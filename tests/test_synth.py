@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import didcore
 from _synth_helpers import AGE_BANDS, read_csv, recount
 from didcore import refdata, synth
 from didcore.errors import InputError
@@ -148,7 +149,7 @@ def test_lookups_formats(synth_dir: synth.SynthPaths) -> None:
     assert {r["lsoa11"] for r in lsoa_icb} == {r["lsoa11"] for r in lsoa_imd}
     assert Counter(int(r["imd_decile"]) for r in lsoa_imd).keys() == set(range(1, 11))
 
-    shipped = (Path(synth.__file__).parent / "data" / "measures.csv").read_bytes()
+    shipped = (Path(didcore.__file__).parent / "data" / "measures.csv").read_bytes()
     assert (lk / "measures.csv").read_bytes() == shipped
 
 
@@ -323,7 +324,7 @@ def test_messy_codes(counted, truth: dict) -> None:
 
 
 def test_edoc_tests_are_subsets_of_their_modality(counted) -> None:
-    rows = read_csv(Path(synth.__file__).parent / "data" / "measures.csv")
+    rows = read_csv(Path(didcore.__file__).parent / "data" / "measures.csv")
     # each code's first row names its DID modality (later rows: other spellings of it)
     edoc_modality = {r["exam_code"]: r["modality"] for r in rows[::-1] if r["kind"] == "edoc"}
     t = counted.table
@@ -416,7 +417,7 @@ def _peak_rss_mb(tmp: Path, rows: int) -> float:
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(synth.__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(didcore.__file__).parents[1])},
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -430,7 +431,7 @@ def test_memory_stays_flat(tmp_path: Path) -> None:
 
 def test_demo_inputs_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (synth.DEMO_ROWS, synth.DEMO_SEED) == (1_000_000, 2324)
-    monkeypatch.setattr(synth, "DEMO_ROWS", 20_000)
+    monkeypatch.setattr(synth.api, "DEMO_ROWS", 20_000)  # read where demo_inputs lives
     paths = synth.demo_inputs(tmp_path / "demo")
     assert paths.root == tmp_path / "demo"
     truth = json.loads(paths.truth.read_text())
