@@ -40,7 +40,7 @@ from didcore.errors import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Columns", "Extract", "open_extract"]
+__all__ = ["Columns", "Extract", "extract_files", "open_extract"]
 
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -586,7 +586,7 @@ def _check_batch_schema(schema: pa.Schema, names: Sequence[str], cols: Columns, 
     check_types(schema, names, cols, f"{where}: ")
 
 
-def _data_files(folder: Path) -> list[Path]:
+def extract_files(folder: Path) -> list[Path]:
     """The .parquet and .csv files below ``folder``, in its subfolders too (a folder per
     year, Hive partitions such as ``year=2023/``), in path order. Names starting with ``.``
     or ``_`` are skipped at every level, as Arrow datasets skip them: Spark's ``_SUCCESS``
@@ -597,7 +597,7 @@ def _data_files(folder: Path) -> list[Path]:
         if p.name.startswith((".", "_")):
             continue
         if p.is_dir():
-            found.extend(_data_files(p))
+            found.extend(extract_files(p))
         elif p.is_file() and p.name.lower().endswith(_PARQUET + _CSV):
             found.append(p)
     return found
@@ -617,7 +617,7 @@ def _expand_paths(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = _data_files(path)
+            found = extract_files(path)
             if not found:
                 raise UnreadableInputError(f"folder {path} holds no .parquet or .csv files")
             files.extend(found)

@@ -54,8 +54,10 @@ def _files_of(source: Any) -> list[dict[str, Any]]:
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            return [_file_record(p) for p in files]
+            from didcore.io import extract_files
+
+            # the files that were read, found as reading finds them (no _SUCCESS, no .crc)
+            return [_file_record(p) for p in extract_files(path)]
         if path.is_file():
             return [_file_record(path)]
         return [{"path": str(path), "missing": True}]
