@@ -1,6 +1,6 @@
 """Where ``didcore.aggregate`` spends its time: lookups, read, classify, count, finish.
 
-Runs the same steps as ``didcore.cube.aggregate`` one after the other (no read-ahead thread,
+Runs the same steps as ``didcore.counting.aggregate`` one after the other (no read-ahead thread,
 so each phase is timed on its own; the sum is what aggregate would take without overlap) and
 prints seconds per phase, then, with ``--cprofile``, the functions the per-batch classification
 (``BatchClassifier.classify``, Python + Arrow compute) spends its time in.
@@ -36,7 +36,8 @@ PHASES = ("lookups", "open", "read", "classify", "count", "finish")
 def profile(source: Any, lookups: Path, prof: cProfile.Profile | None) -> dict[str, float]:
     """Seconds per phase of one aggregation of ``source``."""
     from didcore import _didcore
-    from didcore.cube import BatchClassifier, _cube_from_result
+    from didcore.classify import BatchClassifier
+    from didcore.cube import _cube_from_result
     from didcore.io import Columns, open_extract
     from didcore.lookup import Lookups
 
@@ -67,7 +68,7 @@ def profile(source: Any, lookups: Path, prof: cProfile.Profile | None) -> dict[s
             prof.disable()
         t["classify"] += time.perf_counter() - start
         start = time.perf_counter()
-        agg.add_batch(**args)
+        agg.add_batch(args)
         t["count"] += time.perf_counter() - start
 
     start = time.perf_counter()

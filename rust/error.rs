@@ -40,7 +40,9 @@ pub enum CoreError {
          {index}, outside its dictionary of {dict_len} values"
     )]
     BadIndex {
-        column: &'static str,
+        /// The column's role (`gp_practice_code`), or the extract's name for it once
+        /// [`CoreError::naming_columns`] has been applied.
+        column: String,
         index: i64,
         dict_len: usize,
         batch: u64,
@@ -63,4 +65,34 @@ pub enum CoreError {
     /// A panic in the Rust core, caught before it reached Python: always a bug.
     #[error("panic in the Rust core: {0}")]
     Panic(String),
+}
+
+impl CoreError {
+    /// The error with each column role it names replaced by the extract's name of that column
+    /// (`names`: role -> name, as the caller's `Columns` give them), so that the message names
+    /// the column the user knows. Roles not in `names` stay as they are.
+    #[must_use]
+    pub fn naming_columns<S: std::hash::BuildHasher>(
+        self,
+        names: &std::collections::HashMap<String, String, S>,
+    ) -> Self {
+        match self {
+            CoreError::BadIndex {
+                column,
+                index,
+                dict_len,
+                batch,
+                batch_row,
+                row,
+            } => CoreError::BadIndex {
+                column: names.get(&column).cloned().unwrap_or(column),
+                index,
+                dict_len,
+                batch,
+                batch_row,
+                row,
+            },
+            other => other,
+        }
+    }
 }

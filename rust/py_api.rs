@@ -31,46 +31,43 @@ pyo3::import_exception!(didcore.errors, InternalError);
 pyo3::import_exception!(didcore.errors, PopulationError);
 pyo3::import_exception!(didcore.errors, ZeroPopulationError);
 
-fn to_py_err(err: CoreError) -> PyErr {
-    to_py_err_named(err, None)
-}
-
-/// `err` as a `didcore.errors` exception; `names` gives the extract's name of each column
-/// role (`provider_code` -> the column the caller named), for the messages that name one.
-fn to_py_err_named(err: CoreError, names: Option<&HashMap<String, String>>) -> PyErr {
-    match err {
-        CoreError::ZeroPopulation {
-            stratum,
-            measure,
-            observed,
-        } => ZeroPopulationError::new_err((err.to_string(), stratum, measure, observed)),
-        CoreError::BadPopulation { .. } => PopulationError::new_err(err.to_string()),
-        CoreError::BadIndex {
-            column,
-            index,
-            dict_len,
-            batch,
-            batch_row,
-            row,
-        } => {
-            let name = names
-                .and_then(|n| n.get(column))
-                .map_or(column, String::as_str);
-            let entries = if dict_len == 1 { "entry" } else { "entries" };
-            CorruptInputError::new_err(format!(
-                "column '{name}': row {row} (row {batch_row} of batch {batch}) points to entry \
-                 {index} of its dictionary, which has {dict_len} {entries}: the file is corrupt \
-                 (or the Arrow data was built without checks); write it out again from its \
-                 source"
-            ))
-        }
-        CoreError::BadOffsets { .. } => CorruptInputError::new_err(format!(
-            "{err}: the Arrow data is corrupt (built without checks by its producer); \
-             rebuild it from its source"
-        )),
-        CoreError::InvalidArgument(_) => InputError::new_err(err.to_string()),
-        CoreError::Shape(_) | CoreError::ThreadPool(_) | CoreError::Panic(_) => {
-            InternalError::new_err(err.to_string())
+/// The one mapping of the core's errors to `didcore.errors` exceptions: input problems are
+/// `InputError` subclasses, bugs (shape errors, thread pools, panics) `InternalError`. The
+/// messages that name a column name it as the extract does once
+/// [`CoreError::naming_columns`] has been applied.
+impl From<CoreError> for PyErr {
+    fn from(err: CoreError) -> Self {
+        match err {
+            CoreError::ZeroPopulation {
+                stratum,
+                measure,
+                observed,
+            } => ZeroPopulationError::new_err((err.to_string(), stratum, measure, observed)),
+            CoreError::BadPopulation { .. } => PopulationError::new_err(err.to_string()),
+            CoreError::BadIndex {
+                column,
+                index,
+                dict_len,
+                batch,
+                batch_row,
+                row,
+            } => {
+                let entries = if dict_len == 1 { "entry" } else { "entries" };
+                CorruptInputError::new_err(format!(
+                    "column '{column}': row {row} (row {batch_row} of batch {batch}) points to \
+                     entry {index} of its dictionary, which has {dict_len} {entries}: the file \
+                     is corrupt (or the Arrow data was built without checks); write it out \
+                     again from its source"
+                ))
+            }
+            CoreError::BadOffsets { .. } => CorruptInputError::new_err(format!(
+                "{err}: the Arrow data is corrupt (built without checks by its producer); \
+                 rebuild it from its source"
+            )),
+            CoreError::InvalidArgument(_) => InputError::new_err(err.to_string()),
+            CoreError::Shape(_) | CoreError::ThreadPool(_) | CoreError::Panic(_) => {
+                InternalError::new_err(err.to_string())
+            }
         }
     }
 }
@@ -87,7 +84,7 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 /// Run an entry point's body, a panic in it becoming `InternalError`.
 fn guard<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     catch_unwind(AssertUnwindSafe(body))
-        .unwrap_or_else(|panic| Err(to_py_err(CoreError::Panic(panic_message(panic.as_ref())))))
+        .unwrap_or_else(|panic| Err(CoreError::Panic(panic_message(panic.as_ref())).into()))
 }
 
 /// A private rayon pool of `n_threads` workers.
@@ -118,7 +115,7 @@ fn detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, CoreError> + Send,
 ) -> PyResult<T> {
-    detached_core(py, work).map_err(to_py_err)
+    detached_core(py, work).map_err(PyErr::from)
 }
 
 /// [`detached`], leaving the error a [`CoreError`] (a panic is [`CoreError::Panic`]).
@@ -191,6 +188,96 @@ impl<T: numpy::Element> ValuesArg<'_, T> {
     }
 }
 
+/// One classified batch, the whole argument of `Aggregator.add_batch`: the mirror of the
+/// Python dataclass `didcore.classify.ClassifiedBatch`, whose docstring gives the meaning of
+/// each field. pyo3's derive reads each field from the attribute of the same name, so the two
+/// field lists must agree (a missing attribute is an `AttributeError` naming it). Exactly one
+/// of `sex_coded` (with `sex_class`) and `sex_ints` is given, and either `age_years` or
+/// `birth` with `test`.
+#[derive(FromPyObject)]
+pub struct ClassifiedBatch<'py> {
+    n_rows: usize,
+    provider: CodedArg<'py>,
+    provider_ids: PyReadonlyArray1<'py, u32>,
+    provider_null_id: u32,
+    n_providers: usize,
+    practice: CodedArg<'py>,
+    practice_class: PyReadonlyArray1<'py, i32>,
+    lsoa: CodedArg<'py>,
+    lsoa_icb: PyReadonlyArray1<'py, i32>,
+    lsoa_imd: PyReadonlyArray1<'py, i8>,
+    sex_coded: Option<CodedArg<'py>>,
+    sex_class: Option<PyReadonlyArray1<'py, i8>>,
+    sex_ints: Option<IntsArg<'py>>,
+    age_years: Option<IntsArg<'py>>,
+    birth: Option<DaysArg<'py>>,
+    test: Option<DaysArg<'py>>,
+    modality: CodedArg<'py>,
+    modality_ids: PyReadonlyArray1<'py, i16>,
+    exam: Option<CodedArg<'py>>,
+    exam_ids: PyReadonlyArray1<'py, i16>,
+    measure_masks: PyReadonlyArray1<'py, u64>,
+    n_exam: usize,
+}
+
+/// A [`ClassifiedBatch`] viewed as the core's [`Batch`], with the providers registered so far.
+struct BatchView<'a> {
+    batch: Batch<'a>,
+    n_providers: usize,
+}
+
+impl ClassifiedBatch<'_> {
+    fn view(&self) -> PyResult<BatchView<'_>> {
+        let sex = match (&self.sex_coded, &self.sex_class, &self.sex_ints) {
+            (Some(c), Some(cls), None) => SexColumn::Coded {
+                column: c.view()?,
+                class: slice(cls, "sex_class")?,
+            },
+            (None, None, Some(i)) => SexColumn::Ints(i.view()?),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give either sex_coded with sex_class, or sex_ints",
+                ));
+            }
+        };
+        let age = match (&self.age_years, &self.birth, &self.test) {
+            (Some(a), None, None) => AgeColumn::Years(a.view()?),
+            (None, Some(b), Some(t)) => AgeColumn::Dates {
+                birth: b.view()?,
+                test: t.view()?,
+            },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give either age_years, or birth with test",
+                ));
+            }
+        };
+        let batch = Batch {
+            n_rows: self.n_rows,
+            provider: self.provider.view()?,
+            provider_ids: slice(&self.provider_ids, "provider_ids")?,
+            provider_null_id: self.provider_null_id,
+            practice: self.practice.view()?,
+            practice_class: slice(&self.practice_class, "practice_class")?,
+            lsoa: self.lsoa.view()?,
+            lsoa_icb: slice(&self.lsoa_icb, "lsoa_icb")?,
+            lsoa_imd: slice(&self.lsoa_imd, "lsoa_imd")?,
+            sex,
+            age,
+            modality: self.modality.view()?,
+            modality_ids: slice(&self.modality_ids, "modality_ids")?,
+            exam: self.exam.as_ref().map(CodedArg::view).transpose()?,
+            exam_ids: slice(&self.exam_ids, "exam_ids")?,
+            measure_masks: slice(&self.measure_masks, "measure_masks")?,
+            n_exam: self.n_exam,
+        };
+        Ok(BatchView {
+            batch,
+            n_providers: self.n_providers,
+        })
+    }
+}
+
 /// Counts record batches into a cube. Used by `didcore.aggregate`; not a public API.
 #[pyclass(module = "didcore._didcore", name = "Aggregator")]
 pub struct PyAggregator {
@@ -219,8 +306,8 @@ impl PyAggregator {
                 // no upper limit: every age from 90 up is in the 90+ band
                 max_age: max_age.unwrap_or(i64::MAX),
             };
-            let acc = Accumulator::new(dims, n_threads).map_err(to_py_err)?;
-            let pool = build_pool(n_threads).map_err(to_py_err)?;
+            let acc = Accumulator::new(dims, n_threads)?;
+            let pool = build_pool(n_threads)?;
             Ok(PyAggregator {
                 acc,
                 pool,
@@ -235,87 +322,16 @@ impl PyAggregator {
         guard(|| Ok(self.acc.rows()))
     }
 
-    /// Count one classified batch (see `didcore.cube` for the meaning of each table).
-    #[pyo3(signature = (
-        *, n_rows, provider, provider_ids, provider_null_id, n_providers,
-        practice, practice_class, lsoa, lsoa_icb, lsoa_imd,
-        sex_coded=None, sex_class=None, sex_ints=None,
-        age_years=None, birth=None, test=None,
-        modality, modality_ids, exam=None, exam_ids, measure_masks, n_exam
-    ))]
-    fn add_batch(
-        &mut self,
-        py: Python<'_>,
-        n_rows: usize,
-        provider: CodedArg<'_>,
-        provider_ids: PyReadonlyArray1<'_, u32>,
-        provider_null_id: u32,
-        n_providers: usize,
-        practice: CodedArg<'_>,
-        practice_class: PyReadonlyArray1<'_, i32>,
-        lsoa: CodedArg<'_>,
-        lsoa_icb: PyReadonlyArray1<'_, i32>,
-        lsoa_imd: PyReadonlyArray1<'_, i8>,
-        sex_coded: Option<CodedArg<'_>>,
-        sex_class: Option<PyReadonlyArray1<'_, i8>>,
-        sex_ints: Option<IntsArg<'_>>,
-        age_years: Option<IntsArg<'_>>,
-        birth: Option<DaysArg<'_>>,
-        test: Option<DaysArg<'_>>,
-        modality: CodedArg<'_>,
-        modality_ids: PyReadonlyArray1<'_, i16>,
-        exam: Option<CodedArg<'_>>,
-        exam_ids: PyReadonlyArray1<'_, i16>,
-        measure_masks: PyReadonlyArray1<'_, u64>,
-        n_exam: usize,
-    ) -> PyResult<()> {
+    /// Count one classified batch: a `didcore.classify.ClassifiedBatch` (see there for the
+    /// meaning of each table).
+    fn add_batch(&mut self, py: Python<'_>, batch: ClassifiedBatch<'_>) -> PyResult<()> {
         guard(|| {
-            let sex = match (&sex_coded, &sex_class, &sex_ints) {
-                (Some(c), Some(cls), None) => SexColumn::Coded {
-                    column: c.view()?,
-                    class: slice(cls, "sex_class")?,
-                },
-                (None, None, Some(i)) => SexColumn::Ints(i.view()?),
-                _ => {
-                    return Err(PyValueError::new_err(
-                        "give either sex_coded with sex_class, or sex_ints",
-                    ));
-                }
-            };
-            let age = match (&age_years, &birth, &test) {
-                (Some(a), None, None) => AgeColumn::Years(a.view()?),
-                (None, Some(b), Some(t)) => AgeColumn::Dates {
-                    birth: b.view()?,
-                    test: t.view()?,
-                },
-                _ => {
-                    return Err(PyValueError::new_err(
-                        "give either age_years, or birth with test",
-                    ));
-                }
-            };
-            let batch = Batch {
-                n_rows,
-                provider: provider.view()?,
-                provider_ids: slice(&provider_ids, "provider_ids")?,
-                provider_null_id,
-                practice: practice.view()?,
-                practice_class: slice(&practice_class, "practice_class")?,
-                lsoa: lsoa.view()?,
-                lsoa_icb: slice(&lsoa_icb, "lsoa_icb")?,
-                lsoa_imd: slice(&lsoa_imd, "lsoa_imd")?,
-                sex,
-                age,
-                modality: modality.view()?,
-                modality_ids: slice(&modality_ids, "modality_ids")?,
-                exam: exam.as_ref().map(CodedArg::view).transpose()?,
-                exam_ids: slice(&exam_ids, "exam_ids")?,
-                measure_masks: slice(&measure_masks, "measure_masks")?,
-                n_exam,
-            };
+            let batch = batch.view()?;
             let (acc, pool, names) = (&mut self.acc, &self.pool, &self.names);
-            detached_core(py, || pool.install(|| acc.add(&batch, n_providers)))
-                .map_err(|e| to_py_err_named(e, Some(names)))
+            detached_core(py, || {
+                pool.install(|| acc.add(&batch.batch, batch.n_providers))
+            })
+            .map_err(|e| e.naming_columns(names).into())
         })
     }
 
@@ -430,28 +446,36 @@ type DictionaryParts<'py> = (
     Option<i32>,
 );
 
-/// The decoded row states, int8 of shape `(N_STATES * 7,)`: for each state, source, outcome,
-/// no_practice, no_lsoa, missing_imd, missing_sex, missing_age.
+/// The decoded row states: a dict of int8 arrays of `N_STATES` values, one per field of
+/// [`cube::RowState`], by name: `source` (how the ICB was found: 0 GP practice, 1 other valid
+/// practice, 2 LSOA, 3 unknown), `outcome` (0-3 the exclusion reason in precedence order, 4
+/// no measure, 5 included), and the flags `no_practice`, `no_lsoa`, `missing_imd`,
+/// `missing_sex`, `missing_age` (0 or 1).
 #[pyfunction]
-pub fn state_table(py: Python<'_>) -> PyResult<Bound<'_, PyArray1<i8>>> {
-    guard(|| Ok(state_table_array(py)))
+pub fn state_table(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    guard(|| state_table_dict(py))
 }
 
-fn state_table_array(py: Python<'_>) -> Bound<'_, PyArray1<i8>> {
-    let mut v = Vec::with_capacity(N_STATES * 7);
-    for code in 0..N_STATES {
-        let s = cube::decode_state(code);
-        v.extend_from_slice(&[
-            s.source as i8,
-            s.outcome as i8,
-            i8::from(s.no_practice),
-            i8::from(s.no_lsoa),
-            i8::from(s.missing_imd),
-            i8::from(s.missing_sex),
-            i8::from(s.missing_age),
-        ]);
+/// One field of a [`cube::RowState`] as a number.
+type StateField = fn(&cube::RowState) -> i8;
+
+fn state_table_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let states: Vec<cube::RowState> = (0..N_STATES).map(cube::decode_state).collect();
+    let fields: [(&str, StateField); 7] = [
+        ("source", |s| s.source as i8),
+        ("outcome", |s| s.outcome as i8),
+        ("no_practice", |s| i8::from(s.no_practice)),
+        ("no_lsoa", |s| i8::from(s.no_lsoa)),
+        ("missing_imd", |s| i8::from(s.missing_imd)),
+        ("missing_sex", |s| i8::from(s.missing_sex)),
+        ("missing_age", |s| i8::from(s.missing_age)),
+    ];
+    let out = PyDict::new(py);
+    for (name, field) in fields {
+        let column: Vec<i8> = states.iter().map(field).collect();
+        out.set_item(name, PyArray1::from_vec(py, column))?;
     }
-    PyArray1::from_vec(py, v)
+    Ok(out)
 }
 
 /// Two float64 arrays returned together.
@@ -503,7 +527,7 @@ fn expected_counts_body<'py>(
         )));
     }
     let g: Vec<usize> = g_raw.iter().map(|&x| x as usize).collect();
-    let pool = build_pool(default_threads(n_threads).min(4)).map_err(to_py_err)?;
+    let pool = build_pool(default_threads(n_threads).min(4))?;
     let r = run_detached(py, &pool, || {
         expected::expected_counts(o, p, &g, n_strata, n_measure, n_groups)
     })?;
@@ -533,7 +557,7 @@ mod tests {
     #[test]
     fn input_problems_are_not_panics_or_shape_errors() {
         let err = CoreError::BadIndex {
-            column: "lsoa11",
+            column: "lsoa11".into(),
             index: -1,
             dict_len: 3,
             batch: 2,

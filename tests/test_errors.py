@@ -198,29 +198,32 @@ def test_internal_shape_errors_are_exceptions_not_panics() -> None:
     import numpy as np
 
     from didcore import _didcore
+    from didcore.classify import ClassifiedBatch
 
     agg = _didcore.Aggregator(1, 1)
     i32 = np.zeros(3, np.int32)
     bad = (np.array([0, 0, 7], np.int32), None, 0)  # index 7 outside a 1-entry dictionary
     with pytest.raises(errors.CorruptInputError, match=r"'gp_practice_code': row 3 .* entry 7"):
         agg.add_batch(
-            n_rows=3,
-            provider=(i32, None, 0),
-            provider_ids=np.zeros(1, np.uint32),
-            provider_null_id=0,
-            n_providers=1,
-            practice=bad,
-            practice_class=np.zeros(1, np.int32),
-            lsoa=(i32, None, 0),
-            lsoa_icb=np.zeros(1, np.int32),
-            lsoa_imd=np.zeros(1, np.int8),
-            sex_ints=(np.ones(3, np.int32), None, 0),
-            age_years=(np.ones(3, np.int32), None, 0),
-            modality=(i32, None, 0),
-            modality_ids=np.zeros(1, np.int16),
-            exam_ids=np.zeros(1, np.int16),
-            measure_masks=np.ones(1, np.uint64),
-            n_exam=1,
+            ClassifiedBatch(
+                n_rows=3,
+                provider=(i32, None, 0),
+                provider_ids=np.zeros(1, np.uint32),
+                provider_null_id=0,
+                n_providers=1,
+                practice=bad,
+                practice_class=np.zeros(1, np.int32),
+                lsoa=(i32, None, 0),
+                lsoa_icb=np.zeros(1, np.int32),
+                lsoa_imd=np.zeros(1, np.int8),
+                sex_ints=(np.ones(3, np.int32), None, 0),
+                age_years=(np.ones(3, np.int32), None, 0),
+                modality=(i32, None, 0),
+                modality_ids=np.zeros(1, np.int16),
+                exam_ids=np.zeros(1, np.int16),
+                measure_masks=np.ones(1, np.uint64),
+                n_exam=1,
+            )
         )
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 import didcore
 from didcore import errors
 from didcore._arrow_compat import integer_dtype
+from didcore.classify import ClassifiedBatch
 from didcore.cube import MAX_PROVIDERS, OTHER_PROVIDERS
 from didcore.io import Columns
 from didcore.reference.cube import aggregate_reference
@@ -173,10 +175,10 @@ def test_the_error_names_the_extracts_column_and_its_rows_across_batches() -> No
         didcore.aggregate(reader, LOOKUPS, columns=cols, progress=False)
 
 
-def _core_batch(practice: np.ndarray, n_rows: int) -> dict[str, Any]:
-    """``Aggregator.add_batch`` arguments: every column valid, a two-entry practice dictionary."""
+def _core_batch(practice: np.ndarray, n_rows: int) -> ClassifiedBatch:
+    """A batch for ``Aggregator.add_batch``: every column valid, a two-entry practice dictionary."""
     zeros = np.zeros(n_rows, np.int32)
-    return {
+    fields = {
         "n_rows": n_rows,
         "provider": (zeros, None, 0),
         "provider_ids": np.zeros(1, np.uint32),
@@ -195,6 +197,7 @@ def _core_batch(practice: np.ndarray, n_rows: int) -> dict[str, Any]:
         "measure_masks": np.ones(1, np.uint64),
         "n_exam": 1,
     }
+    return ClassifiedBatch(**fields)
 
 
 @given(
@@ -218,13 +221,13 @@ def test_core_refuses_a_bad_batch_and_keeps_the_counts_before_it(
     agg = _didcore.Aggregator(1, 1, n_threads=threads, column_names={"gp_practice_code": "gp"})
     clean = _didcore.Aggregator(1, 1, n_threads=threads)
     for practice in good:
-        agg.add_batch(**_core_batch(practice, len(practice)))
-        clean.add_batch(**_core_batch(practice, len(practice)))
+        agg.add_batch(_core_batch(practice, len(practice)))
+        clean.add_batch(_core_batch(practice, len(practice)))
     hostile = rng.integers(0, 2, n_bad_rows).astype(np.int32)
     at = int(position * n_bad_rows)
     hostile[at] = bad
     with pytest.raises(errors.CorruptInputError) as caught:
-        agg.add_batch(**_core_batch(hostile, n_bad_rows))
+        agg.add_batch(_core_batch(hostile, n_bad_rows))
     row = sum(sizes) + at + 1
     assert f"'gp': row {row} (row {at + 1} of batch {len(sizes) + 1})" in str(caught.value)
     assert f"entry {bad} " in str(caught.value)
@@ -476,14 +479,13 @@ def test_core_problems_are_internal_errors_never_panic_exceptions() -> None:
     from didcore import _didcore
 
     agg = _didcore.Aggregator(1, 1)
-    args = _core_batch(np.zeros(4, np.int32), 4)
-    args["practice_class"] = np.array([5], np.int32)  # an ICB that does not exist
+    # an ICB that does not exist
+    batch = replace(_core_batch(np.zeros(4, np.int32), 4), practice_class=np.array([5], np.int32))
     with pytest.raises(errors.InternalError):
-        agg.add_batch(**args)
-    args = _core_batch(np.zeros(4, np.int32), 4)
-    args["n_rows"] = 10  # more rows than the columns hold
+        agg.add_batch(batch)
+    batch = replace(_core_batch(np.zeros(4, np.int32), 4), n_rows=10)  # more rows than columns
     with pytest.raises(errors.InternalError):
-        agg.add_batch(**args)
+        agg.add_batch(batch)
     encoder = _didcore.TextEncoder()
     bad_offsets = (np.array([0, 50], np.int32), np.zeros(4, np.uint8), None, 0)
     with pytest.raises(errors.DidcoreError):

@@ -7,6 +7,8 @@ from typing import Any, Final, final
 import numpy as np
 import numpy.typing as npt
 
+from didcore.classify import ClassifiedBatch
+
 __all__ = [
     "BLANK",
     "MAX_MEASURES",
@@ -29,8 +31,6 @@ BLANK: Final[int]
 UNRECOGNISED: Final[int]
 OTHER_VALID: Final[int]
 
-_Coded = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
-_Ints = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8] | None, int]
 _Strings = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None, int]
 
 @final
@@ -54,35 +54,10 @@ class Aggregator:
     ) -> Aggregator: ...
     @property
     def rows(self) -> int: ...
-    def add_batch(
-        self,
-        *,
-        n_rows: int,
-        provider: _Coded,
-        provider_ids: npt.NDArray[np.uint32],
-        provider_null_id: int,
-        n_providers: int,
-        practice: _Coded,
-        practice_class: npt.NDArray[np.int32],
-        lsoa: _Coded,
-        lsoa_icb: npt.NDArray[np.int32],
-        lsoa_imd: npt.NDArray[np.int8],
-        sex_coded: _Coded | None = None,
-        sex_class: npt.NDArray[np.int8] | None = None,
-        sex_ints: _Ints | None = None,
-        age_years: _Ints | None = None,
-        birth: _Coded | None = None,
-        test: _Coded | None = None,
-        modality: _Coded,
-        modality_ids: npt.NDArray[np.int16],
-        exam: _Coded | None = None,
-        exam_ids: npt.NDArray[np.int16],
-        measure_masks: npt.NDArray[np.uint64],
-        n_exam: int,
-    ) -> None: ...
+    def add_batch(self, batch: ClassifiedBatch) -> None: ...
     def finish(self) -> dict[str, Any]: ...
 
-def state_table() -> npt.NDArray[np.int8]: ...
+def state_table() -> dict[str, npt.NDArray[np.int8]]: ...
 def expected_counts(
     observed: npt.NDArray[np.float64],
     population: npt.NDArray[np.float64],

@@ -69,7 +69,7 @@ class CheckResult:
 
 def _schema(source: Any, columns: Any) -> list[tuple[str, str]]:
     """The columns didcore reads from the extract, with their Arrow types (first batch)."""
-    from didcore.cube import _close
+    from didcore.counting import _close
     from didcore.io import open_extract
 
     extract = open_extract(source, columns)

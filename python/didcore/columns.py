@@ -154,7 +154,7 @@ def is_text_type(t: pa.DataType) -> bool:
 
 
 def _accepts(kind: str, t: pa.DataType) -> bool:
-    """Whether the counting (``didcore.cube.BatchClassifier``) reads a column of type ``t``
+    """Whether the counting (``didcore.classify.BatchClassifier``) reads a column of type ``t``
     in the role ``kind``: ``code`` (text codes), ``number`` (sex and age) or ``date``.
     """
     import pyarrow as pa

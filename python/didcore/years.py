@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from didcore._arrow_compat import is_binary_view, is_string_view
+from didcore.axes import STRATA_SHAPE
 from didcore.errors import InputError
 
 if TYPE_CHECKING:
@@ -304,14 +305,14 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     many rows held a
     value that is not a date, with an example.
 
-    Dates are read exactly as the age derivation reads them (``didcore.cube._dates``: date32,
+    Dates are read exactly as the age derivation reads them (``didcore.values._dates``: date32,
     date64, timestamps, ISO text, dictionaries of them), so a date unreadable for one is
     unreadable for the other.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from didcore.cube import _dates
+    from didcore.values import _dates
 
     dates, n_bad, example = _dates(pa, _text_of(batch, name), name)
     days = pc.fill_null(dates.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
@@ -334,7 +335,7 @@ def year_rows_of(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
     min/max kernel, and then counts its non-null rows for that year; a batch spanning years
     costs one comparison kernel per year boundary inside it (counting the rows on or after
     each boundary; the difference between two is a year's rows). Text dates cost their
-    parsing (see ``didcore.cube._text_dates``).
+    parsing (see ``didcore.values._text_dates``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -388,9 +389,9 @@ def _text_of(batch: Any, name: str) -> Any:
     """
     import pyarrow as pa
 
-    from didcore.cube import _bad_utf8
     from didcore.errors import ColumnTypeError
     from didcore.io import is_binary_type
+    from didcore.values import _bad_utf8
 
     arr = batch.column(batch.schema.get_field_index(name))
     t = arr.type
@@ -407,7 +408,7 @@ def _dates_of(batch: Any, name: str) -> Any:
     """Column ``name`` of ``batch`` as date32, read as :func:`year_starts_of` reads it."""
     import pyarrow as pa
 
-    from didcore.cube import _dates
+    from didcore.values import _dates
 
     return _dates(pa, _text_of(batch, name), name)[0]
 
@@ -466,9 +467,11 @@ def aggregate_years(
     """
     import warnings
 
-    from didcore.cube import Cube, _close, _cube_from_result, _rows_holding
+    from didcore.counting import _close
+    from didcore.cube import Cube, _cube_from_result
     from didcore.errors import MissingColumnError, UnreadableValuesWarning
     from didcore.io import prefetch
+    from didcore.values import _rows_holding
 
     declared = year_label(year) if year is not None else None
     name = classifier.columns.test_date
@@ -506,7 +509,7 @@ def aggregate_years(
             agg = aggregators.get(key)
             if agg is None:
                 agg = aggregators[key] = new_aggregator()
-            agg.add_batch(**args)
+            agg.add_batch(args)
             if bar is not None:
                 bar.update(n_rows)
     finally:
@@ -535,7 +538,7 @@ def aggregate_years(
     if undated is None:
         n_icb, n_m = len(lookups.icb_codes), len(lookups.measures)
         undated = Cube(
-            np.zeros((n_icb, 2, 19, 5, n_m), np.int64),
+            np.zeros((n_icb, *STRATA_SHAPE, n_m), np.int64),
             lookups.icb_codes,
             lookups.measures,
             lookups.measure_kinds,
@@ -564,7 +567,7 @@ def has_test_dates(source: Any, columns: Any = None) -> bool:
     """Whether every file of ``source`` (paths, as the command line gives them) has the test
     date column, from the files' schemas alone (no rows are read).
     """
-    from didcore.cube import _close
+    from didcore.counting import _close
     from didcore.io import open_extract
 
     extract = open_extract(source, columns)

@@ -347,7 +347,7 @@ impl Accumulator {
                     CoreError::Shape("a dictionary index is out of range in no row".into())
                 })?;
             return Err(CoreError::BadIndex {
-                column,
+                column: column.into(),
                 index,
                 dict_len,
                 batch: self.batches,

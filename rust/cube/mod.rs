@@ -39,7 +39,7 @@ pub use accumulator::{Accumulator, Counter, Partial, Total};
 pub use age::{age_band, age_in_years, civil_from_days};
 pub use columns::{AgeColumn, Batch, Coded, Days, Ints, SexColumn, Validity, Values};
 pub use row_word::N_KEYS;
-pub use state::{IcbSource, N_STATES, Outcome, RowState, decode_state};
+pub use state::{N_STATES, Outcome, RowState, decode_state};
 
 /// Number of sex levels in the cube (male, female).
 pub const N_SEX: usize = 2;

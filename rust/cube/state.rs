@@ -6,16 +6,6 @@ use super::row_word::{
     K_NO_PRACTICE, N_KEYS,
 };
 
-/// How the ICB of a record was found (SPEC section 2, in rule order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum IcbSource {
-    GpPractice = 0,
-    OtherValidPractice = 1,
-    Lsoa = 2,
-    Unknown = 3,
-}
-
 /// The first exclusion reason that applies to a record, or `Included`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -78,7 +68,10 @@ const fn state_of_key() -> [u16; N_KEYS] {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)] // flags mirror the counters of Annex A one to one
 pub struct RowState {
+    /// How the ICB was found, in the rule order of SPEC section 2: 0 GP practice, 1 other
+    /// valid practice (no ICB), 2 LSOA, 3 unknown.
     pub source: u8,
+    /// [`Outcome`] as its number.
     pub outcome: u8,
     pub no_practice: bool,
     pub no_lsoa: bool,

@@ -312,13 +312,13 @@ fn bad_dictionary_index_is_an_error_not_a_panic() {
         matches!(
             err,
             CoreError::BadIndex {
-                column: "gp_practice_code",
+                ref column,
                 index: 5,
                 dict_len: 1,
                 batch: 2,
                 batch_row: 3,
                 row: 7,
-            }
+            } if column == "gp_practice_code"
         ),
         "{err}"
     );
