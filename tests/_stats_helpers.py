@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from didcore.axes import STRATA_SHAPE
 from didcore.cube import Cube
 from didcore.population import Population
 
-SHAPE = (2, 19, 5)
+SHAPE = STRATA_SHAPE
 REL = 1e-9
 ABS = 1e-12
 

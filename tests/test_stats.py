@@ -79,6 +79,25 @@ def test_isr_limits_switch_from_exact_to_byar_at_10() -> None:
     assert np.isnan(stats.standardised_ratio_limits(3, 0.0)[0])
 
 
+def test_expected_count_and_standardised_rate_by_hand() -> None:
+    # two strata: 6 tests in 100 people, 2 in 400 (the standard); an ICB with 10 and 20 people
+    r = stats.stratum_rates([6.0, 2.0, 5.0], [100.0, 400.0, 0.0])
+    assert r.tolist() == [0.06, 0.005, 0.0]  # tests per person; no people: rate 0
+    e = stats.expected_count(r, [[10.0, 20.0, 7.0], [0.0, 0.0, 0.0]])
+    assert e.tolist() == pytest.approx([0.06 * 10 + 0.005 * 20, 0.0], rel=1e-15)
+    # SR = O / E * N: 1.4 observed where 0.7 expected, national 8 / 500 per person
+    n = stats.rate(8.0, 500.0)  # per 10,000
+    sr = stats.standardised_rate([1.4, 3.0], e, n)
+    assert float(sr[0]) == pytest.approx(2.0 * 160.0, rel=1e-14)
+    assert math.isnan(float(sr[1]))  # no expected tests: undefined
+    assert stats.standardised_rate(3.0, 0.0, 160.0, undefined=0.0) == 0.0
+    assert stats.standardised_ratio([1.4, 3.0], e)[0] == pytest.approx(2.0, rel=1e-14)
+    # strata over several axes
+    pop = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
+    rates = np.full((3, 4), 0.5)
+    assert_arrays_close(stats.expected_count(rates, pop, axis=(1, 2)), pop.sum((1, 2)) / 2)
+
+
 def test_dsr_dobson_by_hand() -> None:
     # two strata: O = (30, 20), P = (1000, 2000), weights (1, 3)
     value, lower, upper = stats.dsr([30, 20], [1000, 2000], [1, 3], multiplier=10_000)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
+from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES, STRATA_SHAPE
 from didcore.errors import MissingColumnError, PopulationError, UnreadableInputError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 
-_SHAPE_TAIL = (len(SEXES), len(AGE_BANDS), len(IMD_QUINTILES))
+_SHAPE_TAIL = STRATA_SHAPE
 _FINER_KEYS = ("lsoa11", "lsoa11cd", "lsoa21", "lsoa21cd", "gp_practice_code", "sicbl_code")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv", ".txt")
@@ -556,9 +556,11 @@ def _parse_age(text: str) -> int | None:
 
 
 def _encode_icb(column: pa.ChunkedArray, codes: tuple[str, ...], name: str) -> NDArray[np.int64]:
-    index = {c.strip().upper(): i for i, c in enumerate(codes)}
+    from didcore.codes import normalise_text
+
+    index = {normalise_text(c): i for i, c in enumerate(codes)}
     indices, dictionary = _as_strings(column)
-    lut = np.array([index.get(v.upper(), -1) for v in dictionary] + [-1], dtype=np.int64)
+    lut = np.array([index.get(normalise_text(v), -1) for v in dictionary] + [-1], dtype=np.int64)
     icb = lut[indices]
     bad = icb < 0
     if bad.any():

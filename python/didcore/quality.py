@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from didcore.codes import normalise_text
 from didcore.errors import MissingColumnError, UnreadableInputError
 
 __all__ = [
@@ -310,7 +311,7 @@ def read_provider_missing(source: str | Path | pa.Table) -> pa.Table:
     ):
         if code is None or value is None:
             continue
-        key = str(code).strip().upper()
+        key = normalise_text(str(code))
         if not key:
             continue  # a blank code names no provider; nothing to allocate it by
         try:

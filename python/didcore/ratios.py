@@ -160,11 +160,7 @@ def rates_ratios(
         # exact integer observed counts per level
         observed = np.zeros((n_levels, n_measure), dtype=np.int64)
         np.add.at(observed, level_of_unit, units_obs.reshape(n_units, -1, n_measure).sum(axis=1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_oe = np.where(
-                expected > 0, observed / np.where(expected > 0, expected, 1.0), np.nan
-            )
-        sr = ratio_oe * national_rate  # (n_levels, n_measure), per 10,000
+        sr = stats.standardised_rate(observed, expected, national_rate)  # (levels, measure)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(sr[0] > 0, sr / np.where(sr[0] > 0, sr[0], 1.0), np.nan)
         chi2, p = stats.published_chi2_test(sr[0], sr)

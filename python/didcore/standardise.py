@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from didcore import stats
-from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES
+from didcore.axes import AGE_BANDS, IMD_QUINTILES, N_STRATA, SEXES
 from didcore.errors import InternalError, PopulationError, ZeroPopulationError
 from didcore.population import Population
 
@@ -42,7 +42,6 @@ __all__ = ["RATE_UNIT", "StandardisedRates", "standardise"]
 RATE_UNIT = "per 10,000 population"
 #: The two confidence levels of the outputs: column suffixes ``_95`` and ``_998``.
 CONFIDENCE_LEVELS: tuple[tuple[str, float], ...] = (("95", 0.95), ("998", 0.998))
-N_STRATA = len(SEXES) * len(AGE_BANDS) * len(IMD_QUINTILES)
 _MULT = stats.RATE_MULTIPLIER
 _SHOW = 5  # strata quoted in an error message
 # Relative tolerance of the "within 10% of crude" and "within one SD" comparisons, so that
@@ -213,9 +212,8 @@ def standardise(
     total_pop = float(pop_strata.sum())
     national_rate = stats.rate(total_observed, total_pop)  # (n_measure,), per 10,000
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(expected > 0, observed / np.where(expected > 0, expected, 1.0), np.nan)
-    sr = ratio * national_rate
+    ratio = stats.standardised_ratio(observed, expected)
+    sr = stats.standardised_rate(observed, expected, national_rate)  # per 10,000
     crude = stats.rate(observed, icb_pop[:, None])
     limits = {
         label: stats.standardised_rate_limits(observed, expected, national_rate, conf)
@@ -368,7 +366,9 @@ def expected_counts(
     ``observed`` is ``(n_units, n_strata, n_measure)``, ``population`` ``(n_units, n_strata)``,
     ``groups`` ``(n_units,)`` with values in ``0..n_groups-1``. With
     ``R[s, m] = sum_u O[u, s, m] / sum_u P[u, s]`` (0 where both are 0),
-    ``E[g, m] = sum_{u in g} sum_s R[s, m] P[u, s]`` and ``O[g, m] = sum_{u in g, s} O[u, s, m]``.
+    ``E[g, m] = sum_{u in g} sum_s R[s, m] P[u, s]`` and ``O[g, m] = sum_{u in g, s} O[u, s, m]``
+    (the formulas of :func:`didcore.stats.stratum_rates` and :func:`didcore.stats.expected_count`,
+    which :func:`_expected_counts_numpy` applies; the Rust core is held equal to it).
     Returns ``(E, O)``, each ``(n_groups, n_measure)``.
 
     Raises:
@@ -424,11 +424,10 @@ def _expected_counts_numpy(
             m,
             float(o_nat[s, m]),
         )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(p_nat[:, None] > 0, o_nat / np.where(p_nat > 0, p_nat, 1.0)[:, None], 0.0)
+    rate = stats.stratum_rates(o_nat, p_nat[:, None])  # (n_strata, n_measure), per person
     one_hot = np.zeros((n_groups, len(groups)))
     one_hot[groups, np.arange(len(groups))] = 1.0
-    e_units = population @ rate  # (n_units, n_measure)
+    e_units = stats.expected_count(rate[None], population[:, :, None], axis=1)  # (units, measure)
     return one_hot @ e_units, one_hot @ observed.sum(axis=1)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "byar_limits",
     "dsr",
     "exact_poisson_limits",
+    "expected_count",
     "funnel_flags",
     "funnel_limits",
     "funnel_z_scores",
@@ -45,8 +46,11 @@ __all__ = [
     "ratio_confidence_interval",
     "ratio_test_counts",
     "significance_stars",
+    "standardised_rate",
     "standardised_rate_limits",
+    "standardised_ratio",
     "standardised_ratio_limits",
+    "stratum_rates",
     "z_value",
 ]
 
@@ -151,6 +155,69 @@ def rate(
     p = _float(population)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(p > 0, o / np.where(p > 0, p, 1.0) * multiplier, np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# indirect standardisation: the one home of E_i = sum_s R_s P_{i,s} and SR_i = O_i / E_i * N
+
+
+def stratum_rates(observed: ArrayLike, population: ArrayLike) -> FloatArray:
+    """Stratum rates ``R_s = O_s / P_s`` of the standard population, in tests per person.
+
+    ``observed`` (tests) and ``population`` (people) broadcast against each other; ``R_s = 0``
+    where ``P_s <= 0``: a stratum with no people contributes nothing to an expected count
+    (tests observed in such a stratum are refused earlier, as
+    :class:`didcore.errors.ZeroPopulationError`).
+    """
+    o = _float(observed)
+    p = _float(population)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, o / np.where(p > 0, p, 1.0), 0.0)
+
+
+def expected_count(
+    rates: ArrayLike, population: ArrayLike, axis: int | tuple[int, ...] = -1
+) -> FloatArray:
+    """Expected count ``E_i = sum_s R_s P_{i,s}``, in tests.
+
+    ``rates`` are the standard's stratum rates ``R_s`` in tests per person
+    (:func:`stratum_rates`), ``population`` the unit's people ``P_{i,s}``; the two broadcast
+    against each other and ``axis`` names the strata axis (or axes) summed over. (The
+    pipeline's counts come from the Rust core, ``didcore.standardise.expected_counts``, which
+    computes the same sum and is held to this one by tests/test_standardise.py.)
+    """
+    return np.asarray(np.sum(_float(rates) * _float(population), axis=axis), dtype=np.float64)
+
+
+def standardised_ratio(
+    observed: ArrayLike, expected: ArrayLike, *, undefined: float = math.nan
+) -> FloatArray:
+    """Indirectly standardised ratio ``O_i / E_i`` (dimensionless, 1 = as expected).
+
+    ``undefined`` (``nan`` unless stated) where ``E_i <= 0``: a unit that expects no tests has
+    no ratio.
+    """
+    o = _float(observed)
+    e = _float(expected)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(e > 0, o / np.where(e > 0, e, 1.0), undefined)
+
+
+def standardised_rate(
+    observed: ArrayLike,
+    expected: ArrayLike,
+    reference_rate: ArrayLike,
+    *,
+    undefined: float = math.nan,
+) -> FloatArray:
+    """Indirectly standardised rate ``SR_i = O_i / E_i * N``.
+
+    ``O_i`` observed and ``E_i`` expected tests (:func:`expected_count`), ``N`` the reference
+    (national) rate ``sum O / sum P``; ``SR_i`` has ``N``'s unit: per 10,000 people when ``N`` is
+    (:func:`rate`), per person when ``N`` is. ``undefined`` times ``N`` where ``E_i <= 0``
+    (``nan`` unless stated).
+    """
+    return standardised_ratio(observed, expected, undefined=undefined) * _float(reference_rate)
 
 
 # --------------------------------------------------------------------------------------------

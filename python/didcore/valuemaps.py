@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from didcore.codes import normalise_array, normalise_code
 from didcore.errors import InputError, MissingColumnError
 
 __all__ = [
@@ -41,8 +42,6 @@ ValueMaps = dict[str, dict[str, str]]
 
 
 def _key(value: object) -> str:
-    from didcore.lookup import normalise_code
-
     return normalise_code(value) or ""
 
 
@@ -161,7 +160,7 @@ def apply_map(dictionary: Any, mapping: Mapping[str, str]) -> Any:
         return dictionary
     keys = pa.array(list(mapping), pa.string())
     targets = pa.array(list(mapping.values()), pa.string())
-    norm = pc.ascii_upper(pc.utf8_trim_whitespace(dictionary))
+    norm = normalise_array(dictionary)
     where = pc.index_in(norm, value_set=keys)
     return pc.coalesce(pc.take(targets, where), dictionary)
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from didcore.codes import normalise_code
 from didcore.io import Columns
-from didcore.lookup import Lookups, normalise_code
+from didcore.lookup import Lookups
 
 __all__ = [
     "ReferenceCube",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from didcore import refdata
+from didcore import refdata, stats
 from didcore.axes import AGE_BANDS
 from didcore.errors import InternalError
 from didcore.synth.params import (
@@ -74,14 +74,10 @@ def spec_statistics(observed: np.ndarray, population: np.ndarray) -> dict[str, n
     national = o.sum() / p.sum()
 
     def standardised(o_fg: np.ndarray, p_fg: np.ndarray) -> np.ndarray:
-        # o_fg, p_fg: (levels of f, strata g)
-        o_g, p_g = o_fg.sum(0), p_fg.sum(0)
-        r_g = np.divide(o_g, p_g, out=np.zeros_like(o_g), where=p_g > 0)
-        expected = (p_fg * r_g).sum(1)
-        return (
-            np.divide(o_fg.sum(1), expected, out=np.zeros_like(expected), where=expected > 0)
-            * national
-        )
+        # o_fg, p_fg: (levels of f, strata g); 0 for a level that expects nothing
+        r_g = stats.stratum_rates(o_fg.sum(0), p_fg.sum(0))
+        expected = stats.expected_count(r_g, p_fg, axis=1)
+        return stats.standardised_rate(o_fg.sum(1), expected, national, undefined=0.0)
 
     o_sa_q = o.sum(0)  # sex x age x imd
     p_sa_q = p.sum(0)
@@ -96,18 +92,15 @@ def spec_statistics(observed: np.ndarray, population: np.ndarray) -> dict[str, n
     age = standardised(o_b.reshape(5, -1), p_b.reshape(5, -1))
     o_i = o.reshape(o.shape[0], -1)
     p_i = p.reshape(p.shape[0], -1)
-    p_s = p_i.sum(0)
-    r_s = np.divide(o_i.sum(0), p_s, out=np.zeros_like(p_s), where=p_s > 0)
-    icb_expected = (p_i * r_s).sum(1)
-    icb = np.divide(
-        o_i.sum(1), icb_expected, out=np.zeros_like(icb_expected), where=icb_expected > 0
-    )
+    r_s = stats.stratum_rates(o_i.sum(0), p_i.sum(0))
+    icb_expected = stats.expected_count(r_s, p_i, axis=1)
+    icb = stats.standardised_rate(o_i.sum(1), icb_expected, national, undefined=0.0)
     return {
         "national": np.asarray(national),
         "sex": sex,
         "imd_quintile": imd,
         "age": age,
-        "icb": icb * national,
+        "icb": icb,
         "icb_expected": icb_expected,
     }
 
@@ -401,7 +394,7 @@ def _model() -> _Model:
             "age_ratio": np.array(rr["age"]["ratio"][name]),
         }
         demographic = _calibrate(population, icb_target=None, **targets)
-        expected = (demographic["rate"] * population).sum((1, 2, 3))
+        expected = stats.expected_count(demographic["rate"], population, axis=(1, 2, 3))
         t = (implied[:, k] / expected) / (implied[:, k].sum() / expected.sum())
         t = np.where(icb_regions == "London", t / _LONDON_LIST_INFLATION, t)
         for region, tilt in _REGION_TILT.get(name, {}).items():

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from didcore.axes import AGE_BANDS, BROAD_AGE_OF_BAND
+from didcore.axes import BROAD_AGE_OF_BAND, N_STRATA, STRATA_SHAPE
 
 #: Bump when the generator's output for a given (rows, seed) changes: invalidates demo caches.
 SYNTH_VERSION = 2  # 2: the population file says its year
 
 _BROAD_OF_BAND = np.array(BROAD_AGE_OF_BAND, dtype=np.int64)
-_N_SEX, _N_AGE, _N_IMD = 2, len(AGE_BANDS), 5
-_N_CELL = _N_SEX * _N_AGE * _N_IMD  # strata per ICB: 190
+_N_SEX, _N_AGE, _N_IMD = STRATA_SHAPE
+_N_CELL = N_STRATA  # strata per ICB: 190
 
 # Financial year 2023/24: 1 April 2023 .. 31 March 2024 (366 days: February 2024 is leap).
 _FY_START = np.datetime64("2023-04-01", "D")
