@@ -1,5 +1,5 @@
 """Reading values: ages and sex codes as whole numbers, numbers and dates written as text,
-dates of any Arrow type, and NHS sex codes written as text (SPEC section 2's inputs, as
+dates of any Arrow type, and NHS sex codes written as text (the derivation's inputs, as
 docs/inputs.md words them). Used by the batch classifier (:mod:`didcore.classify`) and by
 :mod:`didcore.years`, so that both read a value the same way. Arrow compute kernels
 throughout; each returns what it could not read with how many rows held it and an example.

@@ -1,4 +1,5 @@
-"""The derivation rules (docs/inputs.md; SPEC section 2) applied to a whole table at once.
+"""The derivation rules (docs/inputs.md, "How a record is counted") applied to a whole
+table at once.
 
 The one vectorised re-count: :func:`derive_rows` gives, for every row of an Arrow table with
 the extract's standard columns, what the rules derive from it (the ICB and where it came from,
