@@ -663,8 +663,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from didcore.errors import TooManyProvidersWarning, UnreadableValuesWarning
 
     _ignore_file_size_signal()
-    parser = _parser()
-    args = parser.parse_args(argv)
+    try:  # building the parser imports modules: a Ctrl-C there is one line too
+        parser = _parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second one while exiting: ignored
+        print("didcore: interrupted", file=sys.stderr, flush=True)
+        return 130
 
     def note(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
         # One line per warning, never a source path and line: didcore's own notes as they
