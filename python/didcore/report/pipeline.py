@@ -563,9 +563,11 @@ def run_report(
         )
     result = _moved(result, work, Path(out_dir))
     result.seconds = time.perf_counter() - start
-    result.summary += (
-        f" in {result.seconds:.1f} s; lookups: {lk.description}; published {published_year} "
-        f"of the extract's financial years {years.describe()}"
+    several = len(years) > 1 or years.undated.rows_read
+    result.summary += f" in {result.seconds:.1f} s; lookups: {lk.description}; " + (
+        f"published {published_year} of the extract's financial years {years.describe()}"
+        if several
+        else f"financial year {published_year}"
     )
     if isinstance(previous, PreviousReport):
         result.summary += f"; compared with {previous.period} from the same extract"
