@@ -381,3 +381,37 @@ def test_stars_thresholds() -> None:
 def test_rate() -> None:
     assert_arrays_close(stats.rate([5, 5], [1000, 0]), [50.0, np.nan])
     assert float(stats.rate(5, 1000, multiplier=100_000)) == 500.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"standard": [1, -3]}, r"standard: .*>= 0.*-3\.0"),
+        ({"standard": [0, 0]}, "standard: .*sum to 0"),
+        ({"standard": [1, 2, 3]}, "standard: 3 weights"),
+        ({"standard": [1, float("nan")]}, "standard: .*finite"),
+        ({"multiplier": 0}, "multiplier: .*got 0"),
+        ({"multiplier": -10}, "multiplier: .*got -10"),
+        ({"multiplier": float("inf")}, "multiplier: "),
+        ({"multiplier": True}, "multiplier: "),
+        ({"observed": ["30", "20"]}, "observed: expected numbers, got str value '30'"),
+        ({"population": ["1000", "2000"]}, "population: expected numbers, got str value '1000'"),
+        ({"standard": ["1", "3"]}, "standard: expected numbers"),
+        ({"observed": [True, False]}, "observed: expected numbers, got bool"),
+        ({"observed": [30, -1]}, r"observed: counts must be >= 0; 1 are negative \(first: -1\.0\)"),
+        ({"conf": 95}, "conf: confidence level"),
+        ({"count_method": "wald"}, "count_method: "),
+    ],
+)
+def test_dsr_refuses_bad_arguments(kwargs: dict[str, object], match: str) -> None:
+    """Negative or text standards, a zero multiplier and numeric text are InputErrors."""
+    from didcore.errors import InputError
+
+    args: dict[str, object] = {
+        "observed": [30, 20],
+        "population": [1000, 2000],
+        "standard": [1, 3],
+    }
+    args.update(kwargs)
+    with pytest.raises(InputError, match=match):
+        stats.dsr(args.pop("observed"), args.pop("population"), args.pop("standard"), **args)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from didcore.errors import InternalError
+from didcore.errors import InputError, InternalError
 
 __all__ = [
     "ESP2013",
@@ -125,9 +125,68 @@ def _float(x: ArrayLike) -> FloatArray:
 
 def _check_conf(conf: float) -> float:
     """Validate a two-sided confidence level and return alpha = 1 - conf."""
-    if not (isinstance(conf, (int, float, np.floating)) and 0.0 < float(conf) < 1.0):
-        raise ValueError(f"confidence level must be a fraction in (0, 1), e.g. 0.95; got {conf!r}")
+    if not (
+        isinstance(conf, (int, float, np.floating))
+        and not isinstance(conf, bool)
+        and 0.0 < float(conf) < 1.0
+    ):
+        raise InputError(
+            f"conf: confidence level must be a fraction in (0, 1), e.g. 0.95; got {conf!r}"
+        )
     return 1.0 - float(conf)
+
+
+def _numeric(x: ArrayLike, name: str) -> FloatArray:
+    """``x`` as float64, refusing what is not already numbers.
+
+    ``np.asarray(["12"], dtype=float)`` silently parses text and ``True`` becomes 1.0; a
+    statistic given text or booleans has almost certainly been handed the wrong column, so
+    both are an :class:`~didcore.errors.InputError` naming the argument and the first value.
+    """
+    raw = np.asarray(x)
+    if raw.dtype.kind not in "iuf":
+        flat = raw.reshape(-1)
+        bad = next(
+            (v for v in flat if isinstance(v, (str, bytes, bool, np.bool_)) or v is None),
+            flat[0] if flat.size else raw.dtype,
+        )
+        if isinstance(bad, np.generic):
+            bad = bad.item()
+        raise InputError(
+            f"{name}: expected numbers, got {type(bad).__name__} value {bad!r} "
+            f"(convert the column to numbers first)"
+        )
+    return np.asarray(raw, dtype=np.float64)
+
+
+def _check_multiplier(multiplier: float) -> float:
+    """A rate multiplier must be a finite positive number (10,000 = per 10,000 people)."""
+    if (
+        isinstance(multiplier, bool)
+        or not isinstance(multiplier, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(multiplier))
+        or float(multiplier) <= 0
+    ):
+        raise InputError(
+            f"multiplier: must be a finite number > 0, e.g. 10000 for a rate per 10,000; "
+            f"got {multiplier!r}"
+        )
+    return float(multiplier)
+
+
+def _check_standard(standard: ArrayLike) -> FloatArray:
+    """Standard population weights: numbers, finite, non-negative, summing to more than 0."""
+    w = _numeric(standard, "standard")
+    bad = ~np.isfinite(w) | (w < 0)
+    if np.any(bad):
+        first = float(w[bad].reshape(-1)[0])
+        raise InputError(
+            f"standard: standard population weights must be finite and >= 0; "
+            f"{int(bad.sum())} are not (first: {first!r}), e.g. use stats.ESP2013"
+        )
+    if not w.sum() > 0:
+        raise InputError("standard: standard population weights sum to 0; give at least one > 0")
+    return w
 
 
 def _check_counts(x: FloatArray, what: str) -> None:
@@ -339,12 +398,25 @@ def dsr(
     undefined; PHE requires every denominator to be positive), and the limits are ``nan`` where
     ``O = 0``. Units: per ``multiplier`` population (10,000 unless stated).
     """
-    o = _float(observed)
-    p = _float(population)
-    w = _float(standard)
-    _check_counts(o, "observed counts")
+    o = _numeric(observed, "observed")
+    p = _numeric(population, "population")
+    w = _check_standard(standard)
+    if np.any(o < 0):
+        raise InputError(
+            f"observed: counts must be >= 0; {int((o < 0).sum())} are negative "
+            f"(first: {float(o[o < 0].reshape(-1)[0])!r})"
+        )
     _check_conf(conf)
+    multiplier = _check_multiplier(multiplier)
+    if count_method not in ("byar", "exact"):
+        raise InputError(f"count_method: must be 'byar' or 'exact', not {count_method!r}")
     o, p = np.broadcast_arrays(o, p)
+    if w.ndim != 1 or o.ndim == 0 or w.shape[0] != o.shape[-1]:
+        raise InputError(
+            f"standard: {w.size} weights in shape {w.shape} for "
+            f"{o.shape[-1] if o.ndim else 1} strata; give one weight per stratum "
+            "(the last axis of observed and population)"
+        )
     valid = np.all(p > 0, axis=-1)
     safe_p = np.where(p > 0, p, 1.0)
     w_total = w.sum()
