@@ -415,3 +415,90 @@ def test_dsr_refuses_bad_arguments(kwargs: dict[str, object], match: str) -> Non
     args.update(kwargs)
     with pytest.raises(InputError, match=match):
         stats.dsr(args.pop("observed"), args.pop("population"), args.pop("standard"), **args)  # type: ignore[arg-type]
+
+
+def test_isr_with_reference_by_hand() -> None:
+    """calculate_ISRatio / calculate_ISRate with x_ref, n_ref, worked from their formulas."""
+    from scipy.stats import chi2
+
+    n = [[1000, 2000, 500], [400, 100, 100]]
+    x_ref, n_ref = [10, 60, 40], [10_000, 20_000, 4_000]  # rates 0.001, 0.003, 0.01
+    r = stats.isr_with_reference([[3, 8, 9], [1, 1, 2]], n, x_ref, n_ref, multiplier=100_000)
+    # E = 1000*.001 + 2000*.003 + 500*.01 = 12 and 400*.001 + 100*.003 + 100*.01 = 1.7
+    np.testing.assert_allclose(r.expected, [12.0, 1.7], rtol=1e-15)
+    np.testing.assert_array_equal(r.observed, [20.0, 4.0])
+    np.testing.assert_allclose(r.ratio, [20 / 12, 4 / 1.7], rtol=1e-15)
+    # O = 20 >= 10: Byar's limits of the count over E
+    z = 1.959963984540054
+    byar_lo = 20 * (1 - 1 / 180 - z / (3 * math.sqrt(20))) ** 3
+    byar_hi = 21 * (1 - 1 / 189 + z / (3 * math.sqrt(21))) ** 3
+    assert r.ratio_lower[0] == pytest.approx(byar_lo / 12, rel=1e-13)
+    assert r.ratio_upper[0] == pytest.approx(byar_hi / 12, rel=1e-13)
+    assert r.ratio_lower[0] == pytest.approx(1.017619, rel=1e-6)  # 12.211429 / 12
+    # O = 4 < 10: exact limits qchisq(0.025, 8) / 2 = 1.089865, qchisq(0.975, 10) / 2 = 10.241589
+    assert r.ratio_lower[1] == pytest.approx(chi2.ppf(0.025, 8) / 2 / 1.7, rel=1e-12)
+    assert r.ratio_upper[1] == pytest.approx(chi2.ppf(0.975, 10) / 2 / 1.7, rel=1e-12)
+    assert r.ratio_lower[1] * 1.7 == pytest.approx(1.089865, rel=1e-6)
+    assert r.ratio_upper[1] * 1.7 == pytest.approx(10.241589, rel=1e-6)
+    # ISRate: ratio * sum(x_ref) / sum(n_ref) * multiplier = ratio * 110 / 34000 * 1e5
+    ref = 110 / 34_000 * 100_000
+    assert r.reference_rate == pytest.approx(ref, rel=1e-15)
+    np.testing.assert_allclose(r.rate, np.array([20 / 12, 4 / 1.7]) * ref, rtol=1e-14)
+    np.testing.assert_allclose(r.rate_lower, r.ratio_lower * ref, rtol=1e-14)
+    np.testing.assert_allclose(r.rate_upper, r.ratio_upper * ref, rtol=1e-14)
+    # observed totals (PHE's observed_totals) give the same; refvalue scales the ratio only
+    t = stats.isr_with_reference([20, 4], n, x_ref, n_ref, multiplier=100_000, refvalue=100)
+    np.testing.assert_allclose(t.ratio, r.ratio * 100, rtol=1e-15)
+    np.testing.assert_allclose(t.ratio_upper, r.ratio_upper * 100, rtol=1e-15)
+    np.testing.assert_allclose(t.rate, r.rate, rtol=1e-15)
+
+
+def test_isr_with_reference_edges() -> None:
+    """O = 0 has lower limit 0; E = 0 is nan; bad references are InputErrors."""
+    from didcore.errors import InputError
+
+    r = stats.isr_with_reference([0, 5], [[100, 100], [0, 0]], [1, 2], [100, 100])
+    assert r.ratio[0] == 0.0 and r.ratio_lower[0] == 0.0
+    assert r.ratio_upper[0] == pytest.approx(3.688879 / 3.0, rel=1e-6)  # qchisq(.975, 2) / 2
+    assert np.isnan(r.ratio[1]) and np.isnan(r.ratio_upper[1])
+    good = ([5], [[100, 100]], [1, 2], [100, 100])
+    for i, bad, match in [
+        (3, [100, 0], r"ref_population: .*> 0.*first: 0\.0"),
+        (2, [1, -2], "ref_observed: .*>= 0"),
+        (2, [1, 2, 3], "ref_observed: 3 values"),
+        (3, ["100", "100"], "ref_population: expected numbers"),
+        (0, [[1, 2, 3]], "observed: shape"),
+        (1, [[100, -1]], "population: .*>= 0"),
+    ]:
+        args = list(good)
+        args[i] = bad
+        with pytest.raises(InputError, match=match):
+            stats.isr_with_reference(*args)
+    with pytest.raises(InputError, match="multiplier"):
+        stats.isr_with_reference(*good, multiplier=0)
+
+
+def test_dsr_nonindependent_by_hand() -> None:
+    """calculate_dsr(independent_events = FALSE): variance from people by event frequency."""
+    # people with 1, 2 and 3 events in two strata; weights 1 and 3; populations 1000 and 2000
+    persons = [[10, 8], [5, 2], [0, 2]]
+    r = stats.dsr_nonindependent(persons, [1000, 2000], [1, 3], [1, 2, 3])
+    # events: 10 + 2*5 = 20 and 8 + 2*2 + 3*2 = 18, O = 38; DSR as for independent events
+    assert float(r.value) == pytest.approx((20 / 1000 + 3 * 18 / 2000) / 4 * 10_000, rel=1e-14)
+    # var = [1^2 (10/1000^2 + 9*8/2000^2) + 2^2 (5/1000^2 + 9*2/2000^2) + 3^2 (9*2/2000^2)] / 4^2
+    var = (2.8e-5 + 4 * 9.5e-6 + 9 * 4.5e-6) / 16
+    assert var == pytest.approx(6.65625e-6, rel=1e-12)
+    z = 1.959963984540054
+    lo = 38 * (1 - 1 / (9 * 38) - z / (3 * math.sqrt(38))) ** 3
+    hi = 39 * (1 - 1 / (9 * 39) + z / (3 * math.sqrt(39))) ** 3
+    dsr = 117.5
+    assert float(r.lower) == pytest.approx(dsr + math.sqrt(var / 38) * (lo - 38) * 1e4, rel=1e-12)
+    assert float(r.upper) == pytest.approx(dsr + math.sqrt(var / 38) * (hi - 38) * 1e4, rel=1e-12)
+    # wider than the independent-events interval of the same 38 events
+    ind = stats.dsr([20, 18], [1000, 2000], [1, 3])
+    assert float(r.lower) < float(ind.lower) and float(r.upper) > float(ind.upper)
+    # everybody with one event: exactly the independent DSR; several units broadcast
+    one = stats.dsr_nonindependent([[[20, 18]], [[30, 40]]], [1000, 2000], [1, 3], [1])
+    both = stats.dsr([[20, 18], [30, 40]], [1000, 2000], [1, 3])
+    for got, want in zip(one, both, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-14)

@@ -31,14 +31,17 @@ __all__ = [
     "ESP2013_AGE_BANDS",
     "RATE_MULTIPLIER",
     "DSRResult",
+    "ISRResult",
     "Overdispersion",
     "byar_limits",
     "dsr",
+    "dsr_nonindependent",
     "exact_poisson_limits",
     "expected_count",
     "funnel_flags",
     "funnel_limits",
     "funnel_z_scores",
+    "isr_with_reference",
     "overdispersion",
     "poisson_funnel_limits",
     "published_chi2_test",
@@ -84,6 +87,31 @@ class DSRResult(NamedTuple):
     value: FloatArray
     lower: FloatArray
     upper: FloatArray
+
+
+class ISRResult(NamedTuple):
+    """Indirectly standardised ratio and rate of each unit against an external reference.
+
+    Attributes:
+        observed: ``O``, observed events of the unit (tests).
+        expected: ``E = sum_s x_ref_s / n_ref_s * n_s``, events expected at the reference's
+            stratum rates (tests).
+        ratio, ratio_lower, ratio_upper: ``O / E * refvalue`` and its limits (PHEindicatormethods
+            ``calculate_ISRatio``).
+        reference_rate: ``sum x_ref / sum n_ref * multiplier``, the reference's crude rate.
+        rate, rate_lower, rate_upper: ``O / E * reference_rate`` and its limits, per
+            ``multiplier`` people (PHEindicatormethods ``calculate_ISRate``).
+    """
+
+    observed: FloatArray
+    expected: FloatArray
+    ratio: FloatArray
+    ratio_lower: FloatArray
+    ratio_upper: FloatArray
+    reference_rate: float
+    rate: FloatArray
+    rate_lower: FloatArray
+    rate_upper: FloatArray
 
 
 @dataclass(frozen=True)
@@ -366,6 +394,108 @@ def standardised_rate_limits(
     return lo * n, hi * n
 
 
+def _check_nonnegative(x: FloatArray, name: str, *, positive: bool = False) -> None:
+    """Refuse ``nan``/infinite values and values below 0 (or <= 0 with ``positive``)."""
+    bad = ~np.isfinite(x) | ((x <= 0) if positive else (x < 0))
+    if np.any(bad):
+        first = float(x[bad].reshape(-1)[0])
+        need = "> 0" if positive else ">= 0"
+        raise InputError(
+            f"{name}: every value must be finite and {need}; {int(bad.sum())} are not "
+            f"(first: {first!r})"
+        )
+
+
+def isr_with_reference(
+    observed: ArrayLike,
+    population: ArrayLike,
+    ref_observed: ArrayLike,
+    ref_population: ArrayLike,
+    *,
+    conf: float = 0.95,
+    multiplier: float = RATE_MULTIPLIER,
+    refvalue: float = 1.0,
+    byar_from: int = 10,
+) -> ISRResult:
+    """Indirect standardisation against an external reference population given by stratum.
+
+    The counterpart of PHEindicatormethods ``calculate_ISRatio`` and ``calculate_ISRate`` with
+    ``x_ref`` / ``n_ref``: the reference is not the units' own total (as in
+    :func:`didcore.standardise.standardise`) but any population whose events
+    ``x_ref_s`` (``ref_observed``) and people ``n_ref_s`` (``ref_population``) are known by
+    stratum ``s`` (e.g. England's tests by age band when standardising one region's ICBs):
+
+    * ``E = sum_s x_ref_s / n_ref_s * n_s`` (expected events; ``n_s`` = ``population``);
+    * ratio ``= O / E * refvalue`` (``refvalue`` 1, or 100 for an SMR in per cent);
+    * rate ``= O / E * (sum_s x_ref_s / sum_s n_ref_s) * multiplier``;
+    * limits: the count ``O``'s exact Poisson limits when ``O < byar_from`` (10) and Byar's
+      when ``O >= 10``, divided by ``E`` and scaled as the value
+      (:func:`standardised_ratio_limits`), exactly as the R functions do.
+
+    Strata run along the last axis of ``population``; ``ref_observed`` and ``ref_population``
+    hold one value per stratum (shape ``(n_strata,)``). ``observed`` is either by stratum (the
+    shape of ``population``; summed over strata) or the units' totals (its shape without the
+    last axis; PHE's ``observed_totals``). Value and limits are ``nan`` where ``E = 0``.
+    Units: ratio dimensionless; rate per ``multiplier`` people (10,000 here, where
+    PHEindicatormethods defaults to 100,000).
+
+    Raises:
+        InputError: text or booleans for numbers, negative or non-finite counts or
+            populations, a reference population of 0 in any stratum (its rate is undefined),
+            mismatched strata, ``multiplier`` or ``refvalue`` not a positive number, or a bad
+            ``conf``.
+    """
+    _check_conf(conf)
+    multiplier = _check_multiplier(multiplier)
+    if isinstance(refvalue, bool) or not (
+        isinstance(refvalue, (int, float, np.integer, np.floating))
+        and math.isfinite(float(refvalue))
+        and float(refvalue) > 0
+    ):
+        raise InputError(f"refvalue: must be a finite number > 0, e.g. 1 or 100; got {refvalue!r}")
+    o = _numeric(observed, "observed")
+    n = _numeric(population, "population")
+    x_ref = _numeric(ref_observed, "ref_observed")
+    n_ref = _numeric(ref_population, "ref_population")
+    if n.ndim == 0:
+        raise InputError("population: give one value per stratum (strata on the last axis)")
+    strata = n.shape[-1]
+    for arr, name in ((x_ref, "ref_observed"), (n_ref, "ref_population")):
+        if arr.shape != (strata,):
+            raise InputError(
+                f"{name}: {arr.size} values in shape {arr.shape} for {strata} strata; give "
+                "one value per stratum, in the order of population's last axis"
+            )
+    _check_nonnegative(o, "observed")
+    _check_nonnegative(n, "population")
+    _check_nonnegative(x_ref, "ref_observed")
+    _check_nonnegative(n_ref, "ref_population", positive=True)
+    if o.shape == n.shape:
+        total = o.sum(axis=-1)
+    elif o.shape == n.shape[:-1]:
+        total = o
+    else:
+        raise InputError(
+            f"observed: shape {o.shape} fits neither population {n.shape} (counts by stratum) "
+            f"nor {n.shape[:-1]} (the units' totals)"
+        )
+    expected = expected_count(x_ref / n_ref, n)
+    ratio = standardised_ratio(total, expected) * refvalue
+    lo, hi = standardised_ratio_limits(total, expected, conf, byar_from=byar_from)
+    ref_rate = float(x_ref.sum() / n_ref.sum() * multiplier)
+    return ISRResult(
+        observed=np.asarray(total, dtype=np.float64),
+        expected=expected,
+        ratio=ratio,
+        ratio_lower=lo * refvalue,
+        ratio_upper=hi * refvalue,
+        reference_rate=ref_rate,
+        rate=ratio / refvalue * ref_rate,
+        rate_lower=lo * ref_rate,
+        rate_upper=hi * ref_rate,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # directly standardised rates
 
@@ -440,6 +570,86 @@ def dsr(
         np.asarray(value, dtype=np.float64),
         np.asarray(np.where(limits_ok, lower, np.nan), dtype=np.float64),
         np.asarray(np.where(limits_ok, upper, np.nan), dtype=np.float64),
+    )
+
+
+def dsr_nonindependent(
+    persons: ArrayLike,
+    population: ArrayLike,
+    standard: ArrayLike,
+    event_frequency: ArrayLike,
+    *,
+    conf: float = 0.95,
+    multiplier: float = RATE_MULTIPLIER,
+    min_count: float = 10,
+    count_method: Literal["byar", "exact"] = "byar",
+) -> DSRResult:
+    """Directly standardised rate of events that people can have more than once.
+
+    PHEindicatormethods ``calculate_dsr(..., independent_events = FALSE, eventfreq, ageband)``:
+    when one person can have several events (several tests), the events are not independent
+    Poisson counts and Dobson's variance understates the spread. The data are counts of
+    *people* by how many events each had: ``persons[..., f, s]`` people in stratum ``s`` with
+    ``event_frequency[f]`` events (shape ``(..., n_freq, n_strata)``; ``population`` (people,
+    ``n_s``) and ``standard`` (weights ``w_s``) by stratum as in :func:`dsr`). Then
+
+    * events ``O_s = sum_f f persons_{f,s}``, ``O = sum_s O_s``, and the value is the usual DSR
+      of ``O_s`` (:func:`dsr`);
+    * ``var = sum_f f^2 sum_s w_s^2 persons_{f,s} / n_s^2 / (sum_s w_s)^2``: Dobson's variance
+      computed for the people of each frequency, multiplied by ``f^2`` (an event count of
+      ``f`` per person scales a person's variance by ``f^2``) and summed over frequencies;
+    * ``lower = DSR + sqrt(var / O) (O_L - O) * multiplier`` with ``O_L`` the Byar (or exact)
+      limit of ``O``, likewise ``upper``.
+
+    With every ``f = 1`` this is :func:`dsr`. PHE computes each frequency's variance over the
+    rows it is given, so in R every stratum must appear for every frequency (zero rows where
+    nobody had that many events); here the array holds every stratum for every frequency, so the
+    divisor is always the full ``sum_s w_s``. Suppression (``min_count`` events) and ``nan`` as in
+    :func:`dsr`. Units: per ``multiplier`` people.
+    """
+    x = _numeric(persons, "persons")
+    f = _numeric(event_frequency, "event_frequency")
+    if x.ndim < 2:
+        raise InputError(
+            "persons: give people by event frequency and stratum, shape (..., n_freq, n_strata)"
+        )
+    if f.shape != (x.shape[-2],):
+        raise InputError(
+            f"event_frequency: {f.size} values for {x.shape[-2]} frequency rows of persons; "
+            "give one frequency per row"
+        )
+    _check_nonnegative(f, "event_frequency")
+    _check_nonnegative(x, "persons")
+    events = np.einsum("f,...fs->...s", f, x)
+    result = dsr(
+        events,
+        population,
+        standard,
+        conf=conf,
+        multiplier=multiplier,
+        min_count=min_count,
+        count_method=count_method,
+    )
+    n = np.broadcast_to(_float(population), events.shape)
+    w = _float(standard)
+    safe_n = np.where(n > 0, n, 1.0)
+    per_person = (w**2 / safe_n**2)[..., None, :] * x  # (..., n_freq, n_strata)
+    var = np.einsum("f,...fs->...", f**2, per_person) / w.sum() ** 2
+    total = events.sum(axis=-1)
+    if count_method == "byar":
+        lo_count, hi_count = byar_limits(total, conf)
+    else:
+        lo_count, hi_count = exact_poisson_limits(total, conf)
+    mult = float(multiplier)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.sqrt(var / total) * mult
+        lower = result.value + spread * (lo_count - total)
+        upper = result.value + spread * (hi_count - total)
+    ok = np.isfinite(result.value) & (total > 0)
+    return DSRResult(
+        result.value,
+        np.asarray(np.where(ok, lower, np.nan), dtype=np.float64),
+        np.asarray(np.where(ok, upper, np.nan), dtype=np.float64),
     )
 
 
