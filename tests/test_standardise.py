@@ -264,3 +264,44 @@ def test_population_is_aligned_to_the_cube() -> None:
         standardise(cube, make_population(pop[:2], cube.icb_codes[:2]))
     with pytest.raises(PopulationError, match="shape"):
         standardise(cube, pop[:2])
+
+
+def test_external_reference() -> None:
+    """reference=(x_ref, n_ref): the cube's own totals give the default; other rates scale E."""
+    from didcore.errors import InputError
+
+    rng = np.random.default_rng(16)
+    pop = rng.uniform(50, 500, size=(4, 2, 19, 5))
+    counts = rng.poisson(pop[..., None] * np.array([0.01, 0.03]))
+    base = _run(counts, pop)
+    x_nat = counts.sum(axis=0).astype(float)  # (2, 19, 5, n_measure)
+    n_nat = pop.sum(axis=0)
+    same = _run(counts, pop, reference=(x_nat, n_nat))
+    assert_rows_equal(same.icb.to_pylist(), base.icb.to_pylist())
+    assert_rows_equal(same.summary.to_pylist(), base.summary.to_pylist())
+    assert_rows_equal(same.national.to_pylist(), base.national.to_pylist())
+    # a reference with twice the stratum rates (same people): E doubles, the ratio halves,
+    # N doubles, so SR = O / E * N is unchanged; flat form (190, n_measure) accepted
+    twice = _run(counts, pop, reference=(2 * x_nat.reshape(190, -1), n_nat.reshape(190)))
+    got, want = twice.icb.to_pydict(), base.icb.to_pydict()
+    assert_arrays_close(np.array(got["expected"]), 2 * np.array(want["expected"]))
+    assert_arrays_close(np.array(got["ratio"]), np.array(want["ratio"]) / 2)
+    assert_arrays_close(np.array(got["standardised_rate"]), np.array(want["standardised_rate"]))
+    assert_arrays_close(
+        np.array(twice.summary["national_rate"]), 2 * np.array(base.summary["national_rate"])
+    )
+    # by hand for ICB 0, measure 0: E = sum_s x_ref_s / n_ref_s * P_0s (reference rate 0.02
+    # everywhere, so E = 0.02 * P_0), SR = O / E * 200 per 10,000
+    flat = np.full((2, 19, 5, 2), 0.02) * n_nat[..., None]
+    r = _run(counts, pop, reference=(flat, n_nat)).icb.to_pydict()
+    assert r["expected"][0] == pytest.approx(0.02 * pop[0].sum(), rel=1e-12)
+    o0 = counts[0, ..., 0].sum()
+    assert r["standardised_rate"][0] == pytest.approx(o0 / (0.02 * pop[0].sum()) * 200, rel=1e-12)
+    zero = n_nat.copy()
+    zero[1, 18, 4] = 0
+    with pytest.raises(InputError, match=r"female, age band 90\+.*0 people"):
+        _run(counts, pop, reference=(x_nat + 1, zero))
+    with pytest.raises(InputError, match="ref_observed: shape"):
+        _run(counts, pop, reference=(x_nat[..., :1], n_nat))
+    with pytest.raises(InputError, match="ref_population: shape"):
+        _run(counts, pop, reference=(x_nat, n_nat[0]))

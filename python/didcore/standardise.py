@@ -29,12 +29,12 @@ import numpy as np
 
 from didcore import stats
 from didcore.axes import AGE_BANDS, IMD_QUINTILES, N_STRATA, SEXES
-from didcore.errors import InternalError, PopulationError, ZeroPopulationError
+from didcore.errors import InputError, InternalError, PopulationError, ZeroPopulationError
 from didcore.population import Population
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from numpy.typing import NDArray
+    from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["RATE_UNIT", "StandardisedRates", "standardise"]
 
@@ -148,6 +148,7 @@ def standardise(
     dsr_min_count: float = 10,
     funnel_points: int = 100,
     allow: Iterable[str] | None = None,
+    reference: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> StandardisedRates:
     """Indirectly standardise every measure of ``cube`` by sex, age band and IMD quintile.
 
@@ -165,6 +166,16 @@ def standardise(
         funnel_points: grid points per measure in the ``funnel`` table.
         allow: guard names to let pass; ``{"multiple-years"}`` pools a cube of several
             financial years (then the population must cover the same years).
+        reference: ``None`` (default) to standardise against the cube's own national stratum
+            rates; or ``(ref_observed, ref_population)``, an external reference population by
+            stratum (PHEindicatormethods ``calculate_ISRate`` with ``x_ref``, ``n_ref``):
+            ``ref_observed`` tests of shape ``(2, 19, 5, n_measure)`` (or
+            ``(190, n_measure)``, strata in sex, age band, IMD order) and ``ref_population``
+            people ``(2, 19, 5)`` (or ``(190,)``). Then ``E_i = sum_s x_ref_s / n_ref_s
+            P_{i,s}`` and ``N`` (the ``national_rate`` of the summary and funnel tables and
+            the SR's multiplier) is the reference's ``sum x_ref / sum n_ref`` per 10,000; the
+            ``national`` table still describes the cube's own totals. ``sum_i E_i = sum_i
+            O_i`` no longer holds (docs/statistics.md, section 3.1).
 
     Raises:
         GuardError: ``multiple-years``: the cube holds several financial years
@@ -194,23 +205,26 @@ def standardise(
 
     observed_strata = counts.reshape(n_icb, N_STRATA, n_measure).astype(np.float64)
     pop_strata = pop.reshape(n_icb, N_STRATA)
-    check_zero_population(
-        observed_strata.sum(axis=0), pop_strata.sum(axis=0), measures, describe_stratum
-    )
-    expected, _ = expected_counts(
-        observed_strata,
-        pop_strata,
-        np.arange(n_icb, dtype=np.int64),
-        n_icb,
-        describe=describe_stratum,
-        measures=measures,
-    )
-
     observed = counts.sum(axis=(1, 2, 3))  # (n_icb, n_measure), exact int64
     icb_pop = pop_strata.sum(axis=1)  # (n_icb,)
     total_observed = observed.sum(axis=0)
     total_pop = float(pop_strata.sum())
-    national_rate = stats.rate(total_observed, total_pop)  # (n_measure,), per 10,000
+    if reference is None:
+        check_zero_population(
+            observed_strata.sum(axis=0), pop_strata.sum(axis=0), measures, describe_stratum
+        )
+        expected, _ = expected_counts(
+            observed_strata,
+            pop_strata,
+            np.arange(n_icb, dtype=np.int64),
+            n_icb,
+            describe=describe_stratum,
+            measures=measures,
+        )
+        national_rate = stats.rate(total_observed, total_pop)  # (n_measure,), per 10,000
+    else:
+        ref_rates, national_rate = _reference_rates(reference, n_measure)
+        expected = stats.expected_count(ref_rates[None], pop_strata[:, :, None], axis=1)
 
     ratio = stats.standardised_ratio(observed, expected)
     sr = stats.standardised_rate(observed, expected, national_rate)  # per 10,000
@@ -429,6 +443,46 @@ def _expected_counts_numpy(
     one_hot[groups, np.arange(len(groups))] = 1.0
     e_units = stats.expected_count(rate[None], population[:, :, None], axis=1)  # (units, measure)
     return one_hot @ e_units, one_hot @ observed.sum(axis=1)
+
+
+def _reference_rates(
+    reference: tuple[ArrayLike, ArrayLike], n_measure: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Stratum rates ``x_ref / n_ref`` ``(190, n_measure)`` and the crude rate per 10,000.
+
+    A stratum with no reference people and no reference tests has rate 0 (as
+    :func:`didcore.stats.stratum_rates`); tests without people are an ``InputError``.
+    """
+    if not (isinstance(reference, tuple) and len(reference) == 2):
+        raise InputError("reference: give a pair (ref_observed, ref_population), or None")
+    x_ref = stats._numeric(reference[0], "reference ref_observed")
+    n_ref = stats._numeric(reference[1], "reference ref_population")
+    if x_ref.size != N_STRATA * n_measure or x_ref.shape[-1] != n_measure:
+        raise InputError(
+            f"reference ref_observed: shape {x_ref.shape}, expected (2, 19, 5, {n_measure}) or "
+            f"({N_STRATA}, {n_measure}): tests by sex, age band, IMD quintile and measure"
+        )
+    if n_ref.size != N_STRATA:
+        raise InputError(
+            f"reference ref_population: shape {n_ref.shape}, expected (2, 19, 5) or "
+            f"({N_STRATA},): people by sex, age band and IMD quintile"
+        )
+    x_ref = x_ref.reshape(N_STRATA, n_measure)
+    n_ref = n_ref.reshape(N_STRATA)
+    stats._check_nonnegative(x_ref, "reference ref_observed")
+    stats._check_nonnegative(n_ref, "reference ref_population")
+    orphan = (n_ref <= 0)[:, None] & (x_ref > 0)
+    if orphan.any():
+        s, m = (int(v[0]) for v in np.nonzero(orphan))
+        raise InputError(
+            f"reference ref_population: {describe_stratum(s)} has 0 people but "
+            f"{x_ref[s, m]:,.0f} reference tests (measure {m}); "
+            f"{int(orphan.any(axis=1).sum())} strata are affected"
+        )
+    if not n_ref.sum() > 0:
+        raise InputError("reference ref_population: the reference has no people")
+    rates = stats.stratum_rates(x_ref, n_ref[:, None])
+    return rates, stats.rate(x_ref.sum(axis=0), float(n_ref.sum()))
 
 
 # --------------------------------------------------------------------------------------------
