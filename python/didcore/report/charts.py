@@ -25,8 +25,9 @@ from didcore.report.fmt import (
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
-__all__ = ["IcbPoint", "bar_chart", "funnel_limits", "funnel_plot", "render"]
+__all__ = ["IcbPoint", "bar_chart", "funnel_limits", "funnel_plot", "render", "set_title"]
 
 _HIGH = OKABE_ITO[5]  # vermillion
 _LOW = OKABE_ITO[4]  # blue
@@ -56,6 +57,48 @@ def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def set_title(
+    fig: Figure, title: str, *, x: float = 0.01, y: float | None = None, fontsize: float = 11.0
+) -> Text:
+    """The figure's title at its top left, wrapped onto as many lines as it needs to fit.
+
+    The title is measured with the Agg renderer and re-wrapped (:func:`textwrap.fill`, at the
+    number of characters that fit) until its widest line ends at least 1% of the figure width
+    before the right edge, so a long title ("Funnel plot 13. Computerised Tomography: ...") is
+    never cut off. Measuring, not counting characters, because bold DejaVu Sans glyphs differ in
+    width. With ``y=None`` a constrained-layout figure places the title and makes room for all
+    its lines (it reserves none for a title at an explicit ``y``); fixed-layout figures (the
+    maps) give ``y`` and move their axes down with :func:`title_bottom`.
+    """
+    import textwrap
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    where: dict[str, float] = {"x": x} if y is None else {"x": x, "y": y}
+    text = fig.suptitle(title, ha="left", va="top", fontsize=fontsize, fontweight="bold", **where)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    room = fig.bbox.width * (1.0 - x - 0.01)
+    chars = len(title)
+    while chars > 8:
+        extent = text.get_window_extent(renderer)
+        if extent.width <= room:
+            break
+        longest = max(len(line) for line in text.get_text().split("\n"))
+        chars = max(8, min(longest - 1, int(longest * room / extent.width)))
+        text.set_text(textwrap.fill(title, chars, break_long_words=False))
+    return text
+
+
+def title_bottom(fig: Figure, text: Text) -> float:
+    """Where the title ends, as a fraction of the figure height from the bottom (0-1)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    extent = text.get_window_extent(canvas.get_renderer())
+    return float(extent.y0 / fig.bbox.height)
 
 
 def render(fig: Figure, formats: Iterable[str], dpi: int = 120) -> dict[str, bytes]:
@@ -172,7 +215,7 @@ def bar_chart(
             title="NHS region",
             title_fontsize=8,
         )
-        fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
+        set_title(fig, title)
     return fig
 
 
@@ -327,5 +370,5 @@ def funnel_plot(
         # a measure with no ICB points (no tests at all) has nothing to put in a legend
         if ax.get_legend_handles_labels()[0]:
             fig.legend(loc="outside lower center", ncols=3)
-        fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
+        set_title(fig, title)
     return fig

@@ -101,6 +101,9 @@ def mpl_style() -> Any:
         "legend.frameon": False,
         # fixed salt: otherwise SVG element ids are random and every run differs
         "svg.hashsalt": "didcore",
-        "svg.fonttype": "path",
+        # labels stay <text> in the SVG files, so they can be searched, read by screen
+        # readers and edited (the font is named, not embedded; DejaVu Sans falls back to the
+        # viewer's sans-serif)
+        "svg.fonttype": "none",
         "path.simplify": True,
     }

@@ -53,6 +53,9 @@ class HtmlTable:
     numeric: set[int] = field(default_factory=set)
     row_headers: bool = True
     note: str = ""
+    # columns of long unbroken strings (SHA-256 hashes, file paths) that may break anywhere,
+    # so the table fits the page width instead of overflowing it
+    wrap: set[int] = field(default_factory=set)
 
 
 def _national_tables(national: pa.Table, period: str) -> list[HtmlTable]:
@@ -330,6 +333,67 @@ def _a1(table: pa.Table, th: Any, period: str) -> HtmlTable:
     )
 
 
+def _icb_name(row: Mapping[str, Any]) -> str:
+    """An Annex A row's ICB name as the rest of the report writes it ("NHS Devon ICB")."""
+    name = row.get("icb_name") or ""
+    return txt.icb_label(name, "") if name else ""
+
+
+def _contents(measures: Sequence[Mapping[str, Any]], period_sfx: str) -> list[dict[str, Any]]:
+    """The report's sections, numbered: the one source of the Contents list and the headings.
+
+    Each entry is ``{"id", "number", "title", "children"}``; the template writes the headings
+    from the same entries (looked up by id), so the Contents can never be numbered or ordered
+    differently from the sections it links to.
+    """
+
+    def sec(id_: str, number: str, title: str, *children: dict[str, Any]) -> dict[str, Any]:
+        return {"id": id_, "number": number, "title": title, "children": list(children)}
+
+    return [
+        sec("introduction", "1", "Introduction"),
+        sec(
+            "icb-rates",
+            "2",
+            "ICB Standardised Rates",
+            sec("method", "2.1", "Method"),
+            sec(
+                "results",
+                "2.2",
+                "Results",
+                *[sec(m["id"], f"2.2.{m['number']}", m["name"]) for m in measures],
+            ),
+        ),
+        sec(
+            "rates-ratios",
+            "3",
+            "Rates Ratios",
+            sec("ratios-method", "3.1", "Method"),
+            sec("ratios-results", "3.2", "Results"),
+        ),
+        sec(
+            "annex",
+            "4",
+            "Annex",
+            sec("annex-a", "4.1", "Annex A - Data quality and the impact of missing data"),
+            sec(
+                "annex-b",
+                "4.2",
+                f"Annex B - ICB Standardised Imaging Rates per 10,000{period_sfx}",
+            ),
+        ),
+        sec("provenance", "", "Provenance of this run"),
+    ]
+
+
+def _flatten(entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        out[e["id"]] = e
+        out.update(_flatten(e["children"]))
+    return out
+
+
 def _missing(table: pa.Table, which: str, th: Any) -> HtmlTable:
     rows = table.to_pylist()
     key, name = ("provider_code", "provider_name") if which == "A.2" else ("icb_code", "icb_name")
@@ -339,6 +403,7 @@ def _missing(table: pa.Table, which: str, th: Any) -> HtmlTable:
         else (th.icb_missing_share, th.icb_missing_count)
     )
     what = "Providers" if which == "A.2" else "ICBs"
+    label = (lambda r: r.get(name) or "") if which == "A.2" else _icb_name
     return HtmlTable(
         caption=f"Table {which}. {what} with more than {share:.0%} and {count:,} imaging tests "
         "with no Age or Sex or LSOA",
@@ -351,7 +416,7 @@ def _missing(table: pa.Table, which: str, th: Any) -> HtmlTable:
         ],
         rows=[
             [
-                f"{r[key]} {r.get(name) or ''}".strip(),
+                f"{r[key]} {label(r)}".strip(),
                 fmt_count(r["rows"]),
                 fmt_count(r["missing_any"]),
                 fmt_pct(r["missing_pct"]),
@@ -372,7 +437,7 @@ def _a4(table: pa.Table, th: Any, period: str) -> HtmlTable:
         headers=["ICB", "Total no. tests", "Records missing", "% missing", "Mostly from"],
         rows=[
             [
-                f"{r['icb_code']} {r.get('icb_name') or ''}".strip(),
+                f"{r['icb_code']} {_icb_name(r)}".strip(),
                 fmt_count(r["rows"]),
                 fmt_count(r["missing_records"]),
                 fmt_pct(r["missing_pct"], 0),
@@ -427,6 +492,7 @@ def _provenance_tables(prov: Mapping[str, Any]) -> list[HtmlTable]:
             headers=["Role", "File", "Bytes", "Rows", "SHA-256"],
             rows=files or [["", "(in-memory tables)", "", "", ""]],
             numeric={2, 3},
+            wrap={1, 4},
         ),
         HtmlTable(caption="Software and run", headers=["", ""], rows=run),
     ]
@@ -507,7 +573,10 @@ def render_html(
         "diagnosis of cancer (EDOC) test and illustrate them on a map, a chart of ICBs ordered "
         "by rate, and a funnel plot."
     )
+    contents = _contents(measures, period_sfx)
     ctx = {
+        "contents": contents,
+        "sections": _flatten(contents),
         "title": title,
         "subtitle": "Standardised ICB rates of imaging tests from the Diagnostic Imaging Dataset"
         f"{period_sfx}: rates per 10,000 population, standardised for age, sex and deprivation. "

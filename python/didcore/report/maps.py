@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from didcore.report.charts import set_title, title_bottom
 from didcore.report.fmt import as_float, fmt_rate, is_missing, mpl_style
 from didcore.report.reference import load_boundaries, short_name
 
@@ -230,7 +231,9 @@ def choropleth(
             fontsize=8,
             frameon=False,
         )
-        fig.suptitle(title, x=0.02, y=0.985, ha="left", fontsize=11, fontweight="bold")
+        heading = set_title(fig, title, x=0.02, y=0.985)
+        # a title wrapped onto more lines pushes the map down rather than overlapping it
+        ax.set_position((0.0, 0.0, 1.0, min(0.93, title_bottom(fig, heading) - 0.015)))
         fig.text(
             0.99,
             0.005,
@@ -352,7 +355,8 @@ def hex_map(
                 Patch(facecolor=_NO_DATA, edgecolor="#666666", hatch="////", label="No rate")
             )
         ax.legend(handles=handles, loc="upper left", title=legend_title, title_fontsize=8)
-        fig.suptitle(title, x=0.02, y=0.985, ha="left", fontsize=11, fontweight="bold")
+        heading = set_title(fig, title, x=0.02, y=0.985)
+        ax.set_position((0.0, 0.0, 1.0, min(0.93, title_bottom(fig, heading) - 0.015)))
         fig.text(
             0.99,
             0.005,
