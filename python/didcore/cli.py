@@ -193,7 +193,21 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "n_threads": args.threads,
         "year": args.year,
         "population_year": args.population_year,
+        "period": _label_option(args.period, "--period"),
+        "title": _label_option(args.title, "--title"),
     }
+
+
+def _label_option(value: str | None, option: str) -> str | None:
+    """A --period or --title as given, stripped; blank or control characters are refused
+    (they would print as an empty or broken title in every table and figure).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InputError(f"{option} {value!r}: give printable text, e.g. {option} 2023/24")
+    return text
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -239,12 +253,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     paths = demo_inputs(args.cache)
     kwargs = _report_kwargs(args)
     kwargs.update(_demo_annex_a(paths.truth, kwargs.get("provider_missing")))
+    kwargs["title"] = kwargs["title"] or "Standardised ICB rates 2023/24 (synthetic demo data)"
     result = run_report(
         [paths.extract],
         lookups=None,  # the shipped lookups (the demo's folder holds the same), named as such
         population=paths.population,
         out_dir=args.out,
-        title="Standardised ICB rates 2023/24 (synthetic demo data)",
         **kwargs,
     )
     _say(args, result.summary)
@@ -542,6 +556,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--provider-missing",
             help="CSV of providers' estimated missing records (provider_code, missing_records)",
+        )
+        p.add_argument(
+            "--period",
+            help="the period the report covers, as every title shows it, e.g. 2023/24 or "
+            "'April 2023 to March 2024' (default: the financial year published)",
+        )
+        p.add_argument(
+            "--title",
+            help="the report's title (default: 'Diagnostic Imaging Dataset: Standardised ICB "
+            "rates' and the period)",
         )
 
     p = sub.add_parser("report", help="the whole publication from an extract", epilog=_DOCS)

@@ -222,9 +222,8 @@ def _annex_a_items(
     items.append(
         {
             "kind": "p",
-            "text": f"Providers with more than {th.no_practice_share:.0%} and "
-            f"{th.no_practice_count:,} imaging tests with no GP practice are listed in Table "
-            f"A.1 ({a1.num_rows} provider{'s' if a1.num_rows != 1 else ''}). "
+            "text": txt.annex_a1_lead(a1.num_rows, th.no_practice_share, th.no_practice_count)
+            + " "
             + (
                 f"No providers had more than {th.no_practice_count:,} imaging tests with no GP "
                 "practice or LSOA from which to allocate ICB. "
@@ -241,9 +240,12 @@ def _annex_a_items(
     items.append(
         {
             "kind": "p",
-            "text": f"Providers with more than {th.provider_missing_share:.0%} and "
-            f"{th.provider_missing_count:,} imaging tests with no age, sex or LSOA (to impute "
-            "deprivation) are listed in Table A.2. Nationally, "
+            "text": txt.annex_a2_lead(
+                tables["annex_a_table_a2"].num_rows,
+                th.provider_missing_share,
+                th.provider_missing_count,
+            )
+            + " Nationally, "
             f"{fmt_count(fig.get('no_imd'))} ({fmt_pct(fig.get('no_imd_pct'))}) imaging tests "
             "with a valid ICB were omitted from standardised rates because no deprivation "
             f"quintile could be imputed from LSOA, a further {fmt_count(fig.get('no_sex'))} "
@@ -253,7 +255,7 @@ def _annex_a_items(
     )
     items.append({"kind": "table", "table": _missing(tables["annex_a_table_a2"], "A.2", th)})
     a3 = tables["annex_a_table_a3"]
-    text = "The ICBs most affected by the omission of LSOA, sex or age are listed in Table A.3."
+    text = txt.annex_a3_lead(a3.num_rows, th.icb_missing_share, th.icb_missing_count)
     if a3.num_rows:
         top = a3.to_pylist()[0]
         label = txt.icb_label(top.get("icb_name", ""), top["icb_code"])
@@ -266,12 +268,7 @@ def _annex_a_items(
     items.append({"kind": "table", "table": _missing(a3, "A.3", th)})
     if "annex_a_table_a4" in tables:
         a4 = tables["annex_a_table_a4"]
-        text = (
-            "Some ICBs have reduced rates because of shortfalls in the data submissions of their "
-            "providers. Each provider's estimated missing records were allocated to ICBs in "
-            "proportion to the ICBs of the tests it did submit; the ICBs most affected are "
-            "listed in Table A.4."
-        )
+        text = txt.annex_a4_lead(a4.num_rows, th.icb_shortfall_share, th.icb_shortfall_count)
         lines = []
         for r in a4.to_pylist()[:3]:
             prov = r.get("main_provider_name") or r.get("main_provider_code")
@@ -291,6 +288,8 @@ def _annex_a_items(
             )
         items.append({"kind": "p", "text": text})
         items.append({"kind": "table", "table": _a4(a4, th, period)})
+    else:
+        items.append({"kind": "p", "text": txt.ANNEX_A4_NOT_PRODUCED})
     return items
 
 

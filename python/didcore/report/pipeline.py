@@ -41,7 +41,12 @@ from didcore.report.figures import draw_figures
 from didcore.report.provenance import build_provenance, didcore_version, now
 from didcore.report.reference import icb_info, provider_names
 from didcore.report.tables import ReportInputs, build_tables, write_csvs
-from didcore.report.yoy import PreviousReport, read_previous, yoy_sentence
+from didcore.report.yoy import (
+    PreviousReport,
+    check_previous_period,
+    read_previous,
+    yoy_sentence,
+)
 
 __all__ = [
     "ALL_FORMATS",
@@ -189,6 +194,8 @@ def write_report(
         quiet=quiet,
     )
     try:
+        if prev is not None:
+            check_previous_period(prev, inputs.period, previous)
         tables = build_tables(inputs, disclosure=rule, previous=prev)
         period = inputs.period
         title = inputs.title or (
@@ -211,6 +218,10 @@ def write_report(
             files += write_csvs(tables, out)
         steps.step("tables")
         notes = _notes(period, rule, tables["funnel"])
+        if "annex_a_table_a4" not in tables:
+            from didcore.report.text import ANNEX_A4_NOT_PRODUCED
+
+            notes.append(ANNEX_A4_NOT_PRODUCED)
         if prev is not None and prev.basis:
             notes.append(prev.basis)
         # guards that tripped and were allowed (--allow) are said in every output
@@ -491,6 +502,12 @@ def run_report(
             f"{years.describe()}: choose one with --year"
         )
     cube = years[published_year]
+    if previous is not None and not isinstance(previous, PreviousReport):
+        # refused here, before the standardising and drawing, as well as in write_report;
+        # the year published is compared too, for a --period worded as text
+        earlier = read_previous(previous)
+        check_previous_period(earlier, published_year, previous, year=published_year)
+        check_previous_period(earlier, period, previous)
     allowed = guard_cube(years, lk, columns=columns, **guard_kw)
     with warnings.catch_warnings():
         # an ICB with no population is the population-icbs guard's to report, in one line

@@ -15,12 +15,19 @@ from typing import Any
 from didcore.report.fmt import REGION_ORDER, as_float, fmt_count, fmt_pct, fmt_rate, is_missing
 
 __all__ = [
+    "ANNEX_A4_NOT_PRODUCED",
     "RATIO_LEVEL_LABELS",
+    "annex_a1_lead",
+    "annex_a2_lead",
+    "annex_a3_lead",
+    "annex_a4_lead",
+    "extremes_sentence",
     "icb_label",
     "join_words",
     "measure_noun",
     "measure_paragraphs",
     "ratios_sentences",
+    "spread_range",
 ]
 
 _NOUNS = {
@@ -109,6 +116,128 @@ def _regions(rows: Sequence[Mapping[str, Any]], national: float) -> tuple[list[s
     return high, low
 
 
+def spread_range(lower: Any, upper: Any) -> str:
+    """The range one standard deviation either side of the mean, in words.
+
+    ``between 3 and 28 tests per 10,000 population``; when the mean minus one SD is below zero
+    (a skewed spread: a few ICBs with high rates, many near zero) no rate can be there, so the
+    range is said from its top only: ``up to 28 tests per 10,000 population``. A lower bound
+    that rounds to zero is said as 0.
+    """
+    tail = " tests per 10,000 population"
+    if is_missing(upper):
+        return "not known (too few ICBs with a rate)"
+    if is_missing(lower) or as_float(lower) < 0:
+        return f"up to {fmt_rate(upper)}{tail}"
+    return f"between {fmt_rate(lower)} and {fmt_rate(upper)}{tail}"
+
+
+def _named(group: Sequence[Mapping[str, Any]], most: int = 3) -> str:
+    """The ICBs of a tie by name (up to ``most``), else their number: ``A and B``, ``17 ICBs``."""
+    if len(group) <= most:
+        return join_words([icb_label(r.get("icb_name", ""), r["icb_code"]) for r in group])
+    return f"{len(group)} ICBs"
+
+
+def extremes_sentence(shown: Sequence[Mapping[str, Any]], national_rate: float, noun: str) -> str:
+    """The highest and lowest standardised rates, naming ties as ties.
+
+    ICBs tie when their rates print the same (:func:`~didcore.report.fmt.fmt_rate`): several
+    at the top are "shared by"; several at 0 (no tests recorded: an indirectly standardised
+    rate is 0 only when the observed count is) are counted, "17 ICBs had no ... recorded",
+    rather than one of them being picked as "the lowest". ``national_rate`` (per 10,000,
+    > 0) gives the top's multiple of the national rate.
+    """
+    ranked = sorted(shown, key=lambda r: (as_float(r["standardised_rate"]), r["icb_code"]))
+    top_text = fmt_rate(ranked[-1]["standardised_rate"])
+    low_text = fmt_rate(ranked[0]["standardised_rate"])
+    top = [r for r in reversed(ranked) if fmt_rate(r["standardised_rate"]) == top_text]
+    low = [r for r in ranked if fmt_rate(r["standardised_rate"]) == low_text]
+    if top_text == low_text:
+        return (
+            f"All {len(ranked)} ICBs with a rate had the same standardised rate, "
+            f"{top_text} per 10,000."
+        )
+    times = as_float(ranked[-1]["standardised_rate"]) / national_rate
+    if len(top) == 1:
+        high = (
+            f"The highest standardised rate was in {_named(top)} ({top_text} per 10,000, "
+            f"{times:.1f} times the national rate)"
+        )
+    else:
+        high = (
+            f"The highest standardised rate, {top_text} per 10,000 ({times:.1f} times the "
+            f"national rate), was shared by {_named(top)}"
+        )
+    if low_text == "0":
+        if len(low) == 1:
+            lowest = f"{_named(low)} had no {noun} recorded (a rate of 0)"
+        elif len(low) <= 3:
+            lowest = f"{len(low)} ICBs had no {noun} recorded (a rate of 0): {_named(low)}"
+        else:
+            lowest = f"{len(low)} ICBs had no {noun} recorded (a rate of 0)"
+        return f"{high}; {lowest}."
+    if len(low) == 1:
+        return f"{high} and the lowest in {_named(low)} ({low_text})."
+    return f"{high}; the lowest, {low_text} per 10,000, was shared by {_named(low)}."
+
+
+def _none_listed(what: str, share: float, count: int, about: str, table: str) -> str:
+    return (
+        f"No {what} had more than {share:.0%} and {count:,} {about}, so Table {table} lists none."
+    )
+
+
+def annex_a1_lead(n_rows: int, share: float, count: int) -> str:
+    """Table A.1's lead: the providers with many tests without a GP practice, or none."""
+    about = "imaging tests with no GP practice"
+    if n_rows == 0:
+        return _none_listed("provider", share, count, about, "A.1")
+    return (
+        f"Providers with more than {share:.0%} and {count:,} {about} are listed in Table A.1 "
+        f"({n_rows} provider{'s' if n_rows != 1 else ''})."
+    )
+
+
+def annex_a2_lead(n_rows: int, share: float, count: int) -> str:
+    """Table A.2's lead: the providers with many tests missing age, sex or LSOA, or none."""
+    about = "imaging tests with no age, sex or LSOA (to impute deprivation)"
+    if n_rows == 0:
+        return _none_listed("provider", share, count, about, "A.2")
+    return f"Providers with more than {share:.0%} and {count:,} {about} are listed in Table A.2."
+
+
+def annex_a3_lead(n_rows: int, share: float, count: int) -> str:
+    """Table A.3's lead: the ICBs most affected by missing age, sex or LSOA, or none."""
+    if n_rows == 0:
+        return _none_listed("ICB", share, count, "imaging tests with no age, sex or LSOA", "A.3")
+    return "The ICBs most affected by the omission of LSOA, sex or age are listed in Table A.3."
+
+
+def annex_a4_lead(n_rows: int, share: float, count: int) -> str:
+    """Table A.4's lead: how providers' missing records reach ICBs, and which ICBs, or none."""
+    text = (
+        "Some ICBs have reduced rates because of shortfalls in the data submissions of their "
+        "providers. Each provider's estimated missing records were allocated to ICBs in "
+        "proportion to the ICBs of the tests it did submit; "
+    )
+    if n_rows == 0:
+        return text + (
+            f"no ICB had more than {share:.0%} and {count:,} estimated missing imaging tests, "
+            "so Table A.4 lists none."
+        )
+    return text + "the ICBs most affected are listed in Table A.4."
+
+
+#: Said in place of Table A.4 when no provider-missing file was given, so the gap is explained.
+ANNEX_A4_NOT_PRODUCED = (
+    "Table A.4 (ICBs with reduced rates because of shortfalls in their providers' data "
+    "submissions) was not produced: no estimate of providers' missing records was given. To "
+    "produce it, run didcore report with --provider-missing FILE, a CSV of each provider's "
+    "estimated missing records (provider_code, missing_records; see docs/report.md)."
+)
+
+
 def measure_paragraphs(
     measure: str,
     number: int,
@@ -146,9 +275,8 @@ def measure_paragraphs(
     if summary and not is_missing(summary.get("share_within_1sd")):
         text += (
             f" and {100 * as_float(summary['share_within_1sd']):.0f}% of ICBs were within one "
-            "standard deviation of the mean, that is between "
-            f"{fmt_rate(summary.get('lower_1sd'))} and {fmt_rate(summary.get('upper_1sd'))} "
-            "tests per 10,000 population"
+            "standard deviation of the mean, that is "
+            + spread_range(summary.get("lower_1sd"), summary.get("upper_1sd"))
         )
     out.append(text + ".")
     if summary and not is_missing(summary.get("share_within_10pct_of_crude")):
@@ -158,18 +286,8 @@ def measure_paragraphs(
         )
     shown = [r for r in rows if not is_missing(r.get("standardised_rate"))]
     if shown:
-        top = max(shown, key=lambda r: (as_float(r["standardised_rate"]), r["icb_code"]))
-        bottom = min(shown, key=lambda r: (as_float(r["standardised_rate"]), r["icb_code"]))
-        top_label = icb_label(top.get("icb_name", ""), top["icb_code"])
-        out.append(
-            f"The highest standardised rate was in {top_label} "
-            f"({fmt_rate(top['standardised_rate'])} per 10,000, "
-            f"{float(top['standardised_rate']) / n_rate:.1f} times the national rate) and the "
-            f"lowest in {icb_label(bottom.get('icb_name', ''), bottom['icb_code'])} "
-            f"({fmt_rate(bottom['standardised_rate'])})."
-            if n_rate > 0
-            else ""
-        )
+        if n_rate > 0:
+            out.append(extremes_sentence(shown, n_rate, noun))
         n_high = sum(r.get("funnel_998") == "high" for r in shown)
         n_low = sum(r.get("funnel_998") == "low" for r in shown)
         out.append(

@@ -25,9 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from didcore.errors import MissingColumnError, UnreadableInputError
+from didcore.errors import InputError, MissingColumnError, UnreadableInputError
 
-__all__ = ["PreviousReport", "change", "previous_from_cube", "read_previous", "yoy_sentence"]
+__all__ = [
+    "PreviousReport",
+    "change",
+    "check_previous_period",
+    "previous_from_cube",
+    "read_previous",
+    "yoy_sentence",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class PreviousReport:
     observed: dict[str, float] = field(default_factory=dict)
     #: how the previous figures were made, when that needs saying (a sentence, or None)
     basis: str | None = None
+    #: the financial year it published (``provenance.json`` ``years.published``), when known:
+    #: it tells the same year apart when the period labels are worded differently
+    year: str | None = None
 
 
 def _float(text: str | None) -> float | None:
@@ -97,12 +107,58 @@ def read_previous(folder: str | Path) -> PreviousReport:
             if value is not None:
                 icb[(row["icb_code"], row["measure"])] = value
     period = root.resolve().name
+    year = None
     prov = root / "provenance.json"
     if prov.is_file():
         # a damaged provenance file only costs the period label
-        with contextlib.suppress(OSError, ValueError):
-            period = json.loads(prov.read_text(encoding="utf-8")).get("period") or period
-    return PreviousReport(period=str(period), national=national, icb=icb, observed=observed)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            meta = json.loads(prov.read_text(encoding="utf-8"))
+            period = meta.get("period") or period
+            year = (meta.get("years") or {}).get("published")
+    return PreviousReport(
+        period=str(period),
+        national=national,
+        icb=icb,
+        observed=observed,
+        year=str(year) if year else None,
+    )
+
+
+def _same_period(a: str, b: str) -> bool:
+    """Whether two period labels name the same period: as financial years when both read as
+    one (``2023/24`` = ``2023-24``), else as text, ignoring case and spacing.
+    """
+    from didcore.years import year_label
+
+    try:
+        return year_label(a) == year_label(b)
+    except InputError:
+        return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def check_previous_period(
+    previous: PreviousReport, period: str | None, source: Any, *, year: str | None = None
+) -> None:
+    """Refuse a previous report of the period being published.
+
+    Comparing a year with itself gives "0.0% higher ... (0) ... (0)": never what an analyst
+    meant, and usually ``--previous`` naming this year's own output folder, or a report re-run
+    on the same extract. It is refused rather than warned about, since the publication would
+    otherwise print a year-on-year section that says nothing. ``source`` names the folder in
+    the message. The period labels are compared, and the financial years when both are
+    known (``year``, the year published, against :attr:`PreviousReport.year`), so a period
+    worded as text ("April 2023 to March 2024") is still matched; nothing is checked when
+    neither side is known.
+    """
+    same_label = bool(period and previous.period and _same_period(previous.period, period))
+    same_year = bool(year and previous.year and _same_period(previous.year, year))
+    if not (same_label or same_year):
+        return
+    raise InputError(
+        f"--previous {source}: that report is for {previous.period}, the period being "
+        "published; give the output folder of an earlier year's report (or leave --previous "
+        "out when the extract holds the year before)"
+    )
 
 
 def previous_from_cube(
