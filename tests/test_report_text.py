@@ -297,3 +297,48 @@ def test_cli_refuses_a_blank_period(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--period" in err
+
+
+# ------------------------------------------------------------------------------ clusters
+
+
+def _regional(high_in: str, n_high: int) -> list[dict[str, Any]]:
+    """20 ICBs in four regions of 5; ``n_high`` of ``high_in``'s are the top rates, and the
+    rest of that region low enough that its average is near the national rate."""
+    rows = []
+    regions = ["London", "South West", "Midlands", "North West"]
+    for i in range(20):
+        region = regions[i // 5]
+        rate = 10.0 + (i % 5) * 0.1
+        if region == high_in:
+            rate = 14.0 + i * 0.1 if i % 5 < n_high else 2.0
+        rows.append(
+            {
+                "icb_code": f"QB{i:03d}",
+                "icb_name": f"NHS B{i}",
+                "region": region,
+                "standardised_rate": rate,
+            }
+        )
+    return rows
+
+
+def test_a_cluster_the_region_average_misses_is_said() -> None:
+    rows = _regional("Midlands", 3)
+    mean = sum(r["standardised_rate"] for r in rows if r["region"] == "Midlands") / 5
+    assert 0.95 < mean / 10.0 < 1.05  # the regional sentence names no region
+    assert txt.cluster_sentence(rows, []) == (
+        "3 of the 4 ICBs with the highest rates (the highest fifth) were in the Midlands region."
+    )
+    text = " ".join(txt.measure_paragraphs("MRI", 4, rows, {"rate_per_10000": 10.0}, None))
+    assert "little consistent regional variation" in text
+    assert "3 of the 4 ICBs with the highest rates" in text
+
+
+def test_a_region_already_named_or_a_scatter_is_not_a_cluster() -> None:
+    rows = _regional("Midlands", 3)
+    assert txt.cluster_sentence(rows, ["Midlands"]) == ""
+    # two of the top four in one region: no cluster
+    assert "highest" not in txt.cluster_sentence(_regional("Midlands", 2), [])
+    # too few ICBs to speak of fifths
+    assert txt.cluster_sentence(rows[:9], []) == ""

@@ -21,6 +21,7 @@ __all__ = [
     "annex_a2_lead",
     "annex_a3_lead",
     "annex_a4_lead",
+    "cluster_sentence",
     "extremes_sentence",
     "icb_label",
     "join_words",
@@ -114,6 +115,48 @@ def _regions(rows: Sequence[Mapping[str, Any]], national: float) -> tuple[list[s
         elif mean <= 0.95:
             low.append(region)
     return high, low
+
+
+def cluster_sentence(rows: Sequence[Mapping[str, Any]], regions_named: Sequence[str]) -> str:
+    """Where the map's top and bottom bands gather, when a region average does not say it.
+
+    The map shows rates in five bands near the quintiles, so a reader sees a cluster when the
+    fifth of ICBs with the highest (or lowest) rates sit mostly in one region, even when that
+    region's average is near the national rate (a few ICBs well below offsetting them). The
+    cluster is said when at least 3 and at least half of that fifth (``ceil(n / 5)`` ICBs by
+    rate) are in one region, and that region holds at least 1.5 times its share of all ICBs;
+    regions already named by the regional sentence (``regions_named``) are not repeated.
+    """
+    shown = [
+        r
+        for r in rows
+        if not is_missing(r.get("standardised_rate")) and (r.get("region") or "").strip()
+    ]
+    n = len(shown)
+    if n < 10:
+        return ""
+    k = -(-n // 5)
+    ranked = sorted(shown, key=lambda r: (as_float(r["standardised_rate"]), r["icb_code"]))
+    all_counts: dict[str, int] = {}
+    for r in shown:
+        all_counts[r["region"]] = all_counts.get(r["region"], 0) + 1
+    out = []
+    for which, group in (("highest", ranked[-k:]), ("lowest", ranked[:k])):
+        counts: dict[str, int] = {}
+        for r in group:
+            counts[r["region"]] = counts.get(r["region"], 0) + 1
+        region, c = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+        if region in regions_named or c < max(3, -(-k // 2)):
+            continue
+        if c / k < 1.5 * all_counts[region] / n:
+            continue
+        out.append(
+            f"{c} of the {k} ICBs with the {which} rates (the {which} fifth) were in the "
+            f"{region} region"
+        )
+    if not out:
+        return ""
+    return join_words(out) + "."
 
 
 def spread_range(lower: Any, upper: Any) -> str:
@@ -271,6 +314,9 @@ def measure_paragraphs(
             f"{measure} rates showed little consistent regional variation (Map {number} and "
             f"Graph {number})."
         )
+    cluster = cluster_sentence(rows, high + low)
+    if cluster:
+        out.append(cluster)
     text = f"The national rate was {fmt_rate(rate)} {noun} per 10,000 registered population"
     if summary and not is_missing(summary.get("share_within_1sd")):
         text += (
