@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from didcore.classify import MAX_PROVIDERS, BatchClassifier, ClassifiedBatch
@@ -187,33 +187,14 @@ def aggregate(
         n_threads=n_threads,
         column_names=_role_names(cols),
     )
-    # A pipeline of three threads: one reads batches (pyarrow decodes with the GIL released),
-    # one classifies their dictionaries (Arrow kernels), and this one counts (Rust, GIL
-    # released). Reading and classifying on one thread made each read wait for a
-    # classification (Parquet 10% slower end to end); classifying on this thread made each
-    # count wait for one (in-memory tables 35% slower).
     tally = _YearTally(cols.test_date)
 
-    def classify(batch: pa.RecordBatch) -> tuple[int, ClassifiedBatch]:
+    def parts(batch: pa.RecordBatch) -> Iterator[tuple[int, int, ClassifiedBatch]]:
         args = classifier.classify(batch)  # its errors first, as without the tally
         tally.add(batch, classifier.dates.get(tally.column))
-        return batch.num_rows, args
+        yield 0, batch.num_rows, args
 
-    reads = prefetch(batch for batch in extract.batches if batch.num_rows > 0)
-    classified = prefetch(classify(batch) for batch in reads)
-    try:
-        for n_rows, args in classified:
-            agg.add_batch(args)
-            if bar is not None:
-                bar.update(n_rows)
-    finally:
-        # Stop and join both reader threads now, outermost first (the inner one is iterated
-        # by the outer one's thread): an error's traceback keeps this frame, and so these
-        # generators, alive until exit, where a thread still inside pyarrow aborts.
-        _close(classified, reads, extract.batches)
-        classifier.close()
-        if bar is not None:
-            bar.close()
+    count_batches(extract, classifier, parts, lambda _key: agg, bar)
     from didcore.cube import _cube_from_result
 
     result = agg.finish()
@@ -292,6 +273,40 @@ def _with_profile(result: Any, classifier: BatchClassifier) -> Any:
     if not isinstance(result, Cube):
         result.value_profile = profile
     return result
+
+
+def count_batches(
+    extract: Any,
+    classifier: BatchClassifier,
+    parts: Callable[[Any], Iterable[tuple[Any, int, ClassifiedBatch]]],
+    aggregator_for: Callable[[Any], Any],
+    bar: Any,
+) -> None:
+    """Count an opened extract: ``parts(batch)`` classifies a batch into ``(key, rows,
+    ClassifiedBatch)`` items, and each item is added to ``aggregator_for(key)`` (one cube, or
+    a cube a financial year).
+
+    A pipeline of three threads: one reads batches (pyarrow decodes with the GIL released),
+    one classifies their dictionaries (Arrow kernels), and this one counts (Rust, GIL
+    released). Reading and classifying on one thread made each read wait for a classification
+    (Parquet 10% slower end to end); classifying on this thread made each count wait for one
+    (in-memory tables 35% slower).
+    """
+    reads = prefetch(batch for batch in extract.batches if batch.num_rows > 0)
+    classified = prefetch(item for batch in reads for item in parts(batch))
+    try:
+        for key, n_rows, args in classified:
+            aggregator_for(key).add_batch(args)
+            if bar is not None:
+                bar.update(n_rows)
+    finally:
+        # Stop and join both reader threads now, outermost first (the inner one is iterated
+        # by the outer one's thread): an error's traceback keeps this frame, and so these
+        # generators, alive until exit, where a thread still inside pyarrow aborts.
+        _close(classified, reads, extract.batches)
+        classifier.close()
+        if bar is not None:
+            bar.close()
 
 
 def _close(*iterators: Any) -> None:

@@ -29,6 +29,7 @@ from didcore.errors import InputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from didcore.classify import ClassifiedBatch
     from didcore.cube import Cube
 
 __all__ = [
@@ -467,10 +468,9 @@ def aggregate_years(
     """
     import warnings
 
-    from didcore.counting import _close
+    from didcore.counting import _close, count_batches
     from didcore.cube import Cube, _cube_from_result
     from didcore.errors import MissingColumnError, UnreadableValuesWarning
-    from didcore.io import prefetch
     from didcore.values import _rows_holding
 
     declared = year_label(year) if year is not None else None
@@ -488,7 +488,7 @@ def aggregate_years(
     declared_start = year_start(declared) if declared is not None else UNDATED
     unreadable = [0, None]
 
-    def parts(batch: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    def parts(batch: Any) -> Iterator[tuple[int, int, ClassifiedBatch]]:
         if name in batch.schema.names:
             starts, n_bad, example = year_starts_of(batch, name)
             if n_bad:
@@ -502,21 +502,14 @@ def aggregate_years(
             yield key, part.num_rows, classifier.classify(part)
 
     aggregators: dict[int, Any] = {}
-    reads = prefetch(batch for batch in extract.batches if batch.num_rows > 0)
-    classified = prefetch(item for batch in reads for item in parts(batch))
-    try:
-        for key, n_rows, args in classified:
-            agg = aggregators.get(key)
-            if agg is None:
-                agg = aggregators[key] = new_aggregator()
-            agg.add_batch(args)
-            if bar is not None:
-                bar.update(n_rows)
-    finally:
-        _close(classified, reads, extract.batches)
-        classifier.close()
-        if bar is not None:
-            bar.close()
+
+    def aggregator_for(key: int) -> Any:  # a year's aggregator, made when the year turns up
+        agg = aggregators.get(key)
+        if agg is None:
+            agg = aggregators[key] = new_aggregator()
+        return agg
+
+    count_batches(extract, classifier, parts, aggregator_for, bar)
     cubes = {
         key: _cube_from_result(agg.finish(), lookups, classifier.provider_codes)
         for key, agg in aggregators.items()
