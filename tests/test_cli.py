@@ -12,23 +12,7 @@ import pytest
 
 import didcore
 from didcore.cli import main
-from test_cube import ICBS, LSOA_ICB, LSOA_IMD, OTHER, PRACTICES, _big_table
-
-
-@pytest.fixture
-def lookups_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "lookups"
-    d.mkdir()
-    rows = "\n".join(f"{k},{v}" for k, v in PRACTICES.items())
-    (d / "practice_icb.csv").write_text(f"gp_practice_code,icb_code\n{rows}\n")
-    (d / "other_practices.csv").write_text("gp_practice_code\n" + "\n".join(OTHER) + "\n")
-    rows = "\n".join(f"{k},{v}" for k, v in LSOA_ICB.items())
-    (d / "lsoa_icb.csv").write_text(f"lsoa11,icb_code\n{rows}\n")
-    rows = "\n".join(f"{k},{v}" for k, v in LSOA_IMD.items())
-    (d / "lsoa_imd.csv").write_text(f"lsoa11,imd_decile\n{rows}\n")
-    (d / "icb.csv").write_text("icb_code,icb_name,region\n" + "\n".join(f"{c},{c},R" for c in ICBS))
-    return d
-
+from test_cube import _big_table
 
 # _big_table is dirty on purpose: about 29% of rows match no ICB, some have no measure, half
 # the sex values are 9 or blank; these guards would refuse it

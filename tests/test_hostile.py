@@ -29,7 +29,7 @@ import pytest
 import didcore
 from didcore import errors
 from didcore.io import Columns
-from test_cube import ICBS, LOOKUPS, LSOA_ICB, LSOA_IMD, OTHER, PRACTICES
+from test_cube import ICBS, LOOKUPS
 
 TESTS = Path(__file__).parent
 
@@ -54,21 +54,6 @@ def _conserved(cube: Any) -> None:
     ex = cube.exclusions
     parts = ex["no_icb"] + ex["no_imd"] + ex["no_sex"] + ex["no_age"] + ex["included"]
     assert ex["rows_read"] == parts
-
-
-@pytest.fixture
-def lookups_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "lookups"
-    d.mkdir()
-    rows = "\n".join(f"{k},{v}" for k, v in PRACTICES.items())
-    (d / "practice_icb.csv").write_text(f"gp_practice_code,icb_code\n{rows}\n")
-    (d / "other_practices.csv").write_text("gp_practice_code\n" + "\n".join(OTHER) + "\n")
-    rows = "\n".join(f"{k},{v}" for k, v in LSOA_ICB.items())
-    (d / "lsoa_icb.csv").write_text(f"lsoa11,icb_code\n{rows}\n")
-    rows = "\n".join(f"{k},{v}" for k, v in LSOA_IMD.items())
-    (d / "lsoa_imd.csv").write_text(f"lsoa11,imd_decile\n{rows}\n")
-    (d / "icb.csv").write_text("icb_code,icb_name,region\n" + "\n".join(f"{c},{c},R" for c in ICBS))
-    return d
 
 
 def _python(code: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import didcore
-import test_cli
 from didcore.cube import EXCLUSION_REASONS
 from didcore.errors import InputError, MissingColumnError
 from didcore.reference.cube import aggregate_reference, aggregate_reference_by_year
@@ -310,12 +309,6 @@ def test_population_year_errors(values: Any, declared: Any, message: str) -> Non
 # _big_table is dirty on purpose: half its sex values are 9 or blank (sex-coding), and its
 # exclusions and records in no measure are above the guards' 5%
 ALLOW = ["--allow", "exclusions", "--allow", "no-measure", "--allow", "sex-coding"]
-
-
-@pytest.fixture
-def lookups_dir(tmp_path: Any) -> Any:
-    """test_cli's lookups folder (test_cube's lookups as files)."""
-    return test_cli.lookups_dir.__wrapped__(tmp_path)  # type: ignore[attr-defined]
 
 
 def _two_year_extract(path: Any, n: int = 6_000) -> Any:
