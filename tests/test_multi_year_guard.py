@@ -104,7 +104,11 @@ def test_declared_year_cube_has_its_year() -> None:
 
 
 def test_cube_from_counts_and_plain_objects_pass(two_year_cube: didcore.Cube) -> None:
-    cube = didcore.Cube.from_counts(two_year_cube.to_arrow())
+    cube = didcore.Cube.from_counts(
+        two_year_cube.to_arrow(),
+        measures=two_year_cube.measures,
+        measure_kinds=two_year_cube.measure_kinds,
+    )
     assert cube.year_rows is None
     standardise(cube, _population(cube))
 

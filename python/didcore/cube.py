@@ -20,6 +20,7 @@ Conservation holds for every run and every provider:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -294,6 +295,41 @@ class Cube:
             }
         )
 
+    # ------------------------------------------------------------------ files
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the cube to ``path`` as a lossless cube file (:mod:`didcore.cubefile`: Arrow
+        IPC with the axes, measures and kinds, counts, quality counters, rows per year and a
+        format version), written beside ``path`` and renamed into place.
+        :meth:`Cube.read` gives back an equal cube with the same exclusions, ICB sources,
+        quality tables, ``year_rows`` and value profile; cubes written by independent jobs
+        read back and add (``a + b``) exactly. An ``OSError`` is an
+        :class:`~didcore.errors.OutputError`.
+        """
+        from didcore.cubefile import CUBE_PART, write_cubes
+
+        write_cubes(path, {CUBE_PART: self}, profile=self.value_profile)
+
+    @classmethod
+    def read(cls, source: str | os.PathLike[str] | bytes) -> Cube:
+        """The cube of a file written by :meth:`write` (a path, or the file's bytes).
+
+        Raises :class:`~didcore.errors.CubeFileError` (an ``InputError``) for a file that is
+        not a cube file, one from a newer didcore's format version, or a damaged one; a
+        file of several years' cubes (:meth:`didcore.YearCubes.write`) is read with
+        :meth:`didcore.YearCubes.read`.
+        """
+        from didcore.cubefile import read_cube
+
+        return read_cube(source)
+
+    def to_bytes(self) -> bytes:
+        """The bytes :meth:`write` would write (for a binary column, a message, a blob store);
+        :meth:`read` takes them back.
+        """
+        from didcore.cubefile import cube_to_bytes
+
+        return cube_to_bytes(self)
+
     # ------------------------------------------------------------------ combining
     def __add__(self, other: object) -> Cube:
         if not isinstance(other, Cube):
@@ -351,13 +387,53 @@ class Cube:
         icb_codes: Sequence[str] | None = None,
         measures: Sequence[str] | None = None,
         measure_kinds: Sequence[str] | None = None,
+        lookups: Lookups | str | None = None,
     ) -> Cube:
         """Build a cube from an aggregated long table (the :meth:`to_arrow` layout; ``sex``
-        may be 1/2 or ``male``/``female``). Repeated cells are summed. Measures default to the
-        ones in the table (kind ``modality`` unless given); ICBs to the sorted codes present.
+        may be 1/2 or ``male``/``female``). Repeated cells are summed.
+
+        The measures' order and kinds (``modality`` or ``edoc``) cannot be read from the table
+        (a measure with no count has no row, and the rows' order is not the measures'), so
+        they come from ``measures`` with ``measure_kinds`` (one kind each, in that order), or
+        from ``lookups`` (a :class:`~didcore.lookup.Lookups` or its folder: the ICBs,
+        measures and kinds of every cube counted with them). Without either, this is an
+        :class:`~didcore.errors.InputError`: guessing would reorder the measures and could
+        label an early-diagnosis (EDOC) measure a modality. ICBs come from ``icb_codes``,
+        else the lookups, else the sorted codes present. ``year_rows`` is None (unknown).
+        For a lossless copy of a cube, counters and all, use :meth:`write` and :meth:`read`.
         """
         import pyarrow as pa
 
+        lk = None
+        if lookups is not None:
+            from didcore.lookup import as_lookups
+
+            lk = as_lookups(lookups)
+        if measures is None and lk is not None:
+            measures = lk.measures
+            if measure_kinds is None:
+                measure_kinds = lk.measure_kinds
+        if measures is None or measure_kinds is None:
+            raise InputError(
+                "Cube.from_counts needs the measures in order with their kinds: pass "
+                "measures=[...] and measure_kinds=[...] ('modality' or 'edoc', one per "
+                "measure), or lookups= (the lookups the counts were made with); a table alone "
+                "does not say which measures are early-diagnosis (edoc) ones"
+            )
+        meas = tuple(measures)
+        kinds = tuple(measure_kinds)
+        if len(kinds) != len(meas):
+            raise InputError(
+                f"Cube.from_counts: {len(kinds)} measure_kinds for {len(meas)} measures; give "
+                "one kind per measure, in the same order"
+            )
+        bad = sorted({k for k in kinds if k not in ("modality", "edoc")})
+        if bad:
+            raise InputError(
+                f"Cube.from_counts: measure kind {bad[0]!r} is neither 'modality' nor 'edoc'"
+            )
+        if len(set(meas)) != len(meas):
+            raise InputError("Cube.from_counts: a measure is named twice in measures")
         t = table if isinstance(table, pa.Table) else pa.table(table)
         need = ("icb_code", "sex", "age_band", "imd_quintile", "measure", "count")
         missing = [c for c in need if c not in t.column_names]
@@ -369,9 +445,9 @@ class Cube:
                 f"{', '.join(t.column_names)})"
             )
         cols = {c: t.column(c).to_pylist() for c in need}
+        if icb_codes is None and lk is not None:
+            icb_codes = lk.icb_codes
         icbs = tuple(icb_codes) if icb_codes is not None else tuple(sorted(set(cols["icb_code"])))
-        meas = tuple(measures) if measures is not None else tuple(dict.fromkeys(cols["measure"]))
-        kinds = tuple(measure_kinds) if measure_kinds is not None else ("modality",) * len(meas)
         counts = np.zeros((len(icbs), *STRATA_SHAPE, len(meas)), np.int64)
         icb_i = {c: i for i, c in enumerate(icbs)}
         m_i = {c: i for i, c in enumerate(meas)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "ColumnTypeError",
     "CorruptInputError",
+    "CubeFileError",
     "DidcoreError",
     "GuardError",
     "InputError",
@@ -63,6 +64,14 @@ class ColumnTypeError(InputError, TypeError):
 
 class UnreadableInputError(InputError, OSError):
     """A file is missing, unreadable, corrupt or in an unknown format."""
+
+
+class CubeFileError(UnreadableInputError):
+    """A file given as a cube file (:meth:`didcore.Cube.read`) is not one: not an Arrow IPC
+    file, an Arrow file without didcore's cube metadata, a file written by a newer didcore in
+    a newer cube file format version (upgrade didcore to read it), or a damaged one whose parts
+    disagree. Write cube files with :meth:`didcore.Cube.write`.
+    """
 
 
 class CorruptInputError(InputError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from didcore.classify import ClassifiedBatch
     from didcore.cube import Cube
+    from didcore.profile import ValueProfile
 
 __all__ = [
     "MINOR_YEAR_SHARE",
@@ -159,6 +161,8 @@ class YearCubes(Mapping[str, "Cube"]):
         self.undated = undated
         self.declared = declared
         self._total: Cube | None = None
+        #: the raw values of sex, modality and exam code over every year (for the guards)
+        self.value_profile: ValueProfile | None = undated.value_profile
 
     # ------------------------------------------------------------------ mapping
     def __getitem__(self, key: Any) -> Cube:
@@ -223,6 +227,52 @@ class YearCubes(Mapping[str, "Cube"]):
             ],
             names=table.column_names,
         )
+
+    # ------------------------------------------------------------------ files, adding
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write every year's cube and the undated rows' as one lossless cube file
+        (:mod:`didcore.cubefile`: a row per year and one for the undated rows), for
+        :meth:`read`. A single year's cube is written by :meth:`didcore.Cube.write`.
+        """
+        from didcore.cubefile import write_year_cubes
+
+        write_year_cubes(path, self)
+
+    @classmethod
+    def read(cls, source: str | os.PathLike[str] | bytes) -> YearCubes:
+        """The :class:`YearCubes` of a file written by :meth:`write` (a path or its bytes);
+        :class:`~didcore.errors.CubeFileError` for anything else (see
+        :meth:`didcore.Cube.read`).
+        """
+        from didcore.cubefile import read_year_cubes
+
+        return read_year_cubes(source)
+
+    def __add__(self, other: object) -> YearCubes:
+        """Two counts of different records (Spark partitions, regions) added year by year:
+        a year in one only is kept as it is; the undated rows are added too. Raises
+        :class:`~didcore.errors.InputError` when the cubes' ICBs or measures differ.
+        """
+        import dataclasses
+
+        from didcore.cube import _add_profiles
+
+        if not isinstance(other, YearCubes):
+            return NotImplemented
+        cubes = dict(self._cubes)
+        for label, cube in other.items():
+            cubes[label] = cubes[label] + cube if label in cubes else cube
+        # one profile object shared by every cube, as aggregate() gives (adding cubes
+        # that share one counts it once: see Cube.__add__)
+        profile = _add_profiles(self.value_profile, other.value_profile)
+        shared = {
+            k: dataclasses.replace(c, value_profile=profile)
+            for k, c in [*cubes.items(), ("", self.undated + other.undated)]
+        }
+        undated = shared.pop("")
+        out = YearCubes(shared, undated, declared=self.declared and other.declared)
+        out.value_profile = profile
+        return out
 
     # ------------------------------------------------------------------ totals
     @property
