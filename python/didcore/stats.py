@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -41,9 +41,14 @@ __all__ = [
     "funnel_flags",
     "funnel_limits",
     "funnel_z_scores",
+    "funnelplotr_overdispersion",
     "isr_with_reference",
     "overdispersion",
+    "phe_funnel_limits",
+    "phe_funnel_points",
+    "phe_funnel_significance",
     "poisson_funnel_limits",
+    "proportion_funnel_limits",
     "published_chi2_test",
     "rate",
     "ratio_confidence_interval",
@@ -60,6 +65,7 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 FunnelScale = Literal["sqrt", "log"]
 OverdispersionMethod = Literal["winsorise", "truncate"]
+FunnelMethod = Literal["didcore", "funnelplotr"]
 
 #: Rates are expressed per this many people unless a function is told otherwise.
 RATE_MULTIPLIER: float = 10_000.0
@@ -128,6 +134,8 @@ class Overdispersion:
         scale: ``"sqrt"`` or ``"log"``, the variance-stabilising scale of the z-scores.
         method: ``"winsorise"`` (Spiegelhalter) or ``"truncate"`` (the SHMI method).
         trim: the fraction winsorised or truncated at each tail.
+        limits: ``"didcore"`` (:func:`overdispersion`) or ``"funnelplotr"``
+            (:func:`funnelplotr_overdispersion`, FunnelPlotR 0.6.0's estimate and rules).
     """
 
     phi: float
@@ -136,11 +144,23 @@ class Overdispersion:
     scale: FunnelScale
     method: OverdispersionMethod
     trim: float
+    limits: FunnelMethod = "didcore"
 
     @property
     def adjusted(self) -> bool:
-        """Whether the funnel limits are widened for overdispersion (``tau2 > 0``)."""
+        """Whether the funnel limits are widened for overdispersion.
+
+        didcore: ``tau2 > 0`` (the one rule ``n phi > n - 1``). FunnelPlotR: ``phi > 1`` (its
+        fall-back draws unadjusted limits when ``phi <= 1``, even where its ``tau2 > 0``).
+        """
+        if self.limits == "funnelplotr":
+            return bool(self.phi > 1.0)
         return self.tau2 > 0.0
+
+    @property
+    def limit_tau2(self) -> float:
+        """The ``tau2`` the funnel limits use: ``tau2`` when :attr:`adjusted`, else 0."""
+        return self.tau2 if self.adjusted else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -804,21 +824,43 @@ def overdispersion(
 
 
 def funnel_limits(
-    expected: ArrayLike, conf: float, *, tau2: float = 0.0, scale: FunnelScale = "sqrt"
+    expected: ArrayLike,
+    conf: float,
+    *,
+    tau2: float = 0.0,
+    scale: FunnelScale = "sqrt",
+    method: FunnelMethod = "didcore",
 ) -> tuple[FloatArray, FloatArray]:
     """Funnel control limits for ``O / E`` at expected counts ``E``, target 1.
 
-    With ``tau2 == 0``: the exact Poisson limits of :func:`poisson_funnel_limits`. With
-    ``tau2 > 0`` (from :func:`overdispersion`), the limits ``0 +/- z sqrt(v + tau2)`` on the
-    transformed scale, back-transformed to the ratio scale:
+    ``method="didcore"`` (default). With ``tau2 == 0``: the exact Poisson limits of
+    :func:`poisson_funnel_limits`. With ``tau2 > 0`` (from :func:`overdispersion`), the limits
+    ``0 +/- z sqrt(v + tau2)`` on the transformed scale, back-transformed to the ratio scale:
 
     * ``"sqrt"``: ``v = 1 / (4 E)``, limits ``(1 +/- z sqrt(v + tau2))^2``; the lower one is
       0 when ``1 - z sqrt(v + tau2) < 0`` (clipped before squaring);
     * ``"log"``: ``v = 1 / E``, limits ``exp(+/- z sqrt(v + tau2))``.
 
-    ``z = z_value(conf)``; ``nan`` where ``E <= 0``. Units: ratio; multiply by the national
-    rate to plot rates.
+    ``z = z_value(conf)`` (exact).
+
+    ``method="funnelplotr"`` reproduces FunnelPlotR 0.6.0 (``calculate_limits``) for users
+    who must match an existing FunnelPlotR chart, quirks included (docs/statistics.md 5.3):
+    with ``tau2 == 0`` its chi-square limits ``chi2_{a/2}(2E) / (2E)``,
+    ``chi2_{1-a/2}(2E + 2) / (2E)``; with ``tau2 > 0`` (pass
+    :attr:`Overdispersion.limit_tau2` of :func:`funnelplotr_overdispersion`, which is 0 when
+    its ``phi <= 1``) ``z`` rounded to 6 decimals as FunnelPlotR hard-codes it (1.959964,
+    3.090232) and
+
+    * ``"sqrt"`` (its "CQC" method): ``1 +/- z sqrt(1/(4E) + tau2)``, limits on the
+      ``sqrt(O/E)`` scale compared with ``O/E`` unsquared, and the lower one not clipped;
+    * ``"log"`` (its "SHMI" method): ``exp(+/- z sqrt(1/E + tau2))`` (as didcore).
+
+    ``nan`` where ``E <= 0``. Units: ratio; multiply by the national rate to plot rates.
     """
+    if method not in ("didcore", "funnelplotr"):
+        raise InputError(f"method: 'didcore' or 'funnelplotr', not {method!r}")
+    if method == "funnelplotr":
+        return _funnelplotr_limits(expected, conf, tau2, scale)
     if tau2 < 0 or not math.isfinite(tau2):
         raise ValueError(f"tau2 must be a finite non-negative number, not {tau2!r}")
     if tau2 == 0.0:
@@ -851,6 +893,488 @@ def funnel_flags(ratio: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> NDArra
     out[y < lo] = "low"
     out[y > hi] = "high"
     out[np.isnan(y) | np.isnan(lo) | np.isnan(hi)] = None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# FunnelPlotR-compatible overdispersion and limits (docs/statistics.md 5.3)
+
+#: FunnelPlotR's two-sided z for the two levels it supports, rounded as it hard-codes them.
+_FUNNELPLOTR_DECIMALS = 6
+
+
+def _funnelplotr_limits(
+    expected: ArrayLike, conf: float, tau2: float, scale: FunnelScale
+) -> tuple[FloatArray, FloatArray]:
+    """FunnelPlotR 0.6.0 ``calculate_limits`` for standardised ratios (target 1)."""
+    from scipy.special import chdtri
+
+    alpha = _check_conf(conf)
+    if isinstance(tau2, bool) or not tau2 >= 0:  # nan and negatives; inf is FunnelPlotR's own
+        raise InputError(f"tau2: a number >= 0, not {tau2!r}")
+    if scale not in ("sqrt", "log"):
+        raise InputError(f"scale: 'sqrt' (FunnelPlotR's CQC) or 'log' (SHMI), not {scale!r}")
+    e = _float(expected)
+    ok = e > 0
+    safe_e = np.where(ok, e, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if tau2 == 0.0:
+            # qchisq(1 - a/2, 2E, lower.tail = FALSE) / 2 / E and qchisq(a/2, 2E + 2, ...)
+            lower = chdtri(2.0 * safe_e, 1.0 - alpha / 2.0) / 2.0 / safe_e
+            upper = chdtri(2.0 * (safe_e + 1.0), alpha / 2.0) / 2.0 / safe_e
+        else:
+            z = round(z_value(conf), _FUNNELPLOTR_DECIMALS)
+            if scale == "sqrt":
+                s = 1.0 / (2.0 * np.sqrt(safe_e))
+                half = z * np.sqrt(s**2 + tau2)
+                lower, upper = 1.0 - half, 1.0 + half
+            else:
+                half = z * np.sqrt(1.0 / safe_e + tau2)
+                lower, upper = np.exp(-half), np.exp(half)
+    return (
+        np.asarray(np.where(ok, lower, np.nan), dtype=np.float64),
+        np.asarray(np.where(ok, upper, np.nan), dtype=np.float64),
+    )
+
+
+def funnelplotr_overdispersion(
+    observed: ArrayLike,
+    expected: ArrayLike,
+    *,
+    sr_method: Literal["CQC", "SHMI"] = "SHMI",
+    trim: float = 0.1,
+    shmi_rounding: bool = True,
+) -> Overdispersion:
+    """Overdispersion of O/E ratios exactly as FunnelPlotR 0.6.0 estimates it (``data_type="SR"``).
+
+    For users who must reproduce an existing FunnelPlotR chart; :func:`overdispersion` is
+    didcore's own (recommended) estimate. Units with ``E <= 0`` are left out. Then:
+
+    * ``"SHMI"`` (FunnelPlotR's default): with ``shmi_rounding`` ``E`` is first rounded to 2
+      decimals; ``z = sqrt(E) log(O / E)`` (``-inf`` for ``O = 0``, kept, as in R); units are
+      put in ``k = 1 / trim`` groups by ``floor(rank k / (n + 1))`` (average ranks) and the
+      lowest and highest groups dropped (truncation); weights ``w = E``.
+    * ``"CQC"``: ``z = 2 sqrt(E) (sqrt(O / E) - 1)``, winsorised at the ``trim`` and
+      ``1 - trim`` quantiles (R's type 7); weights ``w = 4 E``.
+    * ``phi = sum z^2 / n`` over the ``n`` units kept;
+      ``tau2 = 0`` if ``n phi < n - 1``, else
+      ``max(0, (n phi - (n - 1)) / (sum w - sum w^2 / sum w))``.
+
+    FunnelPlotR then draws the adjusted limits only when ``phi > 1``; with ``phi <= 1`` it falls
+    back to unadjusted limits while still reporting its ``tau2`` (which can be > 0 for ``phi``
+    in ``(1 - 1/n, 1]``). The result's ``limits`` is ``"funnelplotr"``, its
+    :attr:`~Overdispersion.adjusted` is ``phi > 1`` and :attr:`~Overdispersion.limit_tau2` the
+    ``tau2`` to give :func:`funnel_limits` with ``method="funnelplotr"``. A zero count on the
+    SHMI scale that survives truncation makes ``phi`` and ``tau2`` infinite, as in R (limits 0
+    and infinity): use ``"CQC"`` for measures with zero counts.
+    """
+    if sr_method not in ("CQC", "SHMI"):
+        raise InputError(f"sr_method: 'CQC' or 'SHMI' (FunnelPlotR's names), not {sr_method!r}")
+    if isinstance(trim, bool) or not isinstance(trim, (int, float)) or not 0.0 < trim < 0.5:
+        raise InputError(f"trim: a fraction in (0, 0.5), e.g. 0.1; got {trim!r}")
+    o = _numeric(observed, "observed").ravel()
+    e = _numeric(expected, "expected").ravel()
+    if o.shape != e.shape:
+        raise InputError(f"observed and expected: {o.size} and {e.size} values; give one each")
+    _check_nonnegative(o, "observed")
+    if np.any(~np.isfinite(e)):
+        raise InputError("expected: every value must be finite")
+    if sr_method == "SHMI" and shmi_rounding:
+        e = np.round(e, 2)
+    use = e > 0
+    o, e = o[use], e[use]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if sr_method == "SHMI":
+            z = np.sqrt(e) * np.log(o / e)
+        else:
+            z = (np.sqrt(o / e) - 1.0) / (1.0 / (2.0 * np.sqrt(e)))
+    if sr_method == "SHMI":
+        k = 1.0 / trim  # as R: not necessarily a whole number
+        groups = np.floor(_average_ranks(z) * k / (len(z) + 1))
+        keep = (groups > 0) & (groups < k - 1)
+        z, e = z[keep], e[keep]
+        scale: FunnelScale = "log"
+        method: OverdispersionMethod = "truncate"
+        w = e
+    else:
+        if len(z):
+            lo, hi = np.quantile(z, [trim, 1.0 - trim])
+            z = np.clip(z, lo, hi)
+        scale, method, w = "sqrt", "winsorise", 4.0 * e
+    n = len(z)
+    with np.errstate(invalid="ignore", over="ignore"):
+        phi = float(np.sum(z**2) / n) if n else math.nan
+        tau2 = 0.0
+        if n and not n * phi < n - 1:
+            tau2 = max(0.0, float((n * phi - (n - 1)) / (w.sum() - (w**2).sum() / w.sum())))
+    if math.isnan(tau2):
+        tau2 = 0.0
+    return Overdispersion(
+        phi=phi, tau2=tau2, n=n, scale=scale, method=method, trim=float(trim), limits="funnelplotr"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# PHEindicatormethods funnels: calculate_funnel_limits, calculate_funnel_points,
+# assign_funnel_significance (docs/statistics.md 5.4)
+
+#: The two levels PHE's funnels use, as (label, one-sided tail probability).
+_PHE_LEVELS: tuple[tuple[str, float], ...] = (("2s", 0.025), ("3s", 0.001))
+
+PHEStatistic = Literal["proportion", "rate", "ratio"]
+
+
+def proportion_funnel_limits(
+    denominator: ArrayLike,
+    target: float,
+    conf: float = 0.95,
+    *,
+    multiplier: float = 1.0,
+) -> tuple[FloatArray, FloatArray]:
+    """Funnel control limits for a proportion ``x / n`` around ``target``, by denominator ``n``.
+
+    PHEindicatormethods' ``calculate_funnel_limits(statistic = "proportion")`` (its
+    ``sigma_adjustment``, method "Wilson"): the limits are the observed proportions at which
+    the Wilson score interval of ``x / n`` just reaches the target ``p0``, which simplifies to
+
+        ``p0 +/- z sqrt(p0 (1 - p0) / n)``,  ``z = Phi^-1(1 - (1 - conf) / 2)``
+
+    (PHE's quadratic-root expression equals this to about 1e-13 relative; this closed form does
+    not lose digits to cancellation at very large ``n``). Limits are clipped to
+    ``[0, 1] x multiplier``; PHE clips the upper one at 100 whatever the multiplier, so with
+    ``multiplier = 1`` R gives upper limits above 1 at small ``n`` where didcore gives 1.
+
+    Args:
+        denominator: ``n`` (people, finite, > 0).
+        target: ``p0``, the average proportion (a fraction in [0, 1]; PHE uses
+            ``sum x / sum n`` over the areas).
+        conf: two-sided confidence level, e.g. 0.95 or 0.998.
+        multiplier: 1 for fractions, 100 for per cent (PHE's usual).
+
+    Returns ``(lower, upper)`` in units of ``multiplier`` (a fraction times ``multiplier``).
+    """
+    n = _numeric(denominator, "denominator")
+    _check_nonnegative(n, "denominator", positive=True)
+    p0 = float(_numeric(target, "target"))
+    if not 0.0 <= p0 <= 1.0:
+        raise InputError(f"target: a proportion in [0, 1], got {p0!r}")
+    mult = _check_multiplier(multiplier)
+    z = z_value(conf)
+    half = z * np.sqrt(p0 * (1.0 - p0) / n)
+    lower = np.clip(p0 - half, 0.0, 1.0) * mult
+    upper = np.clip(p0 + half, 0.0, 1.0) * mult
+    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+def _phe_poisson_funnel(events: FloatArray, p: float, side: Literal["low", "high"]) -> FloatArray:
+    """PHE's ``poisson_funnel``: the Poisson mean ``m`` at which ``events`` is at tail ``p``.
+
+    ``"high"``: ``P(X <= events; m) = p``, i.e. the exact (Garwood) upper limit of ``events``
+    at ``1 - p``; ``"low"``: ``P(X >= events; m) = p``, the exact lower limit. Solved by the
+    same bisection as PHE (23 halvings of ``v`` in (0, 1), ``m = (1 + events) v / (1 - v)``),
+    so the values agree with R's to rounding rather than to the bisection's 1e-7 tolerance.
+    """
+    from scipy.special import pdtr, pdtrc
+
+    v = np.full(events.shape, 0.5)
+    dv = 0.5
+    while dv > 1e-7:
+        dv /= 2.0
+        m = (1.0 + events) * v / (1.0 - v)
+        if side == "low":
+            tail = np.where(events > 0, pdtrc(np.maximum(events - 1.0, 0.0), m), 1.0)
+            v = np.where(tail > p, v - dv, v + dv)
+        else:
+            v = np.where(pdtr(events, m) < p, v - dv, v + dv)
+    return np.asarray((1.0 + events) * v / (1.0 - v), dtype=np.float64)
+
+
+def _r_nchar_whole(x: float) -> int:
+    """``nchar(x)`` in R for a whole number ``x >= 0``: R prints ``1e+05`` rather than ``100000``
+    (scientific notation when it is narrower), and PHE's axis rounding counts those characters.
+    """
+    digits = str(int(x))
+    sig = len(digits.rstrip("0")) or 1
+    exponent = len(digits) - 1
+    sci = sig + (1 if sig > 1 else 0) + 2 + (2 if exponent < 100 else 3)
+    return len(digits) if len(digits) <= sci else sci
+
+
+def _signif_floor(x: float) -> float:
+    """PHE's ``signif.floor``: round 95% of ``x`` down to its leading digit (axis minimum)."""
+    if x == 0:
+        return 0.0
+    n = _r_nchar_whole(math.floor(x * 0.95)) - 1
+    return float(math.floor(x * 0.95 / 10.0**n) * 10.0**n)
+
+
+def _signif_ceiling(x: float) -> float:
+    """PHE's ``signif.ceiling``: round 105% of ``x`` up to two leading digits (axis maximum)."""
+    if x == 0:
+        return 0.0
+    n = _r_nchar_whole(math.ceil(x * 1.05)) - 2
+    return float(math.ceil(x * 1.05 / 10.0**n) * 10.0**n)
+
+
+def _phe_rate_denominator(
+    numerator: FloatArray,
+    rate: FloatArray,
+    denominator: FloatArray | None,
+    rate_type: str,
+    multiplier: float,
+) -> FloatArray:
+    """PHE's derived denominator of a rate: ``multiplier x O / rate``.
+
+    For ``O = 0``: nan (DSR) or the given denominator (crude).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        derived = multiplier * numerator / rate
+    zero = numerator == 0
+    if rate_type == "dsr":
+        return np.where(zero, np.nan, derived)
+    if denominator is None:
+        return derived
+    return np.where(zero, denominator, derived)
+
+
+def _check_phe_rate_args(
+    numerator: FloatArray,
+    denominator: ArrayLike | None,
+    rate: ArrayLike | None,
+    rate_type: str | None,
+    multiplier: float | None,
+) -> tuple[FloatArray, FloatArray | None, float]:
+    if rate is None or rate_type is None or multiplier is None:
+        raise InputError("for rates give rate, rate_type ('dsr' or 'crude') and multiplier")
+    if rate_type not in ("dsr", "crude"):
+        raise InputError(f"rate_type: 'dsr' or 'crude', not {rate_type!r}")
+    r = _numeric(rate, "rate")
+    if r.shape != numerator.shape:
+        raise InputError(f"rate: {r.size} values for {numerator.size} numerators")
+    den = None
+    if denominator is not None:
+        den = _numeric(denominator, "denominator")
+        _check_nonnegative(den, "denominator", positive=True)
+    elif np.any(numerator == 0):
+        raise InputError(
+            "denominator: some numerators are 0, so their rate gives no population; "
+            "give the denominators too"
+        )
+    positive = numerator > 0
+    if np.any(~(r[positive] > 0)):
+        raise InputError("rate: where the numerator is above 0 the rate must be > 0")
+    return r, den, _check_multiplier(multiplier)
+
+
+def phe_funnel_points(
+    numerator: ArrayLike,
+    rate: ArrayLike,
+    *,
+    rate_type: Literal["dsr", "crude"],
+    years_of_data: float,
+    multiplier: float,
+    denominator: ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Where each area sits on a PHE rate funnel: PHEindicatormethods ``calculate_funnel_points``.
+
+    Returns ``(rate_chart, denominator_derived)``, the y and x of each area's point:
+
+    * ``"dsr"``: areas with fewer than 10 events get ``nan`` for both (PHE does not chart DSRs
+      of under 10 events); others ``y = rate``, ``x = multiplier O / rate / years_of_data``
+      (the population that would give the DSR as a crude rate, per year);
+    * ``"crude"``: ``y = rate``; ``x = multiplier O / rate / years_of_data``, or, for ``O = 0``,
+      ``denominator / years_of_data`` (so a zero count needs ``denominator``).
+
+    Units: ``rate`` per ``multiplier`` people; ``x`` people per year.
+    """
+    o = _numeric(numerator, "numerator")
+    _check_nonnegative(o, "numerator")
+    r, den, mult = _check_phe_rate_args(o, denominator, rate, rate_type, multiplier)
+    years = _check_multiplier(years_of_data)
+    if rate_type == "dsr":
+        small = o < 10
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(small, np.nan, mult * o / r / years)
+        return np.where(small, np.nan, r), np.asarray(x, dtype=np.float64)
+    derived = _phe_rate_denominator(o, r, den, "crude", mult)
+    return np.asarray(r, dtype=np.float64), np.asarray(derived / years, dtype=np.float64)
+
+
+def phe_funnel_limits(
+    numerator: ArrayLike,
+    denominator: ArrayLike | None = None,
+    *,
+    statistic: PHEStatistic,
+    multiplier: float,
+    rate: ArrayLike | None = None,
+    rate_type: Literal["dsr", "crude"] | None = None,
+    ratio_type: Literal["count", "isr"] | None = None,
+    years_of_data: float | None = None,
+) -> dict[str, Any]:
+    """PHE's 100-row table of funnel control limits (PHEindicatormethods
+    ``calculate_funnel_limits``).
+
+    Same arguments and columns as the R function (``type = "full"``), as a dict of arrays
+    (``statistic`` and ``method`` strings):
+
+    * ``"proportion"``: ``Population`` (x), ``lower_2s_limit`` ... ``upper_3s_limit`` from
+      :func:`proportion_funnel_limits` at 95% (``2s``) and 99.8% (``3s``) around
+      ``p0 = sum x / sum n``, and ``baseline = p0 x multiplier``; method "Wilson".
+    * ``"rate"`` (``rate``, ``rate_type``, ``years_of_data`` required): each area's
+      denominator is derived as ``multiplier O / rate`` (``O = 0``: dropped for DSRs, its
+      ``denominator`` for crude rates), ``r0 = sum O / sum derived``. For each number of events
+      ``O`` on the grid (``Events``) the limits are the rates at which ``O`` events' exact
+      Poisson interval just reaches ``r0``: lower ``r0 O / U(O)``, upper ``r0 O / L(O)``
+      (``U``, ``L`` the exact upper and lower limits of ``O``, PHE's bisection), times
+      ``multiplier``, at populations ``U(O) / r0 / years_of_data`` and ``L(O) / r0 /
+      years_of_data`` (the ``*_population_1_year`` columns); method "Poisson".
+    * ``"ratio"`` (``ratio_type`` required): ``Observed_events`` ``O``, limits ``O / U(O)``,
+      ``O / L(O)`` at expected counts ``U(O)``, ``L(O)`` (``*_exp_events``), minus 1 for
+      ``"count"`` or times 100 for ``"isr"``; method "Poisson".
+
+    The x grid is PHE's: from ``max(1, axis minimum)`` to the axis maximum in 100 geometric
+    steps rounded to whole numbers (each at least 1 above the last), the axis rounded as R
+    rounds it (``signif.floor``/``signif.ceiling``, R's ``nchar`` of ``1e+05`` included); the
+    axis starts at 0 when the largest denominator is over twice the smallest. For rates the
+    axis is of events: the denominators per year, rounded, times ``years_of_data x r0``.
+    """
+    if statistic not in ("proportion", "rate", "ratio"):
+        raise InputError(f"statistic: 'proportion', 'rate' or 'ratio', not {statistic!r}")
+    o = _numeric(numerator, "numerator")
+    _check_nonnegative(o, "numerator")
+    if o.ndim != 1 or not o.size:
+        raise InputError("numerator: give one value per area (a non-empty 1-d array)")
+    mult = _check_multiplier(multiplier)
+    if statistic == "rate":
+        r, den, mult = _check_phe_rate_args(o, denominator, rate, rate_type, multiplier)
+        if years_of_data is None:
+            raise InputError("years_of_data: required for rates (e.g. 1 or 3)")
+        years = _check_multiplier(years_of_data)
+        derived = _phe_rate_denominator(o, r, den, str(rate_type), mult)
+    else:
+        if denominator is None:
+            raise InputError(f"denominator: required for {statistic}s")
+        derived = _numeric(denominator, "denominator")
+        if derived.shape != o.shape:
+            raise InputError(f"denominator: {derived.size} values for {o.size} numerators")
+        _check_nonnegative(derived, "denominator", positive=True)
+        if statistic == "proportion" and np.any(o > derived):
+            raise InputError("numerator: above its denominator, which a proportion cannot be")
+        if statistic == "ratio" and ratio_type not in ("count", "isr"):
+            raise InputError(f"ratio_type: 'count' or 'isr', not {ratio_type!r}")
+        years = 1.0
+    defined = derived[np.isfinite(derived)]
+    if not defined.size:
+        raise InputError("no area has a denominator (every DSR has 0 events)")
+    av = float(o.sum() / defined.sum())
+    lo_den, hi_den = float(defined.min()), float(defined.max())
+    axis_min = 0.0 if hi_den > 2 * lo_den else _signif_floor(lo_den / years) * years
+    axis_max = _signif_ceiling(hi_den / years) * years
+    if statistic == "rate":
+        axis_min = float(math.floor(axis_min * av))
+        axis_max = float(math.ceil(axis_max * av))
+    offset = 0 if statistic == "ratio" else 1
+    grid = [max(1.0, axis_min)]
+    for j in range(2, 101):
+        prev = grid[-1]
+        step = (axis_max / prev) ** (1.0 / (101 - (j - 1 + offset))) * prev
+        grid.append(max(float(round(step)), prev + 1.0))
+    x = np.asarray(grid)
+    out: dict[str, Any]
+    if statistic == "proportion":
+        out = {"Population": x}
+        for label, tail in _PHE_LEVELS:
+            lo, hi = proportion_funnel_limits(x, av, 1.0 - 2.0 * tail, multiplier=mult)
+            out[f"lower_{label}_limit"], out[f"upper_{label}_limit"] = lo, hi
+        out["baseline"] = np.full(x.shape, av * mult)
+        out["statistic"], out["method"] = "proportion", "Wilson"
+        return out
+    if statistic == "ratio":
+        out = {"Observed_events": x}
+        for label, tail in _PHE_LEVELS:
+            upper_mean = _phe_poisson_funnel(x, tail, "high")
+            lower_mean = _phe_poisson_funnel(x, tail, "low")
+            out[f"lower_{label}_exp_events"] = upper_mean
+            out[f"lower_{label}_limit"] = x / upper_mean
+            out[f"upper_{label}_exp_events"] = lower_mean
+            out[f"upper_{label}_limit"] = x / lower_mean
+        for key in [k for k in out if k.endswith("limit")]:
+            out[key] = out[key] - 1.0 if ratio_type == "count" else out[key] * 100.0
+        out["statistic"], out["method"] = f"ratio ({ratio_type})", "Poisson"
+        return out
+    out = {"Events": x}
+    for label, tail in _PHE_LEVELS:
+        upper_pop = _phe_poisson_funnel(x, tail, "high") / av
+        lower_pop = _phe_poisson_funnel(x, tail, "low") / av
+        out[f"lower_{label}_population_1_year"] = upper_pop / years
+        out[f"lower_{label}_limit"] = x / upper_pop * mult
+        out[f"upper_{label}_population_1_year"] = lower_pop / years
+        out[f"upper_{label}_limit"] = x / lower_pop * mult
+    out["baseline"] = np.full(x.shape, av * mult)
+    per = f"{mult:,.0f}" if mult.is_integer() else f"{mult:g}"
+    out["statistic"], out["method"] = f"rate ({rate_type} per {per})", "Poisson"
+    return out
+
+
+def phe_funnel_significance(
+    numerator: ArrayLike,
+    denominator: ArrayLike | None = None,
+    *,
+    statistic: PHEStatistic,
+    rate: ArrayLike | None = None,
+    rate_type: Literal["dsr", "crude"] | None = None,
+    multiplier: float | None = None,
+) -> NDArray[np.object_]:
+    """Each area's funnel significance: PHEindicatormethods ``assign_funnel_significance``.
+
+    Labels ``"High (0.001)"``, ``"High (0.025)"``, ``"Low (0.001)"``, ``"Low (0.025)"``,
+    ``"Not significant"`` (first that applies, in that order of strength):
+
+    * ``"proportion"``: ``x / n`` against :func:`proportion_funnel_limits` at ``n`` around
+      ``sum x / sum n`` (99.8%, then 95%);
+    * ``"ratio"``: the exact (``O < 10``) or Byar's (``O >= 10``) interval of ``O`` divided by
+      ``E`` (:func:`standardised_ratio_limits`) against 1;
+    * ``"rate"``: the same interval of ``O`` divided by the derived denominator
+      (``multiplier O / rate``; ``O = 0``: none for DSRs, ``denominator`` for crude rates)
+      against ``sum O / sum derived``; DSRs of under 10 events are
+      ``"Not applicable for events less than 10 for dsrs"``.
+
+    Comparisons are strict (a value on a limit is not significant). Areas whose interval is
+    undefined are ``"Not significant"``, as in R.
+    """
+    if statistic not in ("proportion", "rate", "ratio"):
+        raise InputError(f"statistic: 'proportion', 'rate' or 'ratio', not {statistic!r}")
+    o = _numeric(numerator, "numerator")
+    _check_nonnegative(o, "numerator")
+    if statistic == "rate":
+        r, den, mult = _check_phe_rate_args(o, denominator, rate, rate_type, multiplier)
+        derived = _phe_rate_denominator(o, r, den, str(rate_type), mult)
+        target = float(o.sum() / np.nansum(derived))
+    else:
+        if denominator is None:
+            raise InputError(f"denominator: required for {statistic}s")
+        derived = _numeric(denominator, "denominator")
+        _check_nonnegative(derived, "denominator", positive=True)
+        if statistic == "proportion" and np.any(o > derived):
+            raise InputError("numerator: above its denominator, which a proportion cannot be")
+        target = 1.0 if statistic == "ratio" else float(o.sum() / derived.sum())
+    out = np.full(o.shape, "Not significant", dtype=object)
+    # weakest first, so the stronger label overwrites; lows then highs as R's case_when orders
+    for tail_label, conf in (("0.025", 0.95), ("0.001", 0.998)):
+        if statistic == "proportion":
+            lo, hi = proportion_funnel_limits(derived, target, conf)
+            with np.errstate(invalid="ignore"):
+                y = o / derived
+            low, high = y < lo, y > hi
+        else:
+            ci_lo, ci_hi = standardised_ratio_limits(o, np.nan_to_num(derived, nan=-1.0), conf)
+            with np.errstate(invalid="ignore"):
+                low, high = ci_hi < target, ci_lo > target
+        out[low] = f"Low ({tail_label})"
+        out[high] = f"High ({tail_label})"
+    # R's case_when tests High (0.001), High (0.025), Low (0.001), Low (0.025) in turn
+    if statistic == "rate" and rate_type == "dsr":
+        out[o < 10] = "Not applicable for events less than 10 for dsrs"
     return out
 
 
