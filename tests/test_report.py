@@ -219,9 +219,16 @@ def test_workbook_has_annex_b_and_a_sheet_per_table(full_report):
     fx, result = full_report
     wb = load_workbook(result.out_dir / "annex_b.xlsx")
     assert wb.sheetnames == [
+        "Contents",
         "Annex B",
-        "Tables 1-2 national rates",
-        "Rates ratios",
+        "Table 1 National rates",
+        "Table 2 National rates",
+        *[
+            f"Ratios Table {n} {f}"
+            for n, f in enumerate(("Sex", "Sex", "Deprivation", "Deprivation", "Age", "Age"), 1)
+        ],
+        "Ratios worked example",
+        "Ratios rates and tests",
         "ICB rates (all columns)",
         "ICB spread summary",
         "Funnel limits",
@@ -266,11 +273,11 @@ def test_workbook_has_annex_b_and_a_sheet_per_table(full_report):
     texts = [ws.cell(row=r, column=1).value for r in range(49, ws.max_row + 1)]
     assert "Notes" in texts and "Source and attribution" in texts
     assert any("Open Government Licence" in (t or "") for t in texts)
-    # the other sheets hold their tables
-    nat_sheet = wb["Tables 1-2 national rates"]
-    assert nat_sheet.cell(row=4, column=1).value == "measure"
-    assert nat_sheet.cell(row=5, column=1).value == "X-ray"
-    assert wb["Table A.4"].cell(row=4, column=1).value == "icb_code"
+    # the other sheets hold their tables, laid out as published (tests/test_report_excel.py)
+    nat_sheet = wb["Table 1 National rates"]
+    assert nat_sheet.cell(row=4, column=2).value == "X-ray"
+    assert nat_sheet.cell(row=5, column=1).value == "Rate per 10,000 people"
+    assert wb["Table A.4"].cell(row=5, column=1).value == "Code"
 
 
 # ------------------------------------------------------------------------------ charts

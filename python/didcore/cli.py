@@ -195,6 +195,7 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "population_year": args.population_year,
         "period": _label_option(args.period, "--period"),
         "title": _label_option(args.title, "--title"),
+        "publication_config": args.publication_config,
     }
 
 
@@ -566,6 +567,13 @@ def _parser() -> argparse.ArgumentParser:
             "--title",
             help="the report's title (default: 'Diagnostic Imaging Dataset: Standardised ICB "
             "rates' and the period)",
+        )
+        p.add_argument(
+            "--publication-config",
+            metavar="FILE",
+            help="TOML file of the publication's version, contact and footnote lines and Annex "
+            "A rounding, for the keys it gives (default: the 2023/24 publication's; "
+            "docs/report.md)",
         )
 
     p = sub.add_parser("report", help="the whole publication from an extract", epilog=_DOCS)

@@ -510,9 +510,19 @@ def render_html(
     provenance: Mapping[str, Any],
     downloads: Sequence[tuple[str, str, str]],
     attribution: str,
+    publication: Any = None,
 ) -> str:
-    """The report page as a string. ``figures`` maps measure -> its map, graph and funnel."""
+    """The report page as a string. ``figures`` maps measure -> its map, graph and funnel.
+
+    ``publication`` (:func:`didcore.report.publication.load_publication_config`; None for the
+    shipped defaults) gives the version line under the title and the "Contact us" lines, the
+    same as the workbook's.
+    """
     import jinja2
+
+    from didcore.report.publication import load_publication_config
+
+    pub = load_publication_config(publication)
 
     period_sfx = f", {period}" if period else ""
     national = tables["national_rates"]
@@ -642,6 +652,8 @@ def render_html(
         "attribution": attribution,
         "provenance_tables": _provenance_tables(provenance),
         "guard_warnings": list(provenance.get("guards", {}).get("allowed", [])),
+        "version_line": pub.version,
+        "contact": pub.contact_lines(),
     }
     template_text = (
         resources.files("didcore.report")

@@ -126,7 +126,9 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
 # ------------------------------------------------------------------------------ writing
 
 
-def _notes(period: str | None, rule: DisclosureRule | None, funnel: pa.Table) -> list[str]:
+def _notes(
+    period: str | None, rule: DisclosureRule | None, funnel: pa.Table, *, a4: bool = True
+) -> list[str]:
     method = ""
     if funnel.num_rows and "method" in funnel.column_names:
         m = funnel["method"][0].as_py()
@@ -150,7 +152,9 @@ def _notes(period: str | None, rule: DisclosureRule | None, funnel: pa.Table) ->
         "Indirectly standardised rates compare each ICB with England; they do not allow ICBs to "
         "be compared directly with each other (icb_rates.csv also has directly standardised "
         "rates, which do).",
-        "Some ICBs' rates are reduced by missing data: see Annex A (sheets Table A.1 to A.4).",
+        # Table A.4 is there only with --provider-missing: never point to a missing sheet
+        "Some ICBs' rates are reduced by missing data: see Annex A (sheets Table A.1 to "
+        + ("A.4)." if a4 else "A.3; Table A.4 was not produced)."),
     ]
     if rule is not None:
         notes.append("Disclosure control: " + rule.describe())
@@ -168,13 +172,20 @@ def write_report(
     quiet: bool = False,
     provenance: dict[str, Any] | None = None,
     measures: Sequence[str] | None = None,
+    publication: Any = None,
 ) -> ReportResult:
     """Write every output for results already computed (see :class:`ReportInputs`).
 
+    ``publication``: the version, contact and footnote lines and Annex A rounding (a TOML
+    file, a :class:`~didcore.report.publication.PublicationConfig`, or None for the shipped
+    defaults; docs/report.md, "The publication file").
     ``measures`` limits the charts to some measures (the tables always have all of them).
     """
     start = time.perf_counter()
     fmts = _check_formats(formats)
+    from didcore.report.publication import load_publication_config
+
+    pub = load_publication_config(publication)  # a bad file is refused before any output
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rule: DisclosureRule | None
@@ -211,13 +222,14 @@ def write_report(
             **prov.get("options", {}),
             "disclosure_control": rule.describe() if rule else "none",
             "formats": ",".join(fmts),
+            "publication_config": pub.source or "shipped defaults",
             "annex_a_thresholds": json.dumps(asdict(inputs.annex.thresholds), sort_keys=True),
         }
         files: list[Path] = []
         if "csv" in fmts:
             files += write_csvs(tables, out)
         steps.step("tables")
-        notes = _notes(period, rule, tables["funnel"])
+        notes = _notes(period, rule, tables["funnel"], a4="annex_a_table_a4" in tables)
         if "annex_a_table_a4" not in tables:
             from didcore.report.text import ANNEX_A4_NOT_PRODUCED
 
@@ -241,6 +253,9 @@ def write_report(
                     + (f", {period}" if period else ""),
                     notes=notes,
                     attribution=ATTRIBUTION,
+                    report_title=title,
+                    period=period,
+                    publication=pub,
                     thresholds={
                         "a1": f"{th.no_practice_share:.0%} and {th.no_practice_count:,}",
                         "a2": f"{th.provider_missing_share:.0%} and {th.provider_missing_count:,}",
@@ -303,6 +318,7 @@ def write_report(
                 provenance=prov,
                 downloads=downloads,
                 attribution=ATTRIBUTION,
+                publication=pub,
             )
             files.append(write_html(out / "report.html", page))
         steps.step("HTML report")
@@ -396,6 +412,7 @@ def run_report(
     value_maps: Mapping[str, Mapping[str, str]] | None = None,
     guard_thresholds: Any = None,
     on_guard_warning: Callable[[list[str]], None] | None = None,
+    publication_config: Any = None,
 ) -> ReportResult:
     """Run the whole publication: statistics, then every output (see the module docstring).
 
@@ -435,6 +452,11 @@ def run_report(
         ``test_date`` when not given).
     thresholds:
         Annex A thresholds (the publication's by default).
+    publication_config:
+        A TOML file (or a :class:`~didcore.report.publication.PublicationConfig`) with the
+        publication's version, contact and footnote lines and Annex A rounding to use instead
+        of the shipped defaults; read and checked before the extract is counted
+        (docs/report.md, "The publication file").
     columns:
         Extract column names, when not the defaults (:class:`didcore.io.Columns`).
     overdispersion:
@@ -477,6 +499,9 @@ def run_report(
     n_threads = check_threads(n_threads)
     fmts = _check_formats(formats)
     check_output_dir(out_dir)  # an unusable --out is refused before the costly count
+    from didcore.report.publication import load_publication_config
+
+    publication = load_publication_config(publication_config)  # so is a bad publication file
     src_list = list(sources) if isinstance(sources, list | tuple) else [sources]
     lk = as_lookups(lookups)
     show = False if quiet else progress if isinstance(progress, bool) else None
@@ -577,6 +602,7 @@ def run_report(
             quiet=quiet,
             provenance=prov,
             measures=measures,
+            publication=publication,
         )
     result = _moved(result, work, Path(out_dir))
     result.seconds = time.perf_counter() - start
