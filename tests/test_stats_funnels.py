@@ -473,3 +473,52 @@ def test_bad_denominators_numerators_and_arguments_are_refused() -> None:
         stats.funnelplotr_overdispersion([-1.0], [1.0])
     with pytest.raises(InputError, match="tau2"):
         stats.funnel_limits([10.0], 0.95, tau2=-1.0, method="funnelplotr")
+
+
+# --------------------------------------------------------------------------------------------
+# standardise(funnel_method=...)
+
+
+def _one_stratum_run(observed: list[int], **kw: object) -> object:
+    from _stats_helpers import SHAPE, make_cube, make_population
+    from didcore.standardise import standardise
+
+    n = len(observed)
+    counts = np.zeros((n, *SHAPE, 1), dtype=np.int64)
+    counts[:, 0, 0, 0, 0] = observed
+    pop = np.zeros((n, *SHAPE))
+    pop[:, 0, 0, 0] = 1000.0  # every ICB alike: E_i = mean O
+    return standardise(make_cube(counts), make_population(pop), **kw)  # type: ignore[arg-type]
+
+
+def test_standardise_funnelplotr_mode_flags_and_labels() -> None:
+    observed = [40, 55, 61, 30, 90, 47, 52, 70, 20, 58, 66, 44]
+    e = np.full(len(observed), np.mean(observed))
+    o = np.asarray(observed, dtype=float)
+    got = _one_stratum_run(observed, overdispersion="winsorise", funnel_method="funnelplotr")
+    od = stats.funnelplotr_overdispersion(o, e, sr_method="CQC")
+    assert od.adjusted
+    lo, hi = stats.funnel_limits(e, 0.998, tau2=od.tau2, scale="sqrt", method="funnelplotr")
+    want = stats.funnel_flags(o / e, lo, hi)
+    assert got.icb.column("funnel_998").to_pylist() == list(want)  # type: ignore[attr-defined]
+    meta = got.icb.schema.metadata[b"didcore.funnel"].decode()  # type: ignore[attr-defined]
+    assert "FunnelPlotR-compatible limits" in meta
+    funnel = got.funnel.to_pylist()  # type: ignore[attr-defined]
+    assert {r["limits"] for r in funnel} == {"funnelplotr"}
+    assert funnel[0]["phi"] == pytest.approx(od.phi) and funnel[0]["tau2"] == pytest.approx(od.tau2)
+    # the default is unchanged and says so
+    default = _one_stratum_run(observed, overdispersion="winsorise")
+    assert {r["limits"] for r in default.funnel.to_pylist()} == {"didcore"}  # type: ignore[attr-defined]
+    mine = stats.overdispersion(o, e)
+    lo, hi = stats.funnel_limits(e, 0.998, tau2=mine.tau2)
+    assert default.icb.column("funnel_998").to_pylist() == list(  # type: ignore[attr-defined]
+        stats.funnel_flags(o / e, lo, hi)
+    )
+
+
+def test_standardise_funnelplotr_mode_refuses_pairings_funnelplotr_lacks() -> None:
+    with pytest.raises(InputError, match="truncates on the log scale"):
+        _one_stratum_run([5, 6, 7], overdispersion="winsorise", funnel_scale="log",
+                         funnel_method="funnelplotr")  # fmt: skip
+    with pytest.raises(InputError, match="funnel_method"):
+        _one_stratum_run([5, 6, 7], funnel_method="R")

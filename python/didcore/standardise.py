@@ -149,6 +149,7 @@ def standardise(
     funnel_points: int = 100,
     allow: Iterable[str] | None = None,
     reference: tuple[ArrayLike, ArrayLike] | None = None,
+    funnel_method: Literal["didcore", "funnelplotr"] = "didcore",
 ) -> StandardisedRates:
     """Indirectly standardise every measure of ``cube`` by sex, age band and IMD quintile.
 
@@ -176,6 +177,13 @@ def standardise(
             the SR's multiplier) is the reference's ``sum x_ref / sum n_ref`` per 10,000; the
             ``national`` table still describes the cube's own totals. ``sum_i E_i = sum_i
             O_i`` no longer holds (docs/statistics.md, section 3.1).
+        funnel_method: ``"didcore"`` (default, docs/statistics.md 5.1-5.2) or
+            ``"funnelplotr"``: FunnelPlotR 0.6.0's limits, to reproduce an existing FunnelPlotR
+            chart (:func:`didcore.stats.funnelplotr_overdispersion`; its "CQC" method for
+            ``funnel_scale="sqrt"`` with ``"winsorise"``, "SHMI" for ``"log"`` with
+            ``"truncate"``, expected counts rounded to 2 decimals; unsquared CQC limits,
+            z 1.959964 / 3.090232, unadjusted chi-square limits when ``phi <= 1``). The icb and
+            funnel tables say so (``limits`` column, ``funnel`` metadata).
 
     Raises:
         GuardError: ``multiple-years``: the cube holds several financial years
@@ -198,6 +206,7 @@ def standardise(
         )
     if funnel_scale not in ("sqrt", "log"):
         raise ValueError(f"funnel_scale must be 'sqrt' or 'log', not {funnel_scale!r}")
+    _check_funnel_method(funnel_method, overdispersion, funnel_scale)
     counts = cube_counts(cube)
     pop = population_values(population, cube.icb_codes)
     n_icb, n_measure = counts.shape[0], counts.shape[-1]
@@ -249,18 +258,23 @@ def standardise(
         funnel_flags[label] = np.empty((n_icb, n_measure), dtype=object)
     grids: list[dict[str, Any]] = []
     for m in range(n_measure):
-        od = (
-            stats.overdispersion(
-                observed[:, m], expected[:, m], scale=funnel_scale, method=overdispersion, trim=trim
-            )
-            if overdispersion is not None
-            else None
-        )
-        tau2 = od.tau2 if od is not None else 0.0
+        od = _overdispersion(observed[:, m], expected[:, m], overdispersion, funnel_scale, trim,
+                             funnel_method)  # fmt: skip
+        tau2 = od.limit_tau2 if od is not None else 0.0
+        # FunnelPlotR's SHMI method evaluates its limits at E rounded to 2 decimals
+        at = np.round(expected[:, m], 2) if _shmi_rounding(funnel_method, funnel_scale) else None
         for label, conf in CONFIDENCE_LEVELS:
-            lo, hi = stats.funnel_limits(expected[:, m], conf, tau2=tau2, scale=funnel_scale)
+            lo, hi = stats.funnel_limits(
+                expected[:, m] if at is None else at,
+                conf,
+                tau2=tau2,
+                scale=funnel_scale,
+                method=funnel_method,
+            )
             funnel_flags[label][:, m] = stats.funnel_flags(ratio[:, m], lo, hi)
-        grids.append(_funnel_grid(expected[:, m], od, tau2, funnel_scale, funnel_points))
+        grids.append(
+            _funnel_grid(expected[:, m], od, tau2, funnel_scale, funnel_points, funnel_method)
+        )
 
     national = _national_table(measures, kinds, total_observed, total_pop, national_rate)
     icb = _icb_table(
@@ -287,10 +301,55 @@ def standardise(
         },
         overdispersion,
         funnel_scale,
+        funnel_method,
     )
     summary = _summary_table(measures, national_rate, sr, within_10, within_10_defined)
     funnel = _funnel_table(measures, kinds, national_rate, grids)
     return StandardisedRates(national=national, icb=icb, summary=summary, funnel=funnel)
+
+
+def _check_funnel_method(method: str, overdispersion: str | None, scale: str) -> None:
+    """``funnel_method`` is known, and FunnelPlotR's pairing of scale and robustness holds."""
+    if method not in ("didcore", "funnelplotr"):
+        raise InputError(f"funnel_method: 'didcore' or 'funnelplotr', not {method!r}")
+    if method == "funnelplotr" and overdispersion is not None:
+        pairs = {"winsorise": "sqrt", "truncate": "log"}
+        if pairs[overdispersion] != scale:
+            raise InputError(
+                f"funnel_method 'funnelplotr': FunnelPlotR winsorises on the sqrt scale (its "
+                f"CQC method) and truncates on the log scale (SHMI); {overdispersion!r} with "
+                f"funnel_scale {scale!r} is neither: use overdispersion="
+                f"{'truncate' if scale == 'log' else 'winsorise'!r}"
+            )
+
+
+def _shmi_rounding(method: str, scale: str) -> bool:
+    """FunnelPlotR (SHMI_rounding = TRUE) rounds expected counts to 2 decimals on the log scale."""
+    return method == "funnelplotr" and scale == "log"
+
+
+def _overdispersion(
+    observed: NDArray[Any],
+    expected: NDArray[np.float64],
+    overdispersion: str | None,
+    scale: Literal["sqrt", "log"],
+    trim: float,
+    method: str,
+) -> stats.Overdispersion | None:
+    """One measure's overdispersion estimate, didcore's or FunnelPlotR's; None for Poisson."""
+    if overdispersion is None:
+        return None
+    if method == "funnelplotr":
+        return stats.funnelplotr_overdispersion(
+            observed, expected, sr_method="CQC" if scale == "sqrt" else "SHMI", trim=trim
+        )
+    return stats.overdispersion(
+        observed,
+        expected,
+        scale=scale,
+        method=overdispersion,  # type: ignore[arg-type]
+        trim=trim,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,6 +608,7 @@ def _icb_table(
     columns: dict[str, NDArray[Any]],
     overdispersion: str | None,
     funnel_scale: str,
+    funnel_method: str = "didcore",
 ) -> pa.Table:
     import pyarrow as pa
 
@@ -607,7 +667,9 @@ def _icb_table(
         "icb",
         confidence_limits="exact Poisson for observed < 10, Byar's from 10 (as PHE)",
         funnel=(
-            "exact Poisson limits (Spiegelhalter 2005)"
+            _funnelplotr_label(overdispersion, funnel_scale)
+            if funnel_method == "funnelplotr"
+            else "exact Poisson limits (Spiegelhalter 2005)"
             if overdispersion is None
             else f"{overdispersion}d overdispersion, {funnel_scale} scale (Spiegelhalter 2005)"
         ),
@@ -676,12 +738,24 @@ def _summary_table(
     )
 
 
+def _funnelplotr_label(overdispersion: str | None, scale: str) -> str:
+    """The icb table's ``funnel`` metadata in FunnelPlotR-compatible mode."""
+    if overdispersion is None:
+        return "FunnelPlotR-compatible limits (FunnelPlotR 0.6.0, unadjusted chi-square limits)"
+    name = "CQC, unsquared sqrt-scale limits" if scale == "sqrt" else "SHMI, truncated log scale"
+    return (
+        f"FunnelPlotR-compatible limits (FunnelPlotR 0.6.0 {name}, z 1.959964 / 3.090232, "
+        "unadjusted limits when phi <= 1)"
+    )
+
+
 def _funnel_grid(
     expected: NDArray[np.float64],
     od: stats.Overdispersion | None,
     tau2: float,
     scale: Literal["sqrt", "log"],
     points: int,
+    method: Literal["didcore", "funnelplotr"] = "didcore",
 ) -> dict[str, Any]:
     """Funnel limits on a log-spaced grid from half the smallest to 1.1 x the largest E."""
     positive = expected[expected > 0]
@@ -691,7 +765,7 @@ def _funnel_grid(
         grid = np.zeros(0)
     limits = {}
     for label, conf in CONFIDENCE_LEVELS:
-        lo, hi = stats.funnel_limits(grid, conf, tau2=tau2, scale=scale)
+        lo, hi = stats.funnel_limits(grid, conf, tau2=tau2, scale=scale, method=method)
         limits[f"lower_{label}"] = lo
         limits[f"upper_{label}"] = hi
     return {
@@ -702,6 +776,7 @@ def _funnel_grid(
         "phi": od.phi if od is not None else np.nan,
         "tau2": tau2,
         "n_units": od.n if od is not None else int(np.sum(expected > 0)),
+        "limits": method,
     }
 
 
@@ -735,6 +810,7 @@ def _funnel_table(
         _field("phi", pa.float64()),
         _field("tau2", pa.float64()),
         _field("n_units", pa.int64(), "ICBs in the overdispersion estimate"),
+        _field("limits", pa.string()),
     ]
     arrays = [
         pa.array(per_measure(measures), pa.string()),
@@ -750,9 +826,14 @@ def _funnel_table(
         _float_array(np.asarray(per_measure([g["phi"] for g in grids]), dtype=np.float64)),
         _float_array(np.asarray(per_measure([g["tau2"] for g in grids]), dtype=np.float64)),
         pa.array(per_measure([g["n_units"] for g in grids]), pa.int64()),
+        pa.array(per_measure([g["limits"] for g in grids]), pa.string()),
     ]
     metadata = _metadata(
         "funnel",
-        funnel="limits for O/E against target 1; tau2 > 0 only when n phi > n - 1",
+        funnel=(
+            "limits for O/E against target 1; tau2 > 0 only when n phi > n - 1 (limits "
+            "'didcore'); limits 'funnelplotr': FunnelPlotR-compatible limits (FunnelPlotR 0.6.0: "
+            "tau2 is the one its limits use, 0 when phi <= 1)"
+        ),
     )
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
