@@ -238,6 +238,14 @@ class YearCubes(Mapping[str, "Cube"]):
 
         write_year_cubes(path, self)
 
+    def to_bytes(self) -> bytes:
+        """The bytes :meth:`write` would write; :meth:`read` takes them back."""
+        from didcore.cubefile import write_year_cubes
+
+        data = write_year_cubes(None, self)
+        assert data is not None
+        return data
+
     @classmethod
     def read(cls, source: str | os.PathLike[str] | bytes) -> YearCubes:
         """The :class:`YearCubes` of a file written by :meth:`write` (a path or its bytes);
