@@ -4,7 +4,9 @@
 and :mod:`didcore.report.maps`), writes them as ``charts/{graph,map,funnel}_NN_<measure>.{png,svg}``
 and returns their PNGs with captions and alt texts for the HTML page. The alt text of each figure
 says in words what it shows (highest and lowest ICB, how many in each band, which ICBs are outside
-the funnel limits).
+the funnel limits). The drawing itself is :mod:`didcore.report.drawing`'s, in worker processes:
+:func:`start_figures` starts it, so the caller can write the tables and workbook meanwhile, and
+:meth:`PendingFigures.collect` waits for it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from didcore.report.pipeline import _Steps
 
-__all__ = ["draw_figures"]
+__all__ = ["PendingFigures", "draw_figures", "start_figures"]
 
 # Resolution of the PNG charts: sharp on screen and in print at A4 width, and light enough for
 # 42 of them to be embedded in the HTML page.
@@ -94,19 +96,74 @@ def _alt_funnel(measure: str, points: Sequence[Any]) -> str:
     return text
 
 
-def draw_figures(
+class PendingFigures:
+    """The figures of a report being drawn (see :func:`start_figures`)."""
+
+    def __init__(
+        self,
+        drawing: Any,
+        pages: list[tuple[str, str, str, str, list[tuple[str, str]]]],
+        want_html: bool,
+    ) -> None:
+        self._drawing = drawing
+        # per figure: measure, element id, caption, alt text, links to its files
+        self._pages = pages
+        self._want_html = want_html
+
+    def collect(self, steps: _Steps) -> tuple[list[Path], dict[str, list[Any]]]:
+        """Wait for every figure, in order: the files written, and PNGs for the HTML page
+        (one progress step per measure, after its three figures).
+        """
+        from didcore.report.html import FigureImage
+
+        written: list[Path] = []
+        figures: dict[str, list[Any]] = {}
+        results = self._drawing.results()
+        for n, ((measure, fig_id, caption, alt, links), drawn) in enumerate(
+            zip(self._pages, results, strict=True), start=1
+        ):
+            written += drawn.files
+            if self._want_html:
+                png = drawn.png
+                if png is None:
+                    png = next(f for f in drawn.files if f.suffix == ".png").read_bytes()
+                figures.setdefault(measure, []).append(
+                    FigureImage(
+                        id=fig_id,
+                        caption=caption,
+                        alt=alt,
+                        png=png,
+                        width=drawn.width,
+                        height=drawn.height,
+                        files=links,
+                    )
+                )
+            if n % 3 == 0:
+                steps.step(f"charts: {measure}")
+        return written, figures
+
+    def close(self) -> None:
+        """Stop the drawing (figures not started are cancelled); safe to call twice."""
+        self._drawing.close()
+
+
+def start_figures(
     tables: Mapping[str, pa.Table],
     icbs: Mapping[str, Any],
     out_dir: Path,
     formats: tuple[str, ...],
     period: str | None,
-    steps: _Steps,
+    *,
     measures: Sequence[str] | None = None,
-) -> tuple[list[Path], dict[str, list[Any]]]:
-    """Graphs, maps and funnel plots per measure: files, and PNGs for the HTML page."""
-    from didcore.report import charts, maps
+    n_jobs: int | None = None,
+) -> PendingFigures:
+    """Start drawing the graphs, maps and funnel plots of every measure (see
+    :mod:`didcore.report.drawing`: in ``n_jobs`` worker processes, default one a core, or in
+    this process when ``n_jobs`` is 1); :meth:`PendingFigures.collect` waits for them.
+    """
+    from didcore.report import maps
+    from didcore.report.drawing import Drawing, FigureJob
     from didcore.report.fmt import slug
-    from didcore.report.html import FigureImage
 
     file_formats = tuple(f for f in ("png", "svg") if f in formats)
     want_html = "html" in formats
@@ -121,13 +178,13 @@ def draw_figures(
     if file_formats:
         chart_dir.mkdir(parents=True, exist_ok=True)
     period_sfx = f", {period}" if period else ""
-    written: list[Path] = []
-    figures: dict[str, list[Any]] = {}
+    jobs: list[FigureJob] = []
+    pages: list[tuple[str, str, str, str, list[tuple[str, str]]]] = []
     names = list(national)
     for number, measure in enumerate(names, start=1):
         if measures is not None and measure not in measures:
             continue
-        points = _points(by_measure.get(measure, []), icbs)
+        points = tuple(_points(by_measure.get(measure, []), icbs))
         rate = national[measure]["rate_per_10000"]
         n_rate = float(rate) if rate is not None else 0.0
         bands = maps.rate_bands([p.rate for p in points])
@@ -150,42 +207,44 @@ def draw_figures(
             ),
         )
         for kind, caption, alt in specs:
-            if kind == "map":
-                fig = maps.choropleth({p.code: p.rate for p in points}, title=caption, bands=bands)
-            elif kind == "graph":
-                fig = charts.bar_chart(points, national_rate=n_rate, title=caption, measure=measure)
-            else:
-                fig = charts.funnel_plot(
-                    points,
-                    national_rate=n_rate,
-                    title=caption,
-                    measure=measure,
-                    funnel=funnel_rows.get(measure),
-                )
             stem = f"{kind}_{number:02d}_{slug(measure)}"
-            # one PNG serves the file and the page (rendering dominates the run time)
-            render_formats = file_formats + (("png",) if want_html and "png" not in formats else ())
-            rendered = charts.render(fig, render_formats, dpi=_DPI)
-            links = []
-            for fmt in file_formats:
-                path = chart_dir / f"{stem}.{fmt}"
-                path.write_bytes(rendered[fmt])
-                written.append(path)
-                links.append((fmt.upper(), f"charts/{stem}.{fmt}"))
-            if want_html:
-                png = rendered["png"]
-                # displayed at 100 px per inch; the 120-dpi image stays sharp when zoomed
-                width, height = (round(v * 100) for v in fig.get_size_inches())
-                figures.setdefault(measure, []).append(
-                    FigureImage(
-                        id=f"{kind}-{number:02d}",
-                        caption=caption,
-                        alt=alt,
-                        png=png,
-                        width=width,
-                        height=height,
-                        files=links,
-                    )
+            jobs.append(
+                FigureJob(
+                    kind=kind,
+                    measure=measure,
+                    title=caption,
+                    points=points,
+                    national_rate=n_rate,
+                    bands=bands if kind == "map" else None,
+                    funnel=funnel_rows.get(measure) if kind == "funnel" else None,
+                    stem=str(chart_dir / stem),
+                    formats=file_formats,
+                    page_png=want_html,
+                    dpi=_DPI,
                 )
-        steps.step(f"charts: {measure}")
-    return written, figures
+            )
+            links = [(fmt.upper(), f"charts/{stem}.{fmt}") for fmt in file_formats]
+            pages.append((measure, f"{kind}-{number:02d}", caption, alt, links))
+    return PendingFigures(Drawing(jobs, n_jobs), pages, want_html)
+
+
+def draw_figures(
+    tables: Mapping[str, pa.Table],
+    icbs: Mapping[str, Any],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    period: str | None,
+    steps: _Steps,
+    measures: Sequence[str] | None = None,
+    n_jobs: int | None = None,
+) -> tuple[list[Path], dict[str, list[Any]]]:
+    """Graphs, maps and funnel plots per measure: files, and PNGs for the HTML page
+    (:func:`start_figures`, then :meth:`PendingFigures.collect`).
+    """
+    pending = start_figures(
+        tables, icbs, out_dir, formats, period, measures=measures, n_jobs=n_jobs
+    )
+    try:
+        return pending.collect(steps)
+    finally:
+        pending.close()

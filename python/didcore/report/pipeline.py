@@ -37,7 +37,7 @@ import pyarrow as pa
 from didcore.errors import InputError
 from didcore.quality import QualityThresholds, annex_a
 from didcore.report.disclosure import DisclosureRule
-from didcore.report.figures import draw_figures
+from didcore.report.figures import PendingFigures, start_figures
 from didcore.report.provenance import build_provenance, didcore_version, now
 from didcore.report.reference import icb_info, provider_names
 from didcore.report.tables import ReportInputs, build_tables, write_csvs
@@ -137,6 +137,14 @@ def _notes(
                 " The limits allow for overdispersion between ICBs (Spiegelhalter's random-"
                 f"effects method, {m}d z-scores)."
             )
+    has_limits = funnel.num_rows and "limits" in funnel.column_names
+    if has_limits and funnel["limits"][0].as_py() == "funnelplotr":
+        method += (
+            " FunnelPlotR-compatible limits: computed as FunnelPlotR 0.6.0 does, to match an "
+            "existing FunnelPlotR chart (square-root-scale limits not squared back, z rounded "
+            "to 1.959964 and 3.090232, unadjusted limits where its dispersion ratio is 1 or "
+            "less; docs/statistics.md, section 5.3)."
+        )
     notes = [
         "Rates are per 10,000 population. Standardised rates are indirectly standardised for "
         "age (19 five-year bands), sex and deprivation (IMD quintile) using the national rates"
@@ -161,6 +169,50 @@ def _notes(
     return notes
 
 
+#: A measure's funnel note is written when at least this share of its ICBs recorded no test.
+ZERO_SHARE_NOTE = 0.25
+
+
+def zero_count_notes(icb: pa.Table, funnel: pa.Table, *, disclosure: bool = False) -> list[str]:
+    """One note per measure where many ICBs recorded no test and the funnel limits were widened.
+
+    Spiegelhalter's overdispersion adjustment reads ICBs with no tests (usually how a test is
+    provided or recorded, not need) as variation between ICBs: the random-effects variance
+    ``tau2`` becomes large and the limits very wide, so an ICB several times the national rate
+    can lie within them (docs/statistics.md, section 5.5). The note says so, with the 99.8% upper
+    limit at the measure's median expected count. Under disclosure control the number of ICBs
+    with no tests is not given.
+    """
+    import numpy as np
+
+    from didcore.stats import funnel_limits
+
+    out: list[str] = []
+    params = {r["measure"]: r for r in funnel.select(
+        [c for c in ("measure", "tau2", "scale", "limits") if c in funnel.column_names]
+    ).to_pylist()}  # fmt: skip
+    rows = icb.select(["measure", "observed", "expected"]).to_pylist()
+    for measure, p in params.items():
+        tau2 = p.get("tau2") or 0.0
+        mine = [r for r in rows if r["measure"] == measure and (r["expected"] or 0) > 0]
+        zeros = sum(1 for r in mine if r["observed"] == 0)
+        if not mine or tau2 <= 0 or zeros < ZERO_SHARE_NOTE * len(mine):
+            continue
+        e = float(np.median([r["expected"] for r in mine]))
+        scale, method = p.get("scale") or "sqrt", p.get("limits") or "didcore"
+        _, hi = funnel_limits([e], 0.998, tau2=tau2, scale=scale, method=method)  # type: ignore[arg-type]
+        who = "At least a quarter of ICBs" if disclosure else f"{zeros} of {len(mine)} ICBs"
+        out.append(
+            f"{measure}: {who} recorded no tests. The overdispersion adjustment counts the gap "
+            "between ICBs that record these tests and ICBs that record none as variation "
+            "between ICBs, so the funnel limits are very wide (the 99.8% upper limit is "
+            f"{float(hi[0]):.1f} times the national rate at a typical ICB's expected count) and "
+            "an ICB several times the national rate can lie within them. Zero counts usually "
+            "reflect how a test is provided or recorded; compare the ICBs' rates directly."
+        )
+    return out
+
+
 def write_report(
     inputs: ReportInputs,
     out_dir: str | Path,
@@ -172,6 +224,7 @@ def write_report(
     quiet: bool = False,
     provenance: dict[str, Any] | None = None,
     measures: Sequence[str] | None = None,
+    n_jobs: int | None = None,
     publication: Any = None,
 ) -> ReportResult:
     """Write every output for results already computed (see :class:`ReportInputs`).
@@ -179,8 +232,16 @@ def write_report(
     ``publication``: the version, contact and footnote lines and Annex A rounding (a TOML
     file, a :class:`~didcore.report.publication.PublicationConfig`, or None for the shipped
     defaults; docs/report.md, "The publication file").
+
     ``measures`` limits the charts to some measures (the tables always have all of them).
+    ``n_jobs``: processes drawing the figures (default one a core; 1 draws them in this
+    process), while this one writes the tables and workbook (:mod:`didcore.report.drawing`).
     """
+    from didcore.arguments import check_threads
+    from didcore.report.drawing import refuse_in_worker_start
+
+    refuse_in_worker_start("didcore.write_report")
+    n_jobs = check_threads(n_jobs, "n_jobs")
     start = time.perf_counter()
     fmts = _check_formats(formats)
     from didcore.report.publication import load_publication_config
@@ -204,11 +265,17 @@ def write_report(
         progress=progress,
         quiet=quiet,
     )
+    pending: PendingFigures | None = None
     try:
         if prev is not None:
             check_previous_period(prev, inputs.period, previous)
         tables = build_tables(inputs, disclosure=rule, previous=prev)
         period = inputs.period
+        if {"png", "svg", "html"} & set(fmts):
+            # drawn in worker processes while the tables and workbook are written here
+            pending = start_figures(
+                tables, inputs.icbs, out, fmts, period, measures=measures, n_jobs=n_jobs
+            )
         title = inputs.title or (
             "Diagnostic Imaging Dataset: Standardised ICB rates" + (f" {period}" if period else "")
         )
@@ -230,6 +297,7 @@ def write_report(
             files += write_csvs(tables, out)
         steps.step("tables")
         notes = _notes(period, rule, tables["funnel"], a4="annex_a_table_a4" in tables)
+        notes += zero_count_notes(inputs.rates.icb, inputs.rates.funnel, disclosure=bool(rule))
         if "annex_a_table_a4" not in tables:
             from didcore.report.text import ANNEX_A4_NOT_PRODUCED
 
@@ -284,10 +352,8 @@ def write_report(
             )
         steps.step("workbook")
         figures: dict[str, list[Any]] = {}
-        if {"png", "svg", "html"} & set(fmts):
-            chart_files, figures = draw_figures(
-                tables, inputs.icbs, out, fmts, period, steps, measures=measures
-            )
+        if pending is not None:
+            chart_files, figures = pending.collect(steps)
             files += chart_files
         yoy = None
         if prev is not None:
@@ -323,6 +389,8 @@ def write_report(
             files.append(write_html(out / "report.html", page))
         steps.step("HTML report")
     finally:
+        if pending is not None:
+            pending.close()
         steps.close()
     seconds = time.perf_counter() - start
     ex = dict(inputs.cube.exclusions)
@@ -412,7 +480,9 @@ def run_report(
     value_maps: Mapping[str, Mapping[str, str]] | None = None,
     guard_thresholds: Any = None,
     on_guard_warning: Callable[[list[str]], None] | None = None,
+    n_jobs: int | None = None,
     publication_config: Any = None,
+    funnel_method: str = "didcore",
 ) -> ReportResult:
     """Run the whole publication: statistics, then every output (see the module docstring).
 
@@ -462,6 +532,11 @@ def run_report(
     overdispersion:
         Funnel-plot overdispersion adjustment (``"winsorise"``, ``"truncate"`` or None for
         plain Poisson limits).
+    funnel_method:
+        ``"didcore"`` (default) or ``"funnelplotr"``: FunnelPlotR 0.6.0's limits, for a
+        publication that must reproduce an existing FunnelPlotR chart; the notes, the funnel
+        plots' legends and funnel.csv say "FunnelPlotR-compatible limits"
+        (:func:`didcore.standardise`, docs/statistics.md 5.3).
     measures:
         Draw charts and maps for these measures only (the tables always have every measure).
     max_age, n_threads:
@@ -481,12 +556,20 @@ def run_report(
         :mod:`didcore.valuemaps`); ``guard_thresholds`` a
         :class:`~didcore.guards.GuardThresholds`. ``on_guard_warning`` is called with the
         allowed guards' lines as soon as they are known.
+    n_jobs:
+        Worker processes drawing the charts and maps (:mod:`didcore.report.drawing`): by
+        default ``n_threads`` when it is given, else one a core; 1 draws them in this process.
+        A script that runs a report must call it under ``if __name__ == "__main__":``, since
+        the workers import the script (or pass ``n_jobs=1``).
     """
     # imported here so `import didcore.report` stays light
     from didcore.arguments import check_max_age, check_threads
     from didcore.extras import require
 
     require("report", "didcore.run_report")
+    from didcore.report.drawing import refuse_in_worker_start
+
+    refuse_in_worker_start("didcore.run_report")
     from didcore.cube import aggregate
     from didcore.lookup import as_lookups
     from didcore.outputs import atomic_output_dir, check_output_dir
@@ -497,6 +580,7 @@ def run_report(
     start = time.perf_counter()
     max_age = check_max_age(max_age)
     n_threads = check_threads(n_threads)
+    n_jobs = check_threads(n_jobs, "n_jobs") if n_jobs is not None else n_threads
     fmts = _check_formats(formats)
     check_output_dir(out_dir)  # an unusable --out is refused before the costly count
     from didcore.report.publication import load_publication_config
@@ -547,7 +631,12 @@ def run_report(
         previous = previous_from_cube(  # type: ignore[assignment]
             years[before], pop, before, published_year, overdispersion=overdispersion
         )
-    rates = standardise(cube, pop, overdispersion=overdispersion)  # type: ignore[arg-type]
+    rates = standardise(
+        cube,
+        pop,  # type: ignore[arg-type]
+        overdispersion=overdispersion,  # type: ignore[arg-type]
+        funnel_method=funnel_method,  # type: ignore[arg-type]
+    )
     ratios = rates_ratios(cube, pop)  # type: ignore[arg-type]
     info = icb_info(cube.icb_codes, lk.icb_names, lk.icb_regions)
     annex = annex_a(
@@ -568,7 +657,7 @@ def run_report(
         provider_missing=provider_missing,
         previous=previous if not isinstance(previous, PreviousReport) else None,
         cube=cube,
-        options={"overdispersion": overdispersion or "none"},
+        options={"overdispersion": overdispersion or "none", "funnel_method": funnel_method},
         period=period,
         title=title,
     )
@@ -602,6 +691,7 @@ def run_report(
             quiet=quiet,
             provenance=prov,
             measures=measures,
+            n_jobs=n_jobs,
             publication=publication,
         )
     result = _moved(result, work, Path(out_dir))
