@@ -301,7 +301,7 @@ class SheetSpec:
     name: str
     title: str
     columns: list[Col]
-    rows: list[Mapping[str, Any]]
+    rows: Sequence[Mapping[str, Any]]
     notes: list[str] = field(default_factory=list)
     intro: list[str] = field(default_factory=list)
     #: the row shown when the table has none ("None", as the publication's empty Table A.2)
@@ -413,7 +413,7 @@ def _pct100(name: str) -> Callable[[Mapping[str, Any]], Any]:
 
     def get(r: Mapping[str, Any]) -> Any:
         v = r.get(name)
-        return None if is_missing(v) else float(v) / 100.0
+        return None if v is None or is_missing(v) else float(v) / 100.0
 
     return get
 
@@ -678,6 +678,7 @@ _LONG: dict[str, dict[str, tuple[str, str]]] = {
         "phi": ("Overdispersion factor (phi)", "limit"),
         "tau2": ("Between-ICB variance (tau squared)", "small"),
         "n_units": ("ICBs", "count"),
+        "limits": ("Limits as computed by (didcore, or funnelplotr: FunnelPlotR 0.6.0)", "text"),
     },
     "annex_a_source_shares": {
         "label": ("Source of the test's ICB", "text"),
@@ -855,8 +856,8 @@ def _rounding_note(units: Sequence[tuple[str, int]], csv: str) -> str:
             f"{what} to the nearest {u:,}" for what, u in done
         )
     return (
-        f"{how}, as published (a dash is a count that rounds to 0); percentages are of the "
-        f"unrounded counts. The counts before this rounding are in {csv}."
+        f"{how}, as published (a dash is a count that rounds to 0); percentages are computed "
+        f"before this rounding. The counts before this rounding are in {csv}."
     )
 
 
@@ -1097,7 +1098,7 @@ def _excluded_pct(exclusions: pa.Table | None) -> str | None:
         return None
     pct = {r["reason"]: r.get("percent") for r in exclusions.to_pylist()}
     included = pct.get("included")
-    return None if is_missing(included) else f"{100.0 - float(included):.1f}%"
+    return None if included is None or is_missing(included) else f"{100.0 - included:.1f}%"
 
 
 def write_workbook(
