@@ -522,3 +522,34 @@ def test_standardise_funnelplotr_mode_refuses_pairings_funnelplotr_lacks() -> No
                          funnel_method="funnelplotr")  # fmt: skip
     with pytest.raises(InputError, match="funnel_method"):
         _one_stratum_run([5, 6, 7], funnel_method="R")
+
+
+def test_report_note_when_many_icbs_record_no_tests() -> None:
+    from didcore.report.pipeline import zero_count_notes
+
+    observed = [0] * 6 + [3, 5, 8, 12, 30, 60, 90, 150]
+    got = _one_stratum_run(observed, overdispersion="winsorise")
+    (note,) = zero_count_notes(got.icb, got.funnel)  # type: ignore[attr-defined]
+    assert note.startswith("M0: 6 of 14 ICBs recorded no tests.")
+    od = stats.overdispersion(observed, np.full(14, np.mean(observed)))
+    _, hi = stats.funnel_limits([np.mean(observed)], 0.998, tau2=od.tau2)
+    assert f"{float(hi[0]):.1f} times the national rate" in note
+    (masked,) = zero_count_notes(got.icb, got.funnel, disclosure=True)  # type: ignore[attr-defined]
+    assert "At least a quarter of ICBs" in masked and "6 of 14" not in masked
+    # no note without the adjustment, or with few zeros
+    plain = _one_stratum_run(observed)
+    assert zero_count_notes(plain.icb, plain.funnel) == []  # type: ignore[attr-defined]
+    few = _one_stratum_run([0, 3, 5, 8, 12, 30, 60, 90, 150, 40], overdispersion="winsorise")
+    assert zero_count_notes(few.icb, few.funnel) == []  # type: ignore[attr-defined]
+
+
+def test_cli_funnel_method_option() -> None:
+    from didcore.cli import _parser, _report_kwargs
+
+    parser = _parser()
+    args = parser.parse_args(["demo", "--out", "x", "--funnel-method", "funnelplotr"])
+    assert _report_kwargs(args)["funnel_method"] == "funnelplotr"
+    args = parser.parse_args(["report", "e.parquet", "--out", "x"])
+    assert _report_kwargs(args)["funnel_method"] == "didcore"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--out", "x", "--funnel-method", "phe"])

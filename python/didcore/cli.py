@@ -196,6 +196,7 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "period": _label_option(args.period, "--period"),
         "title": _label_option(args.title, "--title"),
         "publication_config": args.publication_config,
+        "funnel_method": args.funnel_method,
     }
 
 
@@ -567,6 +568,14 @@ def _parser() -> argparse.ArgumentParser:
             "--title",
             help="the report's title (default: 'Diagnostic Imaging Dataset: Standardised ICB "
             "rates' and the period)",
+        )
+        p.add_argument(
+            "--funnel-method",
+            choices=("didcore", "funnelplotr"),
+            default="didcore",
+            help="funnel-plot limits: didcore's (default) or 'funnelplotr' to reproduce an "
+            "existing FunnelPlotR 0.6.0 chart, labelled 'FunnelPlotR-compatible limits' "
+            "(docs/statistics.md, section 5.3)",
         )
         p.add_argument(
             "--publication-config",

@@ -235,7 +235,8 @@ def funnel_limits(
     raw = row.get("tau2")
     tau2 = 0.0 if is_missing(raw) else max(as_float(raw), 0.0)
     scale = str(row.get("scale") or "sqrt")
-    lower, upper = limits(list(expected), level, tau2=tau2, scale=scale)  # type: ignore[arg-type]
+    method = str(row.get("limits") or "didcore")  # "funnelplotr": FunnelPlotR-compatible limits
+    lower, upper = limits(list(expected), level, tau2=tau2, scale=scale, method=method)  # type: ignore[arg-type]
     return [float(v) for v in lower], [float(v) for v in upper]
 
 
@@ -315,6 +316,8 @@ def funnel_plot(
             adjusted = not is_missing(raw_tau2) and as_float(raw_tau2) > 0
             # say which limits these are: Poisson, or widened for overdispersion
             kind = " (overdispersion-adjusted)" if adjusted else " (Poisson)"
+            if (funnel or {}).get("limits") == "funnelplotr":
+                kind = " (FunnelPlotR-compatible" + (", adjusted)" if adjusted else ")")
             for level, style, label in (
                 (0.95, ":", "95% limits" + kind),
                 (0.998, "-", "99.8% limits" + kind),

@@ -497,6 +497,21 @@ def _provenance_tables(prov: Mapping[str, Any]) -> list[HtmlTable]:
     ]
 
 
+def _funnelplotr_sentence(funnel: pa.Table) -> str:
+    """Say so when the funnel limits are FunnelPlotR's (``--funnel-method funnelplotr``)."""
+    if not funnel.num_rows or "limits" not in funnel.column_names:
+        return ""
+    if funnel["limits"][0].as_py() != "funnelplotr":
+        return ""
+    return (
+        " This report uses FunnelPlotR-compatible limits: the funnel limits and High/Low flags "
+        "are computed as FunnelPlotR 0.6.0 computes them, to match an existing FunnelPlotR "
+        "chart (its square-root-scale limits are not squared back to the ratio scale, its z "
+        "values are rounded, and it draws unadjusted limits when its dispersion ratio is 1 or "
+        "less)."
+    )
+
+
 def render_html(
     tables: Mapping[str, pa.Table],
     *,
@@ -629,7 +644,7 @@ def render_html(
             "plots show 95% and 99.8% control limits around the national rate, widened for "
             "overdispersion (Spiegelhalter's additive random-effects method on winsorised "
             "z-scores) when ICBs vary more than chance alone allows; each plot's legend says "
-            "which limits it shows.",
+            "which limits it shows." + _funnelplotr_sentence(tables["funnel"]),
         ],
         "national_tables": _national_tables(national, period_sfx),
         "results": results,
