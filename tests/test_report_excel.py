@@ -474,3 +474,15 @@ def test_rate_cells_keep_full_precision(book: Any) -> None:
     first = _table_rows(ws)[0][col]
     table: pa.Table = result.tables["icb_rates"]
     assert first.value == pytest.approx(table["standardised_rate"][0].as_py(), rel=1e-15)
+
+
+def test_rounding_scales_for_a_fraction_of_a_national_year() -> None:
+    """The demo (about 1/47 of a year) rounds Annex A as the publication does, scaled, so its
+    few hundred tests do not round to 0."""
+    pub = load_publication_config()
+    assert pub.scaled(1).rounding == pub.rounding
+    small = pub.scaled(1 / 47).rounding
+    assert small["a1"] == 2 and small["a2_total"] == 20 and small["a3_missing"] == 2
+    assert pub.scaled(0.5).rounding["a4_total"] == 500
+    assert pub.scaled(1e-6).rounding["a4_total"] == 1
+    assert pub.scaled(0.5).version == pub.version

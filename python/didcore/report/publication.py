@@ -74,6 +74,25 @@ class PublicationConfig:
         known = {k: values[k] for k in PLACEHOLDERS if k in values and values[k] is not None}
         return string.Formatter().vformat(line, (), _Keep(known))
 
+    def scaled(self, factor: float) -> PublicationConfig:
+        """The same lines with Annex A's rounding units scaled by ``factor`` (an extract that
+        is a fraction of a national year, as :meth:`QualityThresholds.scaled` scales the
+        thresholds), each to the largest of 1, 2, 5, 10, 20, 50, ... not above it, so rounding
+        to the nearest 1,000 does not turn a demo's few hundred tests into 0.
+        """
+        import math
+
+        def nice(unit: int) -> int:
+            target = unit * factor
+            if target < 2:
+                return 1
+            power = 10 ** math.floor(math.log10(target))
+            return max(m * power for m in (1, 2, 5) if m * power <= target)
+
+        from dataclasses import replace
+
+        return replace(self, rounding={k: nice(v) for k, v in self.rounding.items()})
+
     def footnotes_for(self, key: str, **values: Any) -> list[str]:
         """The footnotes of a table family, placeholders filled."""
         return [self.text(line, **values) for line in self.footnotes.get(key, ())]
