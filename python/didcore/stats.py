@@ -6,7 +6,11 @@ is zero). The methods follow the Public Health England / OHID indicator methods 
 the PHEindicatormethods R package (``byars_lower``/``byars_upper``, ``calculate_ISRatio``,
 ``calculate_dsr``), Spiegelhalter's funnel plots (Stat Med 2005;24:1185-1202) and his
 overdispersion adjustment (Qual Saf Health Care 2005;14:347-351); ``docs/statistics.md`` states
-each formula with its source and the conventions chosen.
+each formula with its source and the conventions chosen. For users who must reproduce the R
+packages' funnels there are PHEindicatormethods' (:func:`phe_funnel_limits`,
+:func:`phe_funnel_points`, :func:`phe_funnel_significance`, :func:`proportion_funnel_limits`) and
+a FunnelPlotR 0.6.0-compatible mode (:func:`funnelplotr_overdispersion`,
+``funnel_limits(method="funnelplotr")``), quirks included (docs/statistics.md 5.3-5.6).
 
 Units: counts are numbers of tests; populations are people; *ratios* are observed / expected
 (dimensionless, 1 = as expected); *rates* are per ``multiplier`` population, 10,000 unless
