@@ -83,6 +83,7 @@ _LAZY_MODULES = {
     "synth": "didcore.synth",
     "guards": "didcore.guards",
     "check": "didcore.check",
+    "spark": "didcore.spark",
 }
 
 

@@ -12,6 +12,8 @@ rich (the tables of ``didcore check``). That is enough for :func:`didcore.aggreg
 * ``didcore[report]`` adds, with scipy, matplotlib (charts and maps), openpyxl (the Annex B
   workbook) and jinja2 (the HTML report): ``didcore report``, ``didcore demo`` and
   :func:`didcore.run_report`.
+* ``didcore[spark]`` adds pyspark (3.4 or newer), for :func:`didcore.spark.aggregate` on the
+  driver (a Spark cluster's executors need didcore alone: see docs/spark.md).
 
 Using a part without its libraries raises :class:`~didcore.errors.MissingExtraError` (exit
 status 2 on the command line) naming the missing modules and the ``pip install`` line.
@@ -29,6 +31,7 @@ __all__ = ["EXTRAS", "missing", "require"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "stats": ("scipy.special",),
     "report": ("scipy.special", "matplotlib", "openpyxl", "jinja2"),
+    "spark": ("pyspark",),
 }
 
 
