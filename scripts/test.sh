@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "pip install .[test] (builds the Rust extension from source)"
-python -m pip install --quiet ".[test]"
+step "pip install .[test,spark] (builds the Rust extension from source; pyspark for tests/test_spark.py)"
+python -m pip install --quiet ".[test,spark]"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -89,4 +89,5 @@ echo "didcore cube: the same outputs with the oldest numpy and pyarrow, without 
     --only-binary numpy,pyarrow "$wheel[report]" $floors pytest pytest-benchmark hypothesis
 "$oldest/bin/python" -m pip check
 "$oldest/bin/python" -m pytest -p no:cacheprovider -q \
-    tests/test_cube.py tests/test_years.py tests/test_lookup.py tests/test_errors.py
+    tests/test_cube.py tests/test_years.py tests/test_lookup.py tests/test_errors.py \
+    tests/test_cubefile.py
