@@ -486,3 +486,13 @@ def test_rounding_scales_for_a_fraction_of_a_national_year() -> None:
     assert pub.scaled(0.5).rounding["a4_total"] == 500
     assert pub.scaled(1e-6).rounding["a4_total"] == 1
     assert pub.scaled(0.5).version == pub.version
+
+
+def test_workbook_bytes_are_reproducible(fx: Any, tmp_path: Path) -> None:
+    """Same inputs, same bytes: links, merged headers and formats carry no run-dependent id."""
+    data = []
+    for k in range(2):
+        out = tmp_path / str(k)
+        write_report(_inputs(fx, missing=True), out, formats=("xlsx",), quiet=True)
+        data.append((out / "annex_b.xlsx").read_bytes())
+    assert data[0] == data[1]

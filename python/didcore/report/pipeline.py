@@ -333,7 +333,17 @@ def write_report(
                     notes_sections={
                         "About this workbook": [title, *notes],
                         "Annex A thresholds (a row is listed above both)": [
-                            f"{k}: {v}" for k, v in asdict(th).items()
+                            "Table A.1, providers' tests with no GP practice: more than "
+                            f"{th.no_practice_share:.0%} and {th.no_practice_count:,}",
+                            "Table A.2, providers' tests with no age, sex or LSOA: more than "
+                            f"{th.provider_missing_share:.0%} and {th.provider_missing_count:,}",
+                            "Table A.3, ICBs' tests with no age, sex or LSOA: more than "
+                            f"{th.icb_missing_share:.0%} and {th.icb_missing_count:,}",
+                            "Table A.4, ICBs' estimated missing tests: more than "
+                            f"{th.icb_shortfall_share:.0%} and {th.icb_shortfall_count:,}",
+                            "(didcore.quality.QualityThresholds: "
+                            + ", ".join(f"{k}={v}" for k, v in asdict(th).items())
+                            + ")",
                         ],
                         "Provenance (see provenance.json for the full record)": [
                             f"didcore {prov.get('didcore_version')}",
