@@ -254,11 +254,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _say(args, "didcore demo: preparing the embedded demo data (synthetic England 2023/24)")
     paths = demo_inputs(args.cache)
     kwargs = _report_kwargs(args)
-    kwargs.update(
-        _demo_annex_a(
-            paths.truth, kwargs.get("provider_missing"), kwargs.get("publication_config")
-        )
-    )
+    kwargs.update(_demo_annex_a(paths.truth, kwargs.get("provider_missing")))
+    scale = kwargs.pop("publication_scale", None)
+    if scale is not None and kwargs.get("publication_config") is None:
+        # Annex A's rounding (to the nearest 100 or 1,000) scaled as the thresholds are
+        from didcore.report.publication import load_publication_config
+
+        kwargs["publication_config"] = load_publication_config().scaled(scale)
     kwargs["title"] = kwargs["title"] or "Standardised ICB rates 2023/24 (synthetic demo data)"
     result = run_report(
         [paths.extract],
@@ -273,9 +275,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_annex_a(
-    truth: Path, provider_missing: Any, publication_config: Any = None
-) -> dict[str, Any]:
+def _demo_annex_a(truth: Path, provider_missing: Any) -> dict[str, Any]:
     """Annex A settings for the demo, which is about 1/47 of a national year.
 
     The publication's count thresholds (10,000 and 5,000 tests) are scaled by the demo's size
@@ -293,12 +293,11 @@ def _demo_annex_a(
     from didcore.quality import QualityThresholds, read_provider_missing
 
     scale = float(json.loads(Path(truth).read_text())["conventions"]["annex_a_scale"])
-    out: dict[str, Any] = {"thresholds": QualityThresholds().scaled(scale)}
-    if publication_config is None:
-        # Annex A's rounding (to the nearest 100 or 1,000) scaled the same way
-        from didcore.report.publication import load_publication_config
-
-        out["publication_config"] = load_publication_config().scaled(scale)
+    # the scale also scales Annex A's rounding in the workbook (see _cmd_demo)
+    out: dict[str, Any] = {
+        "thresholds": QualityThresholds().scaled(scale),
+        "publication_scale": scale,
+    }
     if provider_missing is None:
         ref = resources.files("didcore") / "data" / "demo_provider_missing_2023_24.csv"
         with resources.as_file(ref) as path:
