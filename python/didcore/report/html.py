@@ -512,6 +512,13 @@ def _funnelplotr_sentence(funnel: pa.Table) -> str:
     )
 
 
+def _zero_notes(tables: Mapping[str, pa.Table], disclosure: bool) -> list[str]:
+    """The workbook's note on measures where many ICBs recorded no tests, for the page too."""
+    from didcore.report.pipeline import zero_count_notes
+
+    return zero_count_notes(tables["icb_rates"], tables["funnel"], disclosure=disclosure)
+
+
 def render_html(
     tables: Mapping[str, pa.Table],
     *,
@@ -645,6 +652,7 @@ def render_html(
             "overdispersion (Spiegelhalter's additive random-effects method on winsorised "
             "z-scores) when ICBs vary more than chance alone allows; each plot's legend says "
             "which limits it shows." + _funnelplotr_sentence(tables["funnel"]),
+            *_zero_notes(tables, disclosure is not None),
         ],
         "national_tables": _national_tables(national, period_sfx),
         "results": results,
