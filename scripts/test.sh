@@ -39,6 +39,18 @@ mypy --strict tests/typing/user_script.py
 step "stubtest: the hand-written stub matches the compiled module"
 (cd /tmp && python -m mypy.stubtest didcore._didcore)
 
+step "headless Chromium for tests/test_report_browser.py (skipped there without it)"
+# Debian's chromium package: about 40 s and 144 MB to fetch the first time, nothing after.
+# Installed only as root with apt-get at hand; anywhere else the browser test says it skipped.
+if command -v chromium >/dev/null 2>&1; then
+    echo "chromium already installed"
+elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+        echo "warning: could not install chromium; tests/test_report_browser.py will be skipped" >&2
+else
+    echo "no chromium and no apt-get as root: tests/test_report_browser.py will be skipped"
+fi
+
 step "pytest"
 # Run from outside the source tree's python/ folder so the installed package is the one tested.
 python -m pytest "$@"
