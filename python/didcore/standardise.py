@@ -85,8 +85,10 @@ class StandardisedRates:
             ``upper_95``, ``lower_998``, ``upper_998`` (ratio scale, O/E; multiply by
             ``national_rate`` to plot rates), ``national_rate``, ``method`` (``"poisson"``,
             ``"winsorise"`` or ``"truncate"``), ``scale`` (null for ``"poisson"``), ``phi``,
-            ``tau2``, ``n_units``. :func:`didcore.stats.funnel_limits` with ``tau2`` and
-            ``scale`` gives the limits at any other expected count.
+            ``tau2`` (the one the limits use), ``n_units``, ``limits`` (``"didcore"`` or
+            ``"funnelplotr"``, see ``funnel_method``). :func:`didcore.stats.funnel_limits` with
+            ``tau2``, ``scale`` and ``method=limits`` gives the limits at any other expected
+            count.
     """
 
     national: pa.Table
