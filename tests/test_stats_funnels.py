@@ -553,3 +553,23 @@ def test_cli_funnel_method_option() -> None:
     assert _report_kwargs(args)["funnel_method"] == "didcore"
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--out", "x", "--funnel-method", "phe"])
+
+
+def test_phe_proportion_significance_reproduces_phe_test_labels() -> None:
+    # testdata_funnel_prop_inputs.csv: six areas and their labels; the other areas are
+    # replaced by one large area that keeps PHE's average proportion, 80.642448%
+    areas = [
+        (35078.4880000, 41980, "High (0.001)"),  # New Forest PCT
+        (24803.6256000, 31824, "Low (0.001)"),  # Norwich PCT
+        (50050.7443000, 61921, "Not significant"),  # South Gloucestershire PCT
+        (26789.2380000, 33012, "High (0.025)"),  # West Norfolk PCT
+        (30277.5312000, 37828, "Low (0.025)"),  # North Devon PCT
+        (21139.2936000, 25992, "High (0.025)"),  # East Devon PCT
+    ]
+    num = [a[0] for a in areas]
+    den = [float(a[1]) for a in areas]
+    rest = 1e7
+    num.append(0.80642448 * (sum(den) + rest) - sum(num))
+    den.append(rest)
+    got = stats.phe_funnel_significance(num, den, statistic="proportion")
+    assert list(got[:-1]) == [a[2] for a in areas]
