@@ -856,8 +856,8 @@ def _rounding_note(units: Sequence[tuple[str, int]], csv: str) -> str:
             f"{what} to the nearest {u:,}" for what, u in done
         )
     return (
-        f"{how}, as published (a dash is a count that rounds to 0); percentages are computed "
-        f"before this rounding. The counts before this rounding are in {csv}."
+        f"{how} (a dash is a count that rounds to 0); percentages are computed before this "
+        f"rounding. The counts before this rounding are in {csv}."
     )
 
 
