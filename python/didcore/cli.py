@@ -213,7 +213,9 @@ def _label_option(value: str | None, option: str) -> str | None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    if not args.extract:
+    if args.cube is not None and args.extract:
+        raise InputError("give an extract or --cube FILE, not both")
+    if not args.extract and args.cube is None:
         raise InputError(
             "no extract given: name Parquet/CSV files or folders, with --population (and "
             "--lookups for lookups other than the shipped ones); or run `didcore demo --out DIR` "
@@ -229,8 +231,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     require("report", "didcore report")
     from didcore.report.pipeline import run_report
 
+    sources: Any = args.extract
+    if args.cube is not None:  # counted elsewhere (docs/spark.md)
+        from didcore.years import YearCubes
+
+        sources = YearCubes.read(args.cube)
     result = run_report(
-        args.extract,
+        sources,
         lookups=args.lookups,
         population=args.population,
         out_dir=args.out,
@@ -494,7 +501,8 @@ def _extract_options(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=threads_option,
         default=None,
-        help=f"worker threads, 1 to {MAX_THREADS} (default: all)",
+        help=f"worker threads, 1 to {MAX_THREADS} (default: all cores); for report and demo "
+        "also the processes drawing the charts and maps (1: drawn in one process)",
     )
 
 
@@ -598,6 +606,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="the whole publication from an extract", epilog=_DOCS)
     p.add_argument("extract", nargs="*", help="Parquet/CSV files or folders")
+    p.add_argument(
+        "--cube",
+        metavar="FILE",
+        help="a cube file of financial years (YearCubes.write, e.g. after "
+        "didcore.spark.aggregate(..., by_year=True): docs/spark.md) instead of an extract",
+    )
     p.add_argument("--lookups", help=_LOOKUPS_HELP)
     p.add_argument(
         "--population",
