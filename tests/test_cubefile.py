@@ -197,3 +197,31 @@ def test_from_counts_keeps_measure_kinds_or_refuses() -> None:
         assert again.measures == cube.measures
         assert again.measure_kinds == cube.measure_kinds  # EDOC measures stay EDOC
         assert np.array_equal(again.counts, cube.counts)
+
+
+def test_report_from_a_cube_file_equals_the_report_from_the_extract(tmp_path: Path) -> None:
+    """`didcore report --cube FILE`: the publication from cubes counted elsewhere (a cluster)
+    has the same tables as the one counted from the extract."""
+    pytest.importorskip("scipy")
+    from didcore.cli import main
+    from didcore.synth import write_synthetic
+
+    paths = write_synthetic(tmp_path / "synth", rows=20_000, seed=8, years=2)
+    lookups = didcore.Lookups.read(paths.lookups)
+    years = didcore.aggregate(paths.extract, lookups, by_year=True)
+    years.write(tmp_path / "years.cube.arrow")
+    common = ["--lookups", str(paths.lookups), "--population", str(paths.population)]
+    common += ["--formats", "csv", "-q"]
+    assert main(["report", str(paths.extract), *common, "--out", str(tmp_path / "a")]) == 0
+    cube_file = str(tmp_path / "years.cube.arrow")
+    assert main(["report", "--cube", cube_file, *common, "--out", str(tmp_path / "b")]) == 0
+    tables = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
+    assert tables
+    for name in tables:
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
+    # an extract and a cube file at once, or the cubes of other lookups, are refused
+    argv = ["report", str(paths.extract), "--cube", cube_file, *common, "--out", "x"]
+    assert main(argv) == 2
+    other = tmp_path / "other.cube.arrow"
+    didcore.aggregate(_dated(1_000, seed=9), LOOKUPS, by_year=True).write(other)
+    assert main(["report", "--cube", str(other), *common, "--out", str(tmp_path / "c")]) == 2

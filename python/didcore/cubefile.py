@@ -375,8 +375,9 @@ def read_year_cubes(source: Any) -> YearCubes:
     cubes, meta = read_cubes(source)
     if UNDATED_PART not in cubes:
         raise CubeFileError(
-            f"{_name(source)} holds one cube, not a cube per financial year: read it with "
-            "didcore.Cube.read"
+            f"{_name(source)} holds one cube, not a cube per financial year (those are "
+            "written by YearCubes.write, e.g. of didcore.spark.aggregate(..., by_year=True)); "
+            "read it with didcore.Cube.read"
         )
     undated = cubes.pop(UNDATED_PART)
     years = YearCubes(cubes, undated, declared=bool(meta.get("declared", False)))

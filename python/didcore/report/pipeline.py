@@ -464,6 +464,18 @@ def _moved(result: ReportResult, work: Path, out: Path) -> ReportResult:
     )
 
 
+def _counted_with(years: Any, lk: Any) -> Any:
+    """``years`` (a YearCubes counted elsewhere), refused unless its ICBs and measures are the
+    lookups': the report names ICBs and measures from the lookups.
+    """
+    if years.undated.icb_codes != lk.icb_codes or years.undated.measures != lk.measures:
+        raise InputError(
+            "the cubes were counted with other lookups than these (their ICBs or measures "
+            "differ): pass the lookups they were counted with (--lookups)"
+        )
+    return years
+
+
 def run_report(
     sources: Any,
     *,
@@ -507,7 +519,9 @@ def run_report(
     ----------
     sources:
         The extract: a path, a list of paths/folders, or an Arrow source (see
-        :func:`didcore.aggregate`).
+        :func:`didcore.aggregate`); or a :class:`didcore.YearCubes` counted already
+        (:func:`didcore.spark.aggregate` with ``by_year=True``, :meth:`didcore.YearCubes.read`
+        of a cube file), with the lookups it was counted with.
     lookups, population:
         The lookups folder (or a :class:`~didcore.Lookups`; ``None``, the default, for the
         national lookups shipped with didcore) and the population file or table (their files
@@ -611,9 +625,14 @@ def run_report(
     guard_kw: dict[str, Any] = {"allow": allow, "thresholds": guard_thresholds}
     kwargs["value_maps"] = value_maps
     kwargs["on_first_batch"] = early_guard(lk, columns=columns, **guard_kw)
-    years = aggregate(
-        src_list if len(src_list) > 1 else src_list[0], lk, by_year=True, year=year, **kwargs
-    )
+    from didcore.years import YearCubes
+
+    if isinstance(sources, YearCubes):  # counted elsewhere: a cube file, didcore.spark
+        years = _counted_with(sources, lk)
+    else:
+        years = aggregate(
+            src_list if len(src_list) > 1 else src_list[0], lk, by_year=True, year=year, **kwargs
+        )
     published_year = wanted or years.latest
     if published_year not in years:
         raise InputError(
