@@ -109,6 +109,14 @@ def test_workers_for(monkeypatch, n_jobs, figures, cores, workers):
     assert drawing.workers_for(n_jobs, figures) == workers
 
 
+def test_a_daemonic_process_draws_in_itself(monkeypatch):
+    """A multiprocessing pool's worker may not start processes: it draws the figures itself."""
+    monkeypatch.setattr(drawing, "_cores", lambda: 8)
+    me = multiprocessing.current_process()
+    monkeypatch.setattr(me, "_config", {**me._config, "daemon": True})
+    assert drawing.workers_for(None, 42) == 1
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
 def test_n_jobs_is_checked(tmp_path, bad: Any):
     with pytest.raises(InputError, match="n_jobs"):

@@ -132,6 +132,8 @@ def workers_for(n_jobs: int | None, n_figures: int) -> int:
     """Worker processes for ``n_figures``: ``n_jobs`` (default every core), at most one per
     :data:`FIGURES_PER_WORKER` figures; 1 means drawing in this process.
     """
+    if multiprocessing.current_process().daemon:
+        return 1  # a daemonic process (a multiprocessing pool's worker) may not have children
     want = _cores() if n_jobs is None else n_jobs
     return max(1, min(want, n_figures // FIGURES_PER_WORKER))
 
