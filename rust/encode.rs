@@ -149,6 +149,27 @@ impl Encoder {
         Ok(id)
     }
 
+    /// The index of one `value`, added to the dictionary if new; a new value that is not
+    /// UTF-8 text is not added (`Ok(None)`): Parquet text read by the core is checked here,
+    /// once per distinct value.
+    pub fn id_of_utf8(&mut self, value: &[u8]) -> Result<Option<i32>, CoreError> {
+        let key = pack(value);
+        let known = match key {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(value),
+        };
+        if let Some(&id) = known {
+            return Ok(Some(id));
+        }
+        if std::str::from_utf8(value).is_err() {
+            return Ok(None);
+        }
+        match key {
+            Some(key) => self.id_of_short(key, value).map(Some),
+            None => self.id_of_long(value).map(Some),
+        }
+    }
+
     /// The dictionary index of every value of `strings`, growing the dictionary with the
     /// values it has not seen; null rows get the null entry.
     pub fn encode(&mut self, strings: &Strings<'_>) -> Result<Vec<i32>, CoreError> {

@@ -62,6 +62,16 @@ pub enum CoreError {
     /// `InputError`.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A Parquet column chunk the core could not decode (`crate::parquet_decode`): corrupt
+    /// data maps to `CorruptInputError` naming the column; `unsupported` (valid Parquet the
+    /// core does not decode) to `ParquetUnsupportedError`, on which Python reads the row group
+    /// through pyarrow instead.
+    #[error("column {column:?}: {message}")]
+    Parquet {
+        column: String,
+        unsupported: bool,
+        message: String,
+    },
     /// A panic in the Rust core, caught before it reached Python: always a bug.
     #[error("panic in the Rust core: {0}")]
     Panic(String),

@@ -5,6 +5,7 @@ pub mod cube;
 pub mod encode;
 pub mod error;
 pub mod expected;
+pub mod parquet_decode;
 mod py_api;
 
 use pyo3::prelude::*;
@@ -12,7 +13,9 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _didcore {
     #[pymodule_export]
-    use crate::py_api::{PyAggregator, PyTextEncoder, expected_counts, state_table};
+    use crate::py_api::{
+        PyAggregator, PyParquetDecoder, PyTextEncoder, expected_counts, state_table,
+    };
 
     use pyo3::prelude::*;
 

@@ -24,10 +24,12 @@ use crate::cube::{
 use crate::encode::{Encoder, Strings};
 use crate::error::CoreError;
 use crate::expected;
+use crate::parquet_decode::{ColumnError, DecodeError, Decoder, Kind};
 
 pyo3::import_exception!(didcore.errors, CorruptInputError);
 pyo3::import_exception!(didcore.errors, InputError);
 pyo3::import_exception!(didcore.errors, InternalError);
+pyo3::import_exception!(didcore.errors, ParquetUnsupportedError);
 pyo3::import_exception!(didcore.errors, PopulationError);
 pyo3::import_exception!(didcore.errors, ZeroPopulationError);
 
@@ -65,6 +67,18 @@ impl From<CoreError> for PyErr {
                  rebuild it from its source"
             )),
             CoreError::InvalidArgument(_) => InputError::new_err(err.to_string()),
+            CoreError::Parquet {
+                column,
+                unsupported,
+                message,
+            } => {
+                let message = format!("column '{column}': {message}");
+                if unsupported {
+                    ParquetUnsupportedError::new_err(message)
+                } else {
+                    CorruptInputError::new_err(message)
+                }
+            }
             CoreError::Shape(_) | CoreError::ThreadPool(_) | CoreError::Panic(_) => {
                 InternalError::new_err(err.to_string())
             }
@@ -566,5 +580,180 @@ mod tests {
         };
         assert!(err.to_string().contains("row 105 (row 5 of batch 2)"));
         assert!(!matches!(err, CoreError::Shape(_) | CoreError::Panic(_)));
+    }
+}
+
+/// Decodes the needed column chunks of a run's Parquet files (see `rust/parquet_decode`):
+/// Python reads each chunk's bytes and hands them over; columns come back as plain arrays.
+/// Used by `didcore.parquet_native`; not a public API.
+#[pyclass(module = "didcore._didcore", name = "ParquetDecoder")]
+pub struct PyParquetDecoder {
+    /// Behind a mutex only because a Python class must be `Sync` and the crate's codecs are
+    /// not; `&mut self` methods already serialise every use.
+    decoder: std::sync::Mutex<Decoder>,
+    pool: rayon::ThreadPool,
+}
+
+/// A row group's plan as returned to Python: `(rows, [(start, length, why not or None)])`.
+type RowGroupParts = (u64, Vec<(u64, u64, Option<String>)>);
+
+/// One decoded column as returned to Python: `(values as bytes, validity bitmap or None)`.
+type ColumnParts<'py> = (Bound<'py, PyArray1<u8>>, Option<Bound<'py, PyArray1<u8>>>);
+
+impl PyParquetDecoder {
+    fn decoder(&mut self) -> &mut Decoder {
+        // a panic while it was held is already an error; the decoder is then restarted by
+        // the next `open`
+        self.decoder
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn column_error(&mut self, err: ColumnError) -> CoreError {
+        let column = self
+            .decoder()
+            .columns()
+            .get(err.column)
+            .map_or_else(String::new, |(name, _)| name.clone());
+        let (unsupported, message) = match err.error {
+            DecodeError::Unsupported(m) => (true, m),
+            DecodeError::Corrupt(m) => (false, m),
+        };
+        CoreError::Parquet {
+            column,
+            unsupported,
+            message,
+        }
+    }
+}
+
+#[pymethods]
+impl PyParquetDecoder {
+    /// `names`: the needed columns; `widths`: 0 to read a column as text (ids into the run's
+    /// dictionary), 4 or 8 as fixed-width values of that many bytes.
+    #[new]
+    #[pyo3(signature = (names, widths, n_threads=None))]
+    fn new(names: Vec<String>, widths: Vec<usize>, n_threads: Option<usize>) -> PyResult<Self> {
+        guard(|| {
+            if names.len() != widths.len() {
+                return Err(CoreError::Shape("one width a column".into()).into());
+            }
+            let columns = names
+                .into_iter()
+                .zip(widths)
+                .map(|(n, w)| (n, if w == 0 { Kind::Text } else { Kind::Fixed(w) }))
+                .collect();
+            Ok(PyParquetDecoder {
+                decoder: std::sync::Mutex::new(Decoder::new(columns)),
+                pool: build_pool(default_threads(n_threads))?,
+            })
+        })
+    }
+
+    /// Parse a file's footer (its bytes before the last eight): one entry a row group.
+    fn open(&mut self, py: Python<'_>, footer: &[u8]) -> PyResult<Vec<RowGroupParts>> {
+        guard(|| {
+            let decoder = self.decoder();
+            let plan = detached_core(py, || {
+                decoder
+                    .open(footer)
+                    .map(|layout| {
+                        layout
+                            .row_groups
+                            .iter()
+                            .map(|rg| {
+                                let chunks = rg
+                                    .chunks
+                                    .iter()
+                                    .map(|c| (c.start, c.len, c.unsupported.clone()))
+                                    .collect();
+                                (rg.num_rows, chunks)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(|e| CoreError::Parquet {
+                        column: String::new(),
+                        unsupported: matches!(e, DecodeError::Unsupported(_)),
+                        message: format!("the footer: {e}"),
+                    })
+            })?;
+            Ok(plan)
+        })
+    }
+
+    /// Start row group `row_group` of the open file with its needed chunks' bytes (any
+    /// buffers: they are copied).
+    fn start(
+        &mut self,
+        py: Python<'_>,
+        row_group: usize,
+        chunks: Vec<pyo3::buffer::PyBuffer<u8>>,
+    ) -> PyResult<()> {
+        guard(|| {
+            let mut owned = Vec::with_capacity(chunks.len());
+            for chunk in &chunks {
+                owned.push(bytes::Bytes::from(chunk.to_vec(py)?));
+            }
+            let decoder = self.decoder();
+            let result = detached_core(py, || Ok(decoder.start(row_group, owned)))?;
+            result.map_err(|e| self.column_error(e).into())
+        })
+    }
+
+    /// Decode up to `max_rows` more rows of the row group, the columns in parallel: `None` at
+    /// its end, else `(rows, [(values, validity or None)])`, values as little-endian bytes
+    /// (`i32` run ids for text columns).
+    fn next<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_rows: usize,
+    ) -> PyResult<Option<(usize, Vec<ColumnParts<'py>>)>> {
+        guard(|| {
+            let pool = &self.pool;
+            let decoder = self
+                .decoder
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let result = detached_core(py, || Ok(pool.install(|| decoder.next(max_rows))))?;
+            let n = result.map_err(|e| self.column_error(e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let columns = self
+                .decoder()
+                .take()
+                .into_iter()
+                .map(|out| {
+                    let validity = (out.nulls > 0).then(|| PyArray1::from_vec(py, out.validity));
+                    (PyArray1::from_vec(py, out.values), validity)
+                })
+                .collect();
+            Ok(Some((n, columns)))
+        })
+    }
+
+    /// Entries in the run's dictionary of text column `column`.
+    fn dictionary_len(&mut self, column: usize) -> PyResult<usize> {
+        guard(|| Ok(self.decoder().dictionary(column).map_or(0, Encoder::len)))
+    }
+
+    /// The run's dictionary of text column `column`: `(offsets int32, data uint8, None)`.
+    fn dictionary<'py>(
+        &mut self,
+        py: Python<'py>,
+        column: usize,
+    ) -> PyResult<DictionaryParts<'py>> {
+        guard(|| {
+            let encoder = self
+                .decoder()
+                .dictionary(column)
+                .ok_or_else(|| CoreError::Shape(format!("column {column} is not text")))?;
+            let (offsets, data, null) = encoder.dictionary();
+            Ok((
+                PyArray1::from_slice(py, offsets),
+                PyArray1::from_slice(py, data),
+                null,
+            ))
+        })
     }
 }

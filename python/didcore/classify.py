@@ -30,6 +30,7 @@ from didcore.errors import (
 )
 from didcore.io import Columns, is_binary_type
 from didcore.lookup import Lookups
+from didcore.parquet_native import RUN_DICTIONARY
 from didcore.values import (
     Fractions,
     _bad_utf8,
@@ -189,6 +190,8 @@ class BatchClassifier:
         self._encoded: dict[str, Any] = {}
         self._encoders: dict[str, Any] = {}
         self._dictionaries: dict[str, Any] = {}
+        # the run-long dictionaries of the Parquet decoder's text columns, by column
+        self._run_long: dict[str, Any] = {}
         self._last: dict[str, tuple[Any, Any]] = {}
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
@@ -308,7 +311,7 @@ class BatchClassifier:
         values onto a run-long dictionary instead was slower: dirty codes make it grow every
         batch.)
         """
-        if dictionary is self._dictionaries.get(column):
+        if dictionary is self._dictionaries.get(column) or dictionary is self._run_long.get(column):
             return self._grown(column, dictionary, fn)
         last = self._last.get(column)
         if last is not None and (last[0] is dictionary or last[0].equals(dictionary)):
@@ -334,6 +337,8 @@ class BatchClassifier:
             if previous is dictionary:
                 return result
             n = len(previous)
+            if len(dictionary) == n and dictionary.equals(previous):
+                return result
             if len(dictionary) > n and dictionary.slice(0, n).equals(previous):
                 tail = fn(dictionary.slice(n))
                 if isinstance(result, tuple):
@@ -434,8 +439,14 @@ class BatchClassifier:
             return _buffers(arr.indices, np.int32), self._dictionaries[name]
         arr = self._column(batch, name)
         t = arr.type
+        run_long = False
         if pa.types.is_dictionary(t):
-            self._check_indices(name, arr)
+            # A dictionary the Parquet decoder keeps for the run (didcore.parquet_native):
+            # its indices are in range by construction, and it only grows.
+            meta = batch.schema.field(name).metadata
+            run_long = bool(meta) and RUN_DICTIONARY in meta
+            if not run_long:
+                self._check_indices(name, arr)
             if not _is_text(pa, t.value_type):
                 arr = arr.cast(pa.dictionary(t.index_type, pa.string()))
         elif _is_text(pa, t) or pa.types.is_integer(t):
@@ -458,6 +469,8 @@ class BatchClassifier:
         dictionary = arr.dictionary
         if dictionary.type != pa.string():
             dictionary = dictionary.cast(pa.string())
+        if run_long:
+            self._run_long[name] = dictionary
         indices = arr.indices
         return _buffers(indices, np.int32), dictionary
 

@@ -82,6 +82,13 @@ class CorruptInputError(InputError):
     """
 
 
+class ParquetUnsupportedError(InternalError):
+    """Raised by the core for a Parquet column chunk it does not decode itself (an encoding,
+    type or layout listed in docs/architecture.md, "Reading Parquet"): the reader then reads
+    that row group through pyarrow. It never reaches a caller; if it does, it is a bug.
+    """
+
+
 class LookupConflictError(InputError):
     """A lookup table is inconsistent, e.g. the same key maps to two different values."""
 

@@ -214,10 +214,20 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
     text_cols = [*string_cols, cols.age, cols.date_of_birth, cols.test_date]
 
     def batches() -> Iterator[pa.RecordBatch]:
+        from didcore import parquet_native
+
+        # One core decoder for the run's Parquet files (a dictionary a text column across
+        # them all), unless DIDCORE_PARQUET=pyarrow.
+        natives: dict[tuple[str, ...], Any] = {}
         for path, handle, names in plans:
             try:
                 if handle is not None:
-                    yield from _parquet_batches(path, names, string_cols)
+                    native = None
+                    if parquet_native.enabled():
+                        native = natives.get(tuple(names))
+                        if native is None:
+                            native = natives[tuple(names)] = parquet_native.NativeParquet(names)
+                    yield from _parquet_batches(path, names, string_cols, native, _BATCH_ROWS)
                 else:
                     yield from _csv_batches(path, names, string_cols, text_cols, CSV_BLOCK_BYTES)
             except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:

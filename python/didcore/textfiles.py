@@ -18,7 +18,17 @@ from didcore.errors import UnreadableInputError
 __all__ = ["csv_column_names", "csv_encoding", "csv_problem"]
 
 
-def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> Iterator[Any]:
+def _parquet_batches(
+    path: Path,
+    names: list[str],
+    string_cols: list[str],
+    native: Any = None,
+    batch_rows: int = 1 << 20,
+) -> Iterator[Any]:
+    """The needed columns of a Parquet file, row group by row group: decoded by the core
+    through ``native`` (a :class:`didcore.parquet_native.NativeParquet` for the run) where it
+    can, else (``native`` None, or a row group it does not decode) through pyarrow.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -31,16 +41,23 @@ def _parquet_batches(path: Path, names: list[str], string_cols: list[str]) -> It
     wanted = [c for c in string_cols if c in names]
     pf = pq.ParquetFile(path, read_dictionary=wanted)
     plain_pf: Any = None
-    for i in range(pf.num_row_groups):
+
+    def row_group(i: int) -> pa.Table:
+        nonlocal plain_pf
         try:
-            table = pf.read_row_group(i, columns=names, use_threads=True)
+            return pf.read_row_group(i, columns=names, use_threads=True)
         except (OSError, pa.ArrowNotImplementedError) as exc:  # pyarrow says OSError
             if "DictAccumulator" not in str(exc):
                 raise
             if plain_pf is None:
                 plain_pf = pq.ParquetFile(path)
-            table = plain_pf.read_row_group(i, columns=names, use_threads=True)
-        yield from table.to_batches()
+            return plain_pf.read_row_group(i, columns=names, use_threads=True)
+
+    if native is not None:
+        yield from native.batches(path, pf.schema_arrow, row_group, batch_rows)
+        return
+    for i in range(pf.num_row_groups):
+        yield from row_group(i).to_batches()
 
 
 def _csv_parse(path: Path) -> Any:

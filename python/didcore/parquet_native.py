@@ -1,0 +1,322 @@
+"""Parquet files read by the Rust core (``_didcore.ParquetDecoder``), pyarrow as the fallback.
+
+Python does the I/O: it reads a file's footer, hands it to the core, which plans the row
+groups (where each needed column chunk's bytes are, and whether the core decodes it); then,
+row group by row group, it reads each needed chunk with one positioned read into a buffer
+kept for the run, and the core decompresses and decodes the pages, the columns in parallel
+with the interpreter released. Text columns come back as ``int32`` ids into one dictionary a
+column for the whole run, so a code is classified once a run instead of once a row group
+(:class:`didcore.classify.BatchClassifier` sees the dictionary grow and classifies its new
+tail alone); numbers and dates come back as their values. Each batch is an Arrow
+``RecordBatch`` of the types pyarrow would give, so everything after the read is shared.
+
+A row group with a chunk the core does not decode (the DELTA and BYTE_STREAM_SPLIT
+encodings, nested columns, text dates, decimals, INT96 or timestamps, encrypted files) is
+read through pyarrow instead, identically counted; which path read what is logged at debug
+level and kept in :data:`READS` for ``didcore check``. A corrupt page, or an index past its
+dictionary, is a :class:`~didcore.errors.CorruptInputError` naming the file, row group and
+column.
+
+``DIDCORE_PARQUET=pyarrow`` in the environment reads every row group through pyarrow (for
+comparisons; the results are the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from didcore.errors import CorruptInputError, ParquetUnsupportedError, UnreadableInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger("didcore.parquet")
+
+#: Field metadata marking a text column whose dictionary is the run's (it only grows).
+RUN_DICTIONARY = b"didcore.run_dictionary"
+
+
+@dataclass
+class ReadCounts:
+    """Which path read the Parquet row groups of the runs in this process: ``native`` and
+    ``pyarrow`` row groups, and why row groups went through pyarrow (reason -> count).
+    """
+
+    native: int = 0
+    pyarrow: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        """Start counting again (``didcore check`` and the tests do, before a read)."""
+        self.native = self.pyarrow = 0
+        self.reasons.clear()
+
+
+#: Row groups read by each path (reset by ``didcore check`` before it reads).
+READS = ReadCounts()
+
+
+def enabled() -> bool:
+    """Whether Parquet is decoded by the core (``DIDCORE_PARQUET`` is not ``pyarrow``)."""
+    return os.environ.get("DIDCORE_PARQUET", "native").strip().lower() != "pyarrow"
+
+
+def _width(pa: Any, t: Any) -> tuple[int, Any] | None:
+    """How the core reads a column of Arrow type ``t``: ``(0, None)`` as text, ``(4 or 8,
+    wrap type)`` as fixed-width values wrapped in that Arrow type; ``None`` not at all.
+
+    Integers narrower than 32 bits are stored as INT32 and come back as ``int32`` (the same
+    numbers); dates as days (``date32``); floating point as is. Timestamps, decimals, text
+    dates and anything else go through pyarrow.
+    """
+    types = pa.types
+    if types.is_dictionary(t):
+        t = t.value_type
+    if types.is_string(t) or types.is_large_string(t) or types.is_binary(t):
+        return 0, None
+    if types.is_large_binary(t) or str(t) in ("string_view", "binary_view"):
+        return 0, None
+    if t in (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16()):
+        return 4, pa.int32()
+    if t in (pa.uint32(), pa.date32(), pa.float32()):
+        return 4, t
+    if t in (pa.int64(), pa.uint64(), pa.float64()):
+        return 8, t
+    return None
+
+
+class _Buffers:
+    """One reusable read buffer a column: a chunk is read into the start of its column's."""
+
+    def __init__(self, n: int) -> None:
+        self._bufs = [bytearray() for _ in range(n)]
+
+    def view(self, column: int, size: int) -> memoryview:
+        buf = self._bufs[column]
+        if len(buf) < size:
+            buf.extend(bytes(size - len(buf)))
+        return memoryview(buf)[:size]
+
+
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    preadv = getattr(os, "preadv", None)
+    if preadv is not None:
+        done = 0
+        while done < len(view):
+            n = preadv(fd, [view[done:]], offset + done)
+            if n == 0:
+                break
+            done += n
+        return done
+    data = os.pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
+class NativeParquet:
+    """Reads the needed columns of a run's Parquet files through the core.
+
+    One instance a run (a dictionary a text column across every file); ``names`` are the
+    needed columns, in the order the batches carry them.
+    """
+
+    def __init__(self, names: list[str], n_threads: int | None = None) -> None:
+        self.names = list(names)
+        self._decoders: dict[tuple[int, ...], Any] = {}
+        self._n_threads = n_threads
+        self._dicts: dict[tuple[tuple[int, ...], int], Any] = {}
+
+    def _decoder(self, widths: tuple[int, ...]) -> Any:
+        """The decoder of these column widths (one a run: files normally agree)."""
+        from didcore import _didcore
+
+        dec = self._decoders.get(widths)
+        if dec is None:
+            dec = self._decoders[widths] = _didcore.ParquetDecoder(
+                self.names, list(widths), self._n_threads
+            )
+        return dec
+
+    def batches(
+        self, path: Path, schema: pa.Schema, fallback: Any, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """The file's batches. ``fallback(i)`` reads row group ``i`` through pyarrow (a
+        ``Table``); ``schema`` is the file's Arrow schema.
+        """
+        import pyarrow as pa
+
+        kinds = [_width(pa, schema.field(n).type) for n in self.names]
+        missing = [n for n, k in zip(self.names, kinds, strict=True) if k is None]
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            size = os.fstat(fd).st_size
+            plan = None
+            if not missing and size >= 12:
+                widths = tuple(k[0] for k in kinds if k is not None)
+                decoder = self._decoder(widths)
+                plan = self._plan(fd, size, path, decoder)
+            if plan is None:
+                why = (
+                    f"column {missing[0]!r} of type {schema.field(missing[0]).type}"
+                    if missing
+                    else "footer not read by the core"
+                )
+                yield from self._all_fallback(path, fallback, why)
+                return
+            wraps = [k[1] for k in kinds if k is not None]
+            bufs = _Buffers(len(self.names))
+            for i, (num_rows, chunks) in enumerate(plan):
+                why_not = next((w for _, _, w in chunks if w is not None), None)
+                if why_not is not None:
+                    self._note_fallback(path, i, why_not)
+                    yield from fallback(i).to_batches()
+                    continue
+                yield from self._row_group(
+                    fd,
+                    size,
+                    path,
+                    i,
+                    num_rows,
+                    chunks,
+                    decoder,
+                    widths,
+                    wraps,
+                    bufs,
+                    fallback,
+                    batch_rows,
+                )
+        finally:
+            os.close(fd)
+
+    def _plan(self, fd: int, size: int, path: Path, decoder: Any) -> Any:
+        tail = os.pread(fd, 8, size - 8)
+        if tail[4:] != b"PAR1":  # encrypted footers end "PARE": pyarrow's to refuse
+            return None
+        n = int.from_bytes(tail[:4], "little")
+        if n <= 0 or n > size - 12:
+            raise CorruptInputError(f"{path}: the footer length {n} does not fit the file")
+        footer = os.pread(fd, n, size - 8 - n)
+        try:
+            return decoder.open(footer)
+        except ParquetUnsupportedError:
+            return None
+        except CorruptInputError as exc:
+            raise CorruptInputError(f"{path}: {_detail(exc)}") from None
+
+    def _all_fallback(self, path: Path, fallback: Any, why: str) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+
+        n = pq.ParquetFile(path).num_row_groups
+        for i in range(n):
+            self._note_fallback(path, i, why)
+            yield from fallback(i).to_batches()
+
+    def _note_fallback(self, path: Path, i: int, why: str) -> None:
+        READS.pyarrow += 1
+        READS.reasons[why] += 1
+        log.debug("%s row group %d: read through pyarrow (%s)", path, i, why)
+
+    def _row_group(
+        self,
+        fd: int,
+        size: int,
+        path: Path,
+        i: int,
+        num_rows: int,
+        chunks: list[tuple[int, int, str | None]],
+        decoder: Any,
+        widths: tuple[int, ...],
+        wraps: list[Any],
+        bufs: _Buffers,
+        fallback: Any,
+        batch_rows: int,
+    ) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        where = f"{path}: row group {i + 1}"
+        views = []
+        for j, (start, length, _) in enumerate(chunks):
+            if start + length > size:
+                raise CorruptInputError(
+                    f"{where}: column {self.names[j]!r}: its bytes {start}..{start + length} "
+                    f"are past the end of the file ({size} bytes)"
+                )
+            view = bufs.view(j, length)
+            if _read_at(fd, view, start) != length:
+                raise UnreadableInputError(f"{where}: the file was cut short while reading it")
+            views.append(view)
+        done = 0
+        try:
+            decoder.start(i, views)
+            while True:
+                got = decoder.next(batch_rows)
+                if got is None:
+                    break
+                n, columns = got
+                yield self._batch(pa, decoder, widths, wraps, n, columns)
+                done += n
+        except ParquetUnsupportedError as exc:
+            # Met part-way (a page the chunk's metadata did not announce): pyarrow reads the
+            # row group and the rows not yet given are taken from it.
+            self._note_fallback(path, i, _detail(exc))
+            rest = fallback(i).slice(done)
+            yield from rest.to_batches()
+            return
+        except CorruptInputError as exc:
+            raise CorruptInputError(
+                f"{where}: {_detail(exc)}: the file is corrupt; write it out again from its source"
+            ) from None
+        if done != num_rows:
+            raise CorruptInputError(f"{where}: {done} rows decoded of the {num_rows} it declares")
+        READS.native += 1
+        log.debug("%s: decoded by the core (%d rows)", where, num_rows)
+
+    def _batch(
+        self,
+        pa: Any,
+        decoder: Any,
+        widths: tuple[int, ...],
+        wraps: list[Any],
+        n: int,
+        columns: list[tuple[np.ndarray, np.ndarray | None]],
+    ) -> pa.RecordBatch:
+        arrays = []
+        fields = []
+        for j, (name, width, wrap, (values, validity)) in enumerate(
+            zip(self.names, widths, wraps, columns, strict=True)
+        ):
+            bitmap = None if validity is None else pa.py_buffer(validity)
+            data = pa.py_buffer(values)
+            if width == 0:
+                ids = pa.Array.from_buffers(pa.int32(), n, [bitmap, data])
+                arr = pa.DictionaryArray.from_arrays(
+                    ids, self._dictionary(pa, decoder, widths, j), safe=False
+                )
+                fields.append(pa.field(name, arr.type, metadata={RUN_DICTIONARY: b"1"}))
+            else:
+                arr = pa.Array.from_buffers(wrap, n, [bitmap, data])
+                fields.append(pa.field(name, wrap))
+            arrays.append(arr)
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+    def _dictionary(self, pa: Any, decoder: Any, widths: tuple[int, ...], j: int) -> Any:
+        """The run's dictionary of text column ``j``, rebuilt only when it has grown."""
+        from didcore.arrow_buffers import _dictionary_array
+
+        key = (widths, j)
+        cached = self._dicts.get(key)
+        if cached is None or len(cached) != decoder.dictionary_len(j):
+            cached = self._dicts[key] = _dictionary_array(pa, *decoder.dictionary(j))
+        return cached
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else str(exc)

@@ -1,0 +1,561 @@
+//! One column chunk decoded page by page into the rows of a batch.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::Encoding;
+use parquet::column::page::{Page, PageReader};
+use parquet::errors::ParquetError;
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::SerializedPageReader;
+
+use super::file::FileLayout;
+use super::rle::Hybrid;
+use super::{DecodeError, no_panic};
+use crate::encode::Encoder;
+
+/// What a column is decoded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `BYTE_ARRAY` text: `i32` ids into the run's dictionary of the column.
+    Text,
+    /// Fixed-width values of this many bytes (4: `INT32`/`FLOAT`, 8: `INT64`/`DOUBLE`).
+    Fixed(usize),
+}
+
+impl Kind {
+    /// Bytes per row of the decoded values.
+    #[must_use]
+    pub fn width(self) -> usize {
+        match self {
+            Kind::Text => 4,
+            Kind::Fixed(w) => w,
+        }
+    }
+}
+
+/// Decoded rows of one column: `width` little-endian bytes a row (an `i32` id for text), and
+/// an Arrow validity bitmap (bit set: the row has a value; null rows' values are zero).
+#[derive(Clone, Debug, Default)]
+pub struct ColumnOut {
+    pub values: Vec<u8>,
+    pub validity: Vec<u8>,
+    pub rows: usize,
+    pub nulls: usize,
+}
+
+impl ColumnOut {
+    /// Make room for `rows` more rows: `values` and `validity` (bits cleared) grow.
+    fn grow(&mut self, rows: usize, width: usize) {
+        let total = self.rows + rows;
+        self.values.resize(total * width, 0);
+        self.validity.resize(total.div_ceil(8), 0);
+    }
+
+    /// Append rows `from..from + count` of `src`.
+    fn append_from(&mut self, src: &ColumnOut, from: usize, count: usize, width: usize) {
+        let at = self.rows;
+        self.grow(count, width);
+        self.values[at * width..(at + count) * width]
+            .copy_from_slice(&src.values[from * width..(from + count) * width]);
+        for j in 0..count {
+            let (s, d) = (from + j, at + j);
+            if src.validity[s >> 3] >> (s & 7) & 1 == 1 {
+                self.validity[d >> 3] |= 1 << (d & 7);
+            } else {
+                self.nulls += 1;
+            }
+        }
+        self.rows += count;
+    }
+
+    pub fn clear(&mut self) {
+        self.values.clear();
+        self.validity.clear();
+        self.rows = 0;
+        self.nulls = 0;
+    }
+}
+
+/// A column chunk's bytes, read from the file at offset `start`, as the crate's page reader
+/// wants a file: offsets are the file's.
+struct ChunkBytes {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl ChunkBytes {
+    fn offset(&self, at: u64, length: usize) -> parquet::errors::Result<usize> {
+        at.checked_sub(self.start)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| o.checked_add(length).is_some_and(|e| e <= self.bytes.len()))
+            .ok_or_else(|| {
+                ParquetError::EOF(format!(
+                    "{length} bytes at offset {at} are outside the column chunk"
+                ))
+            })
+    }
+}
+
+impl Length for ChunkBytes {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl ChunkReader for ChunkBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let o = self.offset(start, 0)?;
+        self.bytes.slice(o..).get_read(0)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let o = self.offset(start, length)?;
+        Ok(self.bytes.slice(o..o + length))
+    }
+}
+
+/// A column chunk being decoded: its pages, its dictionary (mapped to output values), and
+/// rows decoded from a page but not yet handed out.
+pub struct ColumnCursor {
+    kind: Kind,
+    max_def: i16,
+    pages: SerializedPageReader<ChunkBytes>,
+    /// The chunk's dictionary as output values (`width` bytes an entry): run ids for text.
+    dict: Vec<u8>,
+    dict_len: Option<usize>,
+    pending: ColumnOut,
+    pending_at: usize,
+    /// Rows of the row group not yet decoded from pages, and in all.
+    rows_left: u64,
+    rows_total: u64,
+    levels: Vec<u32>,
+    indices: Vec<u32>,
+}
+
+impl std::fmt::Debug for ColumnCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnCursor")
+            .field("kind", &self.kind)
+            .field("rows_left", &self.rows_left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ColumnCursor {
+    /// A cursor over needed column `column` of row group `row_group`, whose bytes (as planned
+    /// by `layout`) are `bytes`.
+    pub fn new(
+        layout: &FileLayout,
+        row_group: usize,
+        column: usize,
+        kind: Kind,
+        bytes: Bytes,
+    ) -> Result<Self, DecodeError> {
+        let rg = layout
+            .meta
+            .row_groups()
+            .get(row_group)
+            .ok_or_else(|| DecodeError::Corrupt(format!("no row group {row_group}")))?;
+        let leaf = layout
+            .leaves
+            .get(column)
+            .copied()
+            .flatten()
+            .ok_or_else(|| DecodeError::Unsupported("not a top-level column".into()))?;
+        let meta = rg
+            .columns()
+            .get(leaf)
+            .ok_or_else(|| DecodeError::Corrupt("no column chunk".into()))?;
+        let (start, len) = meta.byte_range();
+        if bytes.len() as u64 != len {
+            return Err(DecodeError::Corrupt(format!(
+                "{} bytes given for a column chunk of {len} bytes",
+                bytes.len()
+            )));
+        }
+        let num_rows = u64::try_from(rg.num_rows()).unwrap_or(0);
+        let reader = Arc::new(ChunkBytes { start, bytes });
+        let pages = no_panic("a column chunk", || {
+            Ok(SerializedPageReader::new(
+                reader,
+                meta,
+                usize::try_from(num_rows).unwrap_or(usize::MAX),
+                None,
+            )?)
+        })?;
+        Ok(ColumnCursor {
+            kind,
+            max_def: meta.column_descr().max_def_level(),
+            pages,
+            dict: Vec::new(),
+            dict_len: None,
+            pending: ColumnOut::default(),
+            pending_at: 0,
+            rows_left: num_rows,
+            rows_total: num_rows,
+            levels: Vec::new(),
+            indices: Vec::new(),
+        })
+    }
+
+    /// Rows of the row group not yet handed out.
+    #[must_use]
+    pub fn rows_left(&self) -> u64 {
+        self.rows_left + (self.pending.rows - self.pending_at) as u64
+    }
+
+    /// Append the next `n` rows to `out` (cleared first). `encoder` is the run's dictionary
+    /// of a text column (`None` for fixed-width ones).
+    pub fn read(
+        &mut self,
+        n: usize,
+        mut encoder: Option<&mut Encoder>,
+        out: &mut ColumnOut,
+    ) -> Result<(), DecodeError> {
+        out.clear();
+        let width = self.kind.width();
+        out.values.reserve(n * width);
+        while out.rows < n {
+            let ready = self.pending.rows - self.pending_at;
+            if ready > 0 {
+                let take = ready.min(n - out.rows);
+                out.append_from(&self.pending, self.pending_at, take, width);
+                self.pending_at += take;
+                continue;
+            }
+            let page = no_panic("a page", || Ok(self.pages.get_next_page()?))?;
+            let Some(page) = page else {
+                return Err(DecodeError::Corrupt(format!(
+                    "the column chunk ends {} rows short of its row group",
+                    self.rows_left
+                )));
+            };
+            match page {
+                Page::DictionaryPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    ..
+                } => {
+                    self.dictionary(&buf, num_values as usize, encoding, encoder.as_deref_mut())?;
+                }
+                Page::DataPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_level_encoding,
+                    ..
+                } => {
+                    let rows = num_values as usize;
+                    let (levels, values) = if self.max_def == 0 {
+                        (None, &buf[..])
+                    } else {
+                        if def_level_encoding != Encoding::RLE {
+                            return Err(DecodeError::Unsupported(format!(
+                                "definition levels encoded {def_level_encoding}"
+                            )));
+                        }
+                        let len = buf
+                            .get(..4)
+                            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                            .ok_or_else(|| DecodeError::Corrupt("a page is cut short".into()))?;
+                        let levels = buf.get(4..4 + len).ok_or_else(|| {
+                            DecodeError::Corrupt("definition levels past the page".into())
+                        })?;
+                        (Some(levels), &buf[4 + len..])
+                    };
+                    self.data_page(
+                        rows,
+                        levels,
+                        values,
+                        encoding,
+                        encoder.as_deref_mut(),
+                        n,
+                        out,
+                    )?;
+                }
+                Page::DataPageV2 {
+                    buf,
+                    num_values,
+                    num_rows,
+                    encoding,
+                    def_levels_byte_len,
+                    rep_levels_byte_len,
+                    ..
+                } => {
+                    if rep_levels_byte_len != 0 || num_values != num_rows {
+                        return Err(DecodeError::Unsupported("repetition levels".into()));
+                    }
+                    let def = def_levels_byte_len as usize;
+                    let levels = buf.get(..def).ok_or_else(|| {
+                        DecodeError::Corrupt("definition levels past the page".into())
+                    })?;
+                    let levels = (self.max_def > 0).then_some(levels);
+                    let values = &buf[def..];
+                    let rows = num_rows as usize;
+                    self.data_page(
+                        rows,
+                        levels,
+                        values,
+                        encoding,
+                        encoder.as_deref_mut(),
+                        n,
+                        out,
+                    )?;
+                }
+            }
+        }
+        if self.rows_left == 0 && self.pending_at == self.pending.rows {
+            // The row group is done: a further data page would be rows it does not have.
+            let next = no_panic("a page", || Ok(self.pages.get_next_page()?))?;
+            if next.is_some_and(|p| p.is_data_page()) {
+                return Err(DecodeError::Corrupt(
+                    "the column chunk holds more rows than its row group".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A dictionary page: its values turned into output values once for the chunk.
+    fn dictionary(
+        &mut self,
+        buf: &[u8],
+        n: usize,
+        encoding: Encoding,
+        encoder: Option<&mut Encoder>,
+    ) -> Result<(), DecodeError> {
+        if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+            return Err(DecodeError::Unsupported(format!(
+                "a dictionary page encoded {encoding}"
+            )));
+        }
+        self.dict.clear();
+        match (self.kind, encoder) {
+            (Kind::Text, Some(encoder)) => {
+                self.dict.reserve(n * 4);
+                let mut ids = Vec::with_capacity(n);
+                plain_text(buf, n, encoder, &mut ids)?;
+                for id in ids {
+                    self.dict.extend_from_slice(&id.to_le_bytes());
+                }
+            }
+            (Kind::Fixed(w), None) => {
+                let bytes = buf.get(..n * w).ok_or_else(|| {
+                    DecodeError::Corrupt(format!("a dictionary page of {n} values is cut short"))
+                })?;
+                self.dict.extend_from_slice(bytes);
+            }
+            _ => {
+                return Err(DecodeError::Unsupported(
+                    "text column without a dictionary".into(),
+                ));
+            }
+        }
+        self.dict_len = Some(n);
+        Ok(())
+    }
+
+    /// A data page of `rows` rows: into `out` when it fits in the `n` rows asked for, else
+    /// into `pending` for the next call.
+    #[allow(clippy::too_many_arguments)]
+    fn data_page(
+        &mut self,
+        rows: usize,
+        levels: Option<&[u8]>,
+        values: &[u8],
+        encoding: Encoding,
+        encoder: Option<&mut Encoder>,
+        n: usize,
+        out: &mut ColumnOut,
+    ) -> Result<(), DecodeError> {
+        if rows as u64 > self.rows_left {
+            return Err(DecodeError::Corrupt(
+                "the column chunk holds more rows than its row group".into(),
+            ));
+        }
+        self.rows_left -= rows as u64;
+        // rows present (definition level 1)
+        let present = match levels {
+            None => rows,
+            Some(levels) => {
+                self.levels.resize(rows, 0);
+                Hybrid::new(levels, 1)?.read(&mut self.levels)?;
+                self.levels.iter().filter(|&&l| l != 0).count()
+            }
+        };
+        let fits = out.rows + rows <= n;
+        let mut pending = std::mem::take(&mut self.pending);
+        if !fits {
+            pending.clear();
+            self.pending_at = 0;
+        }
+        let dest = if fits { &mut *out } else { &mut pending };
+        let result = self.values(
+            rows,
+            present,
+            levels.is_some(),
+            values,
+            encoding,
+            encoder,
+            dest,
+        );
+        self.pending = pending;
+        result
+    }
+
+    /// Decode `present` values and spread them over `rows` rows appended to `dest`.
+    #[allow(clippy::too_many_arguments)]
+    fn values(
+        &mut self,
+        rows: usize,
+        present: usize,
+        has_levels: bool,
+        values: &[u8],
+        encoding: Encoding,
+        encoder: Option<&mut Encoder>,
+        dest: &mut ColumnOut,
+    ) -> Result<(), DecodeError> {
+        let width = self.kind.width();
+        let at = dest.rows;
+        dest.grow(rows, width);
+        // First the present values, packed at the start of the new rows.
+        let packed = &mut dest.values[at * width..(at + present) * width];
+        match encoding {
+            Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
+                let dict_len = self.dict_len.ok_or_else(|| {
+                    DecodeError::Corrupt("a dictionary-encoded page before any dictionary".into())
+                })?;
+                let (&bit_width, data) = values
+                    .split_first()
+                    .ok_or_else(|| DecodeError::Corrupt("an empty page".into()))?;
+                self.indices.resize(present, 0);
+                Hybrid::new(data, u32::from(bit_width))?.read(&mut self.indices)?;
+                if let Some(k) = self.indices.iter().position(|&i| i as usize >= dict_len) {
+                    // the row of the k-th value present, counted from 1 over the row group
+                    let in_page = if has_levels {
+                        self.levels
+                            .iter()
+                            .enumerate()
+                            .filter(|&(_, &l)| l != 0)
+                            .nth(k)
+                            .map_or(k, |(j, _)| j)
+                    } else {
+                        k
+                    };
+                    let first = self.rows_total - self.rows_left - rows as u64;
+                    let entries = if dict_len == 1 { "entry" } else { "entries" };
+                    return Err(DecodeError::Corrupt(format!(
+                        "row {} points to entry {} of its dictionary, which has {dict_len} {entries}",
+                        first + in_page as u64 + 1,
+                        self.indices[k]
+                    )));
+                }
+                for (o, &i) in packed.chunks_exact_mut(width).zip(&self.indices) {
+                    let i = i as usize * width;
+                    o.copy_from_slice(&self.dict[i..i + width]);
+                }
+            }
+            Encoding::PLAIN => match (self.kind, encoder) {
+                (Kind::Text, Some(encoder)) => {
+                    let mut ids = Vec::with_capacity(present);
+                    plain_text(values, present, encoder, &mut ids)?;
+                    for (o, id) in packed.chunks_exact_mut(4).zip(ids) {
+                        o.copy_from_slice(&id.to_le_bytes());
+                    }
+                }
+                (Kind::Fixed(w), None) => {
+                    let bytes = values.get(..present * w).ok_or_else(|| {
+                        DecodeError::Corrupt(format!("a page of {present} values is cut short"))
+                    })?;
+                    packed.copy_from_slice(bytes);
+                }
+                _ => {
+                    return Err(DecodeError::Unsupported(
+                        "a text column without text".into(),
+                    ));
+                }
+            },
+            other => {
+                return Err(DecodeError::Unsupported(format!("a page encoded {other}")));
+            }
+        }
+        // Then spread them to their rows (from the last, so nothing is overwritten before it
+        // is moved), and set the validity bits.
+        if has_levels && present < rows {
+            let mut k = present;
+            for j in (0..rows).rev() {
+                let row = (at + j) * width;
+                if self.levels[j] != 0 {
+                    k -= 1;
+                    if k != j {
+                        dest.values
+                            .copy_within((at + k) * width..(at + k + 1) * width, row);
+                    }
+                } else {
+                    dest.values[row..row + width].fill(0);
+                }
+            }
+            for (j, &l) in self.levels[..rows].iter().enumerate() {
+                if l != 0 {
+                    let d = at + j;
+                    dest.validity[d >> 3] |= 1 << (d & 7);
+                }
+            }
+            dest.nulls += rows - present;
+        } else {
+            set_bits(&mut dest.validity, at, rows);
+        }
+        dest.rows += rows;
+        Ok(())
+    }
+}
+
+/// Set bits `from..from + count` of `bits`.
+fn set_bits(bits: &mut [u8], from: usize, count: usize) {
+    let end = from + count;
+    let mut i = from;
+    while i < end && i & 7 != 0 {
+        bits[i >> 3] |= 1 << (i & 7);
+        i += 1;
+    }
+    while i + 8 <= end {
+        bits[i >> 3] = 0xFF;
+        i += 8;
+    }
+    while i < end {
+        bits[i >> 3] |= 1 << (i & 7);
+        i += 1;
+    }
+}
+
+/// `n` PLAIN byte arrays (a 4-byte little-endian length, then the bytes) as run ids. A new
+/// value that is not UTF-8 is [`DecodeError::Unsupported`], so that pyarrow's path reads the
+/// row group and reports it as it does.
+fn plain_text(
+    buf: &[u8],
+    n: usize,
+    encoder: &mut Encoder,
+    ids: &mut Vec<i32>,
+) -> Result<(), DecodeError> {
+    let mut pos = 0usize;
+    for _ in 0..n {
+        let len = buf
+            .get(pos..pos + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| DecodeError::Corrupt("a text value's length is cut short".into()))?;
+        let value = buf
+            .get(pos + 4..pos + 4 + len)
+            .ok_or_else(|| DecodeError::Corrupt("a text value is past its page".into()))?;
+        pos += 4 + len;
+        let id = encoder
+            .id_of_utf8(value)
+            .map_err(|e| DecodeError::Unsupported(e.to_string()))?
+            .ok_or_else(|| DecodeError::Unsupported("text that is not UTF-8".into()))?;
+        ids.push(id);
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! A Parquet file's footer, and the plan it gives: for each row group, where each needed
+//! column chunk's bytes are and whether this decoder can read it.
+
+use std::sync::Arc;
+
+use parquet::basic::{Encoding, Type};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+use super::column::Kind;
+use super::{DecodeError, no_panic};
+
+/// One needed column chunk of a row group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkPlan {
+    /// Its bytes in the file: `start..start + len`.
+    pub start: u64,
+    pub len: u64,
+    /// Why this decoder does not read it (the row group then goes through pyarrow).
+    pub unsupported: Option<String>,
+}
+
+/// One row group: its rows and its needed column chunks, in the order asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowGroupPlan {
+    pub num_rows: u64,
+    pub chunks: Vec<ChunkPlan>,
+}
+
+/// A parsed footer and the plan for the needed columns.
+#[derive(Clone, Debug)]
+pub struct FileLayout {
+    pub(super) meta: Arc<ParquetMetaData>,
+    /// Leaf column index of each needed column (`None`: not a top-level leaf).
+    pub(super) leaves: Vec<Option<usize>>,
+    pub row_groups: Vec<RowGroupPlan>,
+}
+
+/// Encodings a chunk may list for this decoder to read it (`RLE` and `BIT_PACKED` are the
+/// levels' encodings; a page with `BIT_PACKED` levels is refused when it is met).
+#[allow(deprecated)] // BIT_PACKED: old writers list it for levels they never wrote
+const READABLE: [Encoding; 5] = [
+    Encoding::PLAIN,
+    Encoding::PLAIN_DICTIONARY,
+    Encoding::RLE_DICTIONARY,
+    Encoding::RLE,
+    Encoding::BIT_PACKED,
+];
+
+impl FileLayout {
+    /// Parse the footer's metadata (`footer`: the bytes before the file's last eight) and plan
+    /// the columns `columns` (top-level names, each with the kind the caller wants it as).
+    pub fn parse(footer: &[u8], columns: &[(String, Kind)]) -> Result<Self, DecodeError> {
+        let meta = no_panic("the footer", || {
+            Ok(ParquetMetaDataReader::decode_metadata(footer)?)
+        })?;
+        let schema = meta.file_metadata().schema_descr();
+        let leaves: Vec<Option<usize>> = columns
+            .iter()
+            .map(|(name, _)| {
+                (0..schema.num_columns()).find(|&i| {
+                    let column = schema.column(i);
+                    let parts = column.path().parts();
+                    parts.len() == 1 && parts[0] == *name
+                })
+            })
+            .collect();
+        let mut row_groups = Vec::with_capacity(meta.num_row_groups());
+        for rg in meta.row_groups() {
+            let num_rows = u64::try_from(rg.num_rows())
+                .map_err(|_| DecodeError::Corrupt(format!("{} rows", rg.num_rows())))?;
+            let chunks = columns
+                .iter()
+                .zip(&leaves)
+                .map(|((name, kind), leaf)| {
+                    let Some(leaf) = *leaf else {
+                        return ChunkPlan {
+                            start: 0,
+                            len: 0,
+                            unsupported: Some(format!("column {name:?} is nested or absent")),
+                        };
+                    };
+                    let Some(chunk) = rg.columns().get(leaf) else {
+                        return ChunkPlan {
+                            start: 0,
+                            len: 0,
+                            unsupported: Some(format!("column {name:?} has no chunk")),
+                        };
+                    };
+                    let (start, len) = chunk.byte_range();
+                    ChunkPlan {
+                        start,
+                        len,
+                        unsupported: why_not(chunk, *kind),
+                    }
+                })
+                .collect();
+            row_groups.push(RowGroupPlan { num_rows, chunks });
+        }
+        Ok(FileLayout {
+            meta: Arc::new(meta),
+            leaves,
+            row_groups,
+        })
+    }
+}
+
+/// Why a chunk cannot be read as `kind`, if it cannot.
+fn why_not(chunk: &parquet::file::metadata::ColumnChunkMetaData, kind: Kind) -> Option<String> {
+    let descr = chunk.column_descr();
+    if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
+        return Some("a nested or repeated column".into());
+    }
+    let physical = chunk.column_type();
+    let fits = match kind {
+        Kind::Text => physical == Type::BYTE_ARRAY,
+        Kind::Fixed(4) => matches!(physical, Type::INT32 | Type::FLOAT),
+        Kind::Fixed(8) => matches!(physical, Type::INT64 | Type::DOUBLE),
+        Kind::Fixed(_) => false,
+    };
+    if !fits {
+        return Some(format!("physical type {physical} is not read as {kind:?}"));
+    }
+    if let Some(e) = chunk.encodings().find(|e| !READABLE.contains(e)) {
+        return Some(format!("encoding {e}"));
+    }
+    None
+}

@@ -1,0 +1,126 @@
+//! A run's Parquet decoder: the needed columns of file after file, row group after row
+//! group, each batch's columns decoded in parallel, and one dictionary a text column for the
+//! whole run.
+
+use bytes::Bytes;
+use rayon::prelude::*;
+
+use super::DecodeError;
+use super::column::{ColumnCursor, ColumnOut, Kind};
+use super::file::FileLayout;
+use crate::encode::Encoder;
+
+/// A decode error and the needed column (its index) it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnError {
+    pub column: usize,
+    pub error: DecodeError,
+}
+
+/// Decodes the needed columns of a run's Parquet files.
+#[derive(Debug)]
+pub struct Decoder {
+    columns: Vec<(String, Kind)>,
+    /// The run's dictionary of each text column (`None` for fixed-width ones).
+    encoders: Vec<Option<Encoder>>,
+    layout: Option<FileLayout>,
+    cursors: Vec<ColumnCursor>,
+    outs: Vec<ColumnOut>,
+}
+
+impl Decoder {
+    #[must_use]
+    pub fn new(columns: Vec<(String, Kind)>) -> Self {
+        let encoders = columns
+            .iter()
+            .map(|(_, k)| (*k == Kind::Text).then(Encoder::new))
+            .collect();
+        let outs = columns.iter().map(|_| ColumnOut::default()).collect();
+        Decoder {
+            columns,
+            encoders,
+            layout: None,
+            cursors: Vec::new(),
+            outs,
+        }
+    }
+
+    #[must_use]
+    pub fn columns(&self) -> &[(String, Kind)] {
+        &self.columns
+    }
+
+    /// Start a file: parse its footer and plan its row groups.
+    pub fn open(&mut self, footer: &[u8]) -> Result<&FileLayout, DecodeError> {
+        self.cursors.clear();
+        self.layout = None;
+        let layout = FileLayout::parse(footer, &self.columns)?;
+        Ok(self.layout.insert(layout))
+    }
+
+    /// Start row group `row_group` of the open file, given its needed chunks' bytes in the
+    /// order of the columns.
+    pub fn start(&mut self, row_group: usize, chunks: Vec<Bytes>) -> Result<(), ColumnError> {
+        self.cursors.clear();
+        let layout = self.layout.as_ref().ok_or(ColumnError {
+            column: 0,
+            error: DecodeError::Corrupt("no file is open".into()),
+        })?;
+        if chunks.len() != self.columns.len() {
+            return Err(ColumnError {
+                column: 0,
+                error: DecodeError::Corrupt(format!(
+                    "{} column chunks given for {} columns",
+                    chunks.len(),
+                    self.columns.len()
+                )),
+            });
+        }
+        for (column, (bytes, (_, kind))) in chunks.into_iter().zip(&self.columns).enumerate() {
+            let cursor = ColumnCursor::new(layout, row_group, column, *kind, bytes)
+                .map_err(|error| ColumnError { column, error })?;
+            self.cursors.push(cursor);
+        }
+        Ok(())
+    }
+
+    /// Rows of the current row group not yet decoded.
+    #[must_use]
+    pub fn rows_left(&self) -> u64 {
+        self.cursors.first().map_or(0, ColumnCursor::rows_left)
+    }
+
+    /// Decode the next `min(max_rows, rows left)` rows of every column, the columns in
+    /// parallel (on the current rayon pool); the rows decoded, 0 at the row group's end.
+    /// The columns are then in [`Decoder::take`].
+    pub fn next(&mut self, max_rows: usize) -> Result<usize, ColumnError> {
+        let n = usize::try_from(self.rows_left())
+            .unwrap_or(usize::MAX)
+            .min(max_rows);
+        if n == 0 || self.cursors.is_empty() {
+            return Ok(0);
+        }
+        let results: Vec<Result<(), DecodeError>> = self
+            .cursors
+            .par_iter_mut()
+            .zip(self.encoders.par_iter_mut())
+            .zip(self.outs.par_iter_mut())
+            .map(|((cursor, encoder), out)| cursor.read(n, encoder.as_mut(), out))
+            .collect();
+        for (column, result) in results.into_iter().enumerate() {
+            result.map_err(|error| ColumnError { column, error })?;
+        }
+        Ok(n)
+    }
+
+    /// The columns decoded by the last [`Decoder::next`], moved out.
+    pub fn take(&mut self) -> Vec<ColumnOut> {
+        self.outs.iter_mut().map(std::mem::take).collect()
+    }
+
+    /// The run's dictionary of text column `column` (`None` for a fixed-width column).
+    #[must_use]
+    pub fn dictionary(&self, column: usize) -> Option<&Encoder> {
+        self.encoders.get(column).and_then(Option::as_ref)
+    }
+}

@@ -1,0 +1,195 @@
+//! The RLE / bit-packed hybrid encoding of Parquet (definition levels and dictionary
+//! indices): a sequence of runs, each a ULEB128 header, then either one value repeated
+//! (`header >> 1` times, the value in `ceil(width / 8)` little-endian bytes) or
+//! `header >> 1` groups of eight values packed `width` bits each, least significant bit first.
+
+use super::DecodeError;
+
+/// A reader over hybrid-encoded values of a fixed bit width (0..=32).
+#[derive(Debug)]
+pub struct Hybrid<'a> {
+    data: &'a [u8],
+    pos: usize,
+    width: u32,
+    /// Values left in the current run, and the run: repeated value, or bit-packed from
+    /// `packed_at` (a bit offset into `data`).
+    left: usize,
+    repeated: Option<u32>,
+    packed_at: usize,
+}
+
+impl<'a> Hybrid<'a> {
+    pub fn new(data: &'a [u8], width: u32) -> Result<Self, DecodeError> {
+        if width > 32 {
+            return Err(DecodeError::Corrupt(format!(
+                "bit width {width} is over 32"
+            )));
+        }
+        Ok(Hybrid {
+            data,
+            pos: 0,
+            width,
+            left: 0,
+            repeated: None,
+            packed_at: 0,
+        })
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self
+                .data
+                .get(self.pos)
+                .ok_or_else(|| DecodeError::Corrupt("a run header is cut short".into()))?;
+            self.pos += 1;
+            value |= u64::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Corrupt("a run header is over 10 bytes".into()))
+    }
+
+    fn next_run(&mut self) -> Result<(), DecodeError> {
+        let header = self.varint()?;
+        let count = usize::try_from(header >> 1)
+            .map_err(|_| DecodeError::Corrupt("a run is too long".into()))?;
+        if header & 1 == 0 {
+            let n_bytes = self.width.div_ceil(8) as usize;
+            let bytes = self
+                .data
+                .get(self.pos..self.pos + n_bytes)
+                .ok_or_else(|| DecodeError::Corrupt("a repeated run is cut short".into()))?;
+            let mut word = [0u8; 4];
+            word[..n_bytes].copy_from_slice(bytes);
+            self.pos += n_bytes;
+            self.repeated = Some(u32::from_le_bytes(word));
+            self.left = count;
+        } else {
+            let n_values = count
+                .checked_mul(8)
+                .ok_or_else(|| DecodeError::Corrupt("a bit-packed run is too long".into()))?;
+            let n_bytes = count
+                .checked_mul(self.width as usize)
+                .ok_or_else(|| DecodeError::Corrupt("a bit-packed run is too long".into()))?;
+            // The last run of a page may be cut after its last real value: keep what is there.
+            let avail = (self.data.len() - self.pos).min(n_bytes);
+            self.repeated = None;
+            self.packed_at = self.pos * 8;
+            self.left = if self.width == 0 {
+                n_values
+            } else {
+                n_values.min(avail * 8 / self.width as usize)
+            };
+            self.pos += avail;
+        }
+        if self.left == 0 && count != 0 && self.width != 0 {
+            return Err(DecodeError::Corrupt("a bit-packed run is empty".into()));
+        }
+        Ok(())
+    }
+
+    /// Fill `out` with the next `out.len()` values.
+    pub fn read(&mut self, out: &mut [u32]) -> Result<(), DecodeError> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.left == 0 {
+                self.next_run()?;
+                continue;
+            }
+            let take = self.left.min(out.len() - done);
+            let dest = &mut out[done..done + take];
+            match self.repeated {
+                Some(v) => dest.fill(v),
+                None => self.unpack(dest),
+            }
+            self.left -= take;
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// Unpack `dest.len()` bit-packed values from `packed_at` (already bounded by the data).
+    fn unpack(&mut self, dest: &mut [u32]) {
+        let width = self.width as usize;
+        if width == 0 {
+            dest.fill(0);
+            return;
+        }
+        let mask = (1u64 << width) - 1;
+        let data = self.data;
+        let mut bit = self.packed_at;
+        for d in dest.iter_mut() {
+            let byte = bit >> 3;
+            // Eight bytes from `byte` hold the value (width <= 32, shift <= 7); near the end
+            // of the data the missing bytes read as zero.
+            let word = if let Some(b) = data.get(byte..byte + 8) {
+                u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+            } else {
+                let mut w = [0u8; 8];
+                let tail = &data[byte.min(data.len())..];
+                w[..tail.len()].copy_from_slice(tail);
+                u64::from_le_bytes(w)
+            };
+            *d = ((word >> (bit & 7)) & mask) as u32;
+            bit += width;
+        }
+        self.packed_at = bit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bit-pack `values` at `width` bits, LSB first, padded to whole groups of eight.
+    fn packed(values: &[u32], width: u32) -> Vec<u8> {
+        let groups = values.len().div_ceil(8);
+        let mut out = vec![0u8; groups * width as usize];
+        for (i, &v) in values.iter().enumerate() {
+            for b in 0..width as usize {
+                if v >> b & 1 == 1 {
+                    let bit = i * width as usize + b;
+                    out[bit / 8] |= 1 << (bit % 8);
+                }
+            }
+        }
+        let mut data = vec![((groups as u8) << 1) | 1];
+        data.extend(out);
+        data
+    }
+
+    #[test]
+    fn repeated_and_packed_runs() {
+        for width in [1u32, 3, 7, 8, 13, 17, 24, 31, 32] {
+            let max = if width == 32 {
+                u32::MAX
+            } else {
+                (1 << width) - 1
+            };
+            let values: Vec<u32> = (0..21u32)
+                .map(|i| i.wrapping_mul(2_654_435_761) & max)
+                .collect();
+            let mut data = vec![6u8]; // a repeated run of 3
+            let n_bytes = width.div_ceil(8) as usize;
+            data.extend(&max.to_le_bytes()[..n_bytes]);
+            data.extend(packed(&values, width));
+            let mut h = Hybrid::new(&data, width).unwrap();
+            let mut out = vec![0u32; 24];
+            h.read(&mut out).unwrap();
+            assert_eq!(&out[..3], &[max; 3]);
+            assert_eq!(&out[3..24], &values[..]);
+        }
+    }
+
+    #[test]
+    fn cut_data_is_an_error_not_a_panic() {
+        let mut out = vec![0u32; 10];
+        for data in [&[][..], &[0x80][..], &[4][..], &[0xFF; 12][..]] {
+            let mut h = Hybrid::new(data, 9).unwrap();
+            assert!(h.read(&mut out).is_err());
+        }
+        assert!(Hybrid::new(&[], 33).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+"""Parquet decoded by the core (didcore.parquet_native) against the pyarrow path and the
+pure-Python reference: identical cubes, exclusions and quality tables, over files written by
+pyarrow with every page version, compression, dictionary setting, page and row-group size, by
+DuckDB and by polars, and with the encodings the core hands to pyarrow (DELTA, BYTE_STREAM_SPLIT).
+Corrupt pages and indices past their dictionary are CorruptInputError naming file, row group
+and column."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import didcore
+from didcore import errors, parquet_native
+from didcore.reference.cube import aggregate_reference
+from test_cube import LOOKUPS, _big_table, assert_equal_to_reference, extracts
+from test_cubefile import _dated, assert_same
+
+COMPRESSIONS = ["NONE", "SNAPPY", "GZIP", "BROTLI", "ZSTD", "LZ4"]
+
+
+def _aggregate(source: Any, mode: str, **kw: Any) -> Any:
+    old = os.environ.get("DIDCORE_PARQUET")
+    os.environ["DIDCORE_PARQUET"] = mode
+    try:
+        return didcore.aggregate(source, LOOKUPS, progress=False, **kw)
+    finally:
+        if old is None:
+            del os.environ["DIDCORE_PARQUET"]
+        else:
+            os.environ["DIDCORE_PARQUET"] = old
+
+
+def _both(path: Path, **kw: Any) -> tuple[Any, Any, parquet_native.ReadCounts]:
+    """The cube read by the core and by pyarrow, and which path the core's read took."""
+    parquet_native.READS.reset()
+    native = _aggregate(path, "native", **kw)
+    now = parquet_native.READS
+    reads = parquet_native.ReadCounts(now.native, now.pyarrow, now.reasons.copy())
+    return native, _aggregate(path, "pyarrow", **kw), reads
+
+
+@st.composite
+def writer_options(draw: Any) -> dict[str, Any]:
+    """Options of ``pq.write_table`` an extract may have been written with."""
+    return {
+        "version": draw(st.sampled_from(["1.0", "2.4", "2.6"])),
+        "data_page_version": draw(st.sampled_from(["1.0", "2.0"])),
+        "compression": draw(st.sampled_from(COMPRESSIONS)),
+        "use_dictionary": draw(st.booleans()),
+        # tiny pages: many pages a chunk, pages split across batches
+        "data_page_size": draw(st.sampled_from([None, 1, 64, 1024])),
+        # a tiny dictionary limit: Arrow switches the chunk to PLAIN pages part-way
+        "dictionary_pagesize_limit": draw(st.sampled_from([None, 1, 40])),
+        "row_group_size": draw(st.integers(1, 150)),
+        "write_statistics": draw(st.booleans()),
+    }
+
+
+@settings(
+    max_examples=int(os.environ.get("DIDCORE_NATIVE_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=extracts(), options=writer_options(), batch_rows=st.sampled_from([1 << 20, 7, 64]))
+def test_native_equals_pyarrow_and_reference(
+    data: tuple[list[pa.RecordBatch], pa.Schema, bool],
+    options: dict[str, Any],
+    batch_rows: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batches, schema, use_age = data
+    table = pa.Table.from_batches(batches, schema)
+    for i, f in enumerate(schema):  # Parquet writers take no null dictionary entries
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    path = tmp_path_factory.mktemp("native") / "extract.parquet"
+    pq.write_table(table, path, **{k: v for k, v in options.items() if v is not None})
+    from didcore import io
+
+    monkeypatch.setattr(io, "_BATCH_ROWS", batch_rows)
+    native, arrow, reads = _both(path)
+    assert_same(native, arrow)
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert_equal_to_reference(native, aggregate_reference(rows, LOOKUPS, use_age=use_age))
+    # the core read every row group whose columns it decodes
+    text_age = use_age and pa.types.is_string(schema.field("age").type)
+    if not text_age and len(table):
+        assert reads.pyarrow == 0, reads.reasons
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+def test_every_compression_and_page_version_by_year(
+    tmp_path: Path, compression: str, page_version: str
+) -> None:
+    table = _dated(20_000, seed=7)
+    path = tmp_path / "e.parquet"
+    pq.write_table(
+        table, path, compression=compression, data_page_version=page_version, row_group_size=6_000
+    )
+    native, arrow, reads = _both(path, by_year=True)
+    assert list(native) == list(arrow)
+    for year in arrow:
+        assert_same(native[year], arrow[year])
+    assert native.exclusions == arrow.exclusions
+    assert reads.native == 4 and reads.pyarrow == 0
+
+
+def _written_by(tmp_path: Path, table: pa.Table, writer: str) -> Path:
+    path = tmp_path / f"{writer}.parquet"
+    if writer == "duckdb":
+        duckdb = pytest.importorskip("duckdb")
+        con = duckdb.connect()
+        con.register("t", table)
+        con.execute(f"COPY t TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 4096)")
+    elif writer == "duckdb-v2":
+        duckdb = pytest.importorskip("duckdb")
+        con = duckdb.connect()
+        con.register("t", table)
+        try:
+            con.execute(
+                f"COPY t TO '{path}' (FORMAT parquet, PARQUET_VERSION v2, ROW_GROUP_SIZE 4096)"
+            )
+        except duckdb.Error as exc:  # older DuckDB: no v2 writer
+            pytest.skip(f"this DuckDB writes no Parquet v2: {exc}")
+    elif writer == "polars":
+        pl = pytest.importorskip("polars")
+        pl.from_arrow(table).write_parquet(path, row_group_size=5_000)
+    elif writer == "pyarrow-delta":
+        text = ["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code", "sex"]
+        pq.write_table(
+            table,
+            path,
+            use_dictionary=False,
+            column_encoding={
+                **{c: "DELTA_BYTE_ARRAY" for c in text[:3]},
+                **{c: "DELTA_LENGTH_BYTE_ARRAY" for c in text[3:] if c in table.column_names},
+                "test_date": "DELTA_BINARY_PACKED",
+            },
+            row_group_size=5_000,
+        )
+    elif writer == "pyarrow-split":
+        pq.write_table(
+            table,
+            path,
+            use_dictionary=["provider_code", "gp_practice_code", "lsoa11", "modality"],
+            column_encoding={"test_date": "BYTE_STREAM_SPLIT"},
+            row_group_size=5_000,
+        )
+    elif writer == "pyarrow-plain":
+        pq.write_table(table, path, use_dictionary=False, row_group_size=5_000)
+    return path
+
+
+@pytest.mark.parametrize(
+    "writer",
+    ["duckdb", "duckdb-v2", "polars", "pyarrow-delta", "pyarrow-split", "pyarrow-plain"],
+)
+def test_other_writers(tmp_path: Path, writer: str) -> None:
+    table = _dated(12_000, seed=3)
+    path = _written_by(tmp_path, table, writer)
+    native, arrow, reads = _both(path, by_year=True)
+    for year in arrow:
+        assert_same(native[year], arrow[year])
+    assert native.exclusions == arrow.exclusions
+    rows = table.to_pylist()
+    total = native.total
+    ref = aggregate_reference(rows, LOOKUPS, use_age=False)
+    assert total.exclusions["rows_read"] == ref.exclusions["rows_read"] == len(rows)
+    if writer in ("pyarrow-delta", "pyarrow-split"):
+        assert reads.pyarrow > 0 and reads.native == 0, "these go through pyarrow"
+        assert any("encoding" in r for r in reads.reasons)
+    elif writer in ("duckdb", "polars", "pyarrow-plain"):
+        assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
+def test_a_folder_of_files_shares_one_dictionary_a_column(tmp_path: Path) -> None:
+    """Two files and a CSV in one run: the run dictionaries and the CSV's encoders never mix."""
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    a, b = _big_table(5_000, seed=1), _big_table(5_000, seed=2)
+    pq.write_table(a, folder / "a.parquet", row_group_size=1_000)
+    pq.write_table(b, folder / "b.parquet", row_group_size=1_700)
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(_big_table(3_000, seed=3), folder / "c.csv")
+    native, arrow, reads = _both(folder)
+    assert_same(native, arrow)
+    assert reads.native == 5 + 3 and reads.pyarrow == 0
+
+
+def _corrupt_copy(tmp_path: Path, mutate: Any) -> Path:
+    table = _big_table(3_000)
+    path = tmp_path / "extract.parquet"
+    pq.write_table(table, path, compression="none", row_group_size=1_000)
+    raw = bytearray(path.read_bytes())
+    mutate(raw, pq.ParquetFile(path).metadata)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(bytes(raw))
+    return bad
+
+
+def _chunk(meta: Any, rg: int, name: str) -> Any:
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    return meta.row_group(rg).column(names.index(name))
+
+
+def test_a_page_header_that_does_not_parse_names_file_row_group_and_column(tmp_path: Path) -> None:
+    def mutate(raw: bytearray, meta: Any) -> None:
+        chunk = _chunk(meta, 1, "lsoa11")
+        at = chunk.data_page_offset
+        raw[at : at + 6] = b"\xff" * 6
+
+    bad = _corrupt_copy(tmp_path, mutate)
+    match = r"bad\.parquet: row group 2: column 'lsoa11'"
+    with pytest.raises(errors.CorruptInputError, match=match):
+        _aggregate(bad, "native")
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_flips=st.integers(1, 8))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_flipped_bytes_are_clean_errors_or_equal_counts(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, n_flips: int
+) -> None:
+    """Random damage inside the column chunks: a clean InputError, or (where the damage hits
+    bytes no reader checks, such as statistics) the same counts as pyarrow gives."""
+    import random
+
+    rnd = random.Random(seed)
+    tmp = tmp_path_factory.mktemp("flip")
+    table = _big_table(2_000, seed=seed % 7)
+    path = tmp / "e.parquet"
+    pq.write_table(table, path, compression=rnd.choice(COMPRESSIONS), row_group_size=700)
+    raw = bytearray(path.read_bytes())
+    footer = int.from_bytes(raw[-8:-4], "little")
+    for _ in range(n_flips):
+        i = rnd.randrange(4, len(raw) - 8 - footer)
+        raw[i] ^= 1 << rnd.randrange(8)
+    bad = tmp / "bad.parquet"
+    bad.write_bytes(bytes(raw))
+    try:
+        native = _aggregate(bad, "native")
+    except errors.InputError:
+        return
+    try:
+        arrow = _aggregate(bad, "pyarrow")
+    except errors.InputError:
+        return  # pyarrow noticed what the core did not check (e.g. a statistics byte)
+    assert native.exclusions["rows_read"] == arrow.exclusions["rows_read"]
+
+
+def test_encrypted_or_unknown_footers_go_through_pyarrow(tmp_path: Path) -> None:
+    path = tmp_path / "e.parquet"
+    pq.write_table(_big_table(500), path)
+    raw = bytearray(path.read_bytes())
+    raw[-4:] = b"PARE"
+    bad = tmp_path / "enc.parquet"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(errors.InputError):
+        _aggregate(bad, "native")
+
+
+def test_check_reports_which_path_read_the_row_groups(tmp_path: Path) -> None:
+    path = _written_by(tmp_path, _dated(6_000, seed=2), "pyarrow-delta")
+    parquet_native.READS.reset()
+    _aggregate(path, "native")
+    assert parquet_native.READS.pyarrow == 2
+    assert parquet_native.READS.native == 0
