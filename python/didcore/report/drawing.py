@@ -3,18 +3,18 @@
 Each figure of the publication (a map, a graph and a funnel plot per measure) is independent of
 the others, and drawing them is most of a report's time: about 1 s of CPU per measure (0.5 s the
 graph, 0.3 s the funnel plot, 0.2 s the map; matplotlib's text layout and rasterising, not the
-data), so 14 s of the 16 s a 14-measure report takes on one core. :class:`Drawing` hands them to
+data), so 13 of the 15 s an England-scale report takes on one core. :class:`Drawing` hands them to
 worker processes, one a core, and collects them in order.
 
 Workers are started with the ``forkserver`` method where the platform has it (Linux), else
 ``spawn``; never ``fork``: the parent has threads by then (pyarrow's pools, didcore's counting
 threads) and a forked child of a threaded process can hang on a lock a thread held at the fork.
-Either method starts each worker as a fresh interpreter that imports only matplotlib and the
-chart modules (about 0.5 s), and imports the main module as ``__mp_main__``: a script calling
-:func:`didcore.run_report` must keep the call under ``if __name__ == "__main__":`` (as for any
-Python multiprocessing), or pass ``n_jobs=1``. A call made while a worker is starting is
-refused (:func:`refuse_in_worker_start`), so an unguarded script fails at once instead of
-counting its extract again in every worker.
+Either method starts each worker as a fresh interpreter that imports only what drawing needs
+(numpy, matplotlib and the chart modules, not pyarrow: about 0.5 s), and imports the main
+module as ``__mp_main__``: a script calling :func:`didcore.run_report` must keep the call under
+``if __name__ == "__main__":`` (as for any Python multiprocessing), or pass ``n_jobs=1``. A
+call made while a worker is starting is refused (:func:`refuse_in_worker_start`), so an
+unguarded script fails at once instead of counting its extract again in every worker.
 
 A job (:class:`FigureJob`) is small: the measure's points (one per ICB), its rate bands and a
 title; the worker draws the figure, writes its files itself and returns its size. Only the page's
