@@ -39,14 +39,26 @@ from _peers import (
     CubeResult,
     didcore_result,
     duckdb_cube,
+    duckdb_expert_cube,
     polars_cube,
     pyarrow_floor,
 )
 
-RSS_TOOLS = ("baseline", "didcore", "duckdb", "polars", "pyarrow floor")
+RSS_TOOLS = ("baseline", "didcore", "duckdb expert", "duckdb", "polars", "pyarrow floor")
+#: Tools timed as whole processes (``--processes``): start, import, read, count, exit.
+PROCESS_TOOLS = (
+    "didcore",
+    "didcore (pyarrow read)",
+    "duckdb expert",
+    "duckdb",
+    "polars",
+    "pyarrow floor",
+)
 LABELS = {
     "didcore": "didcore",
-    "duckdb": "DuckDB",
+    "didcore (pyarrow read)": "didcore, Parquet read by pyarrow (DIDCORE_PARQUET=pyarrow)",
+    "duckdb expert": "DuckDB, expert query (integer keys, one GROUP BY)",
+    "duckdb": "DuckDB, per-row joins on the lookups",
     "polars": "polars",
     "pyarrow floor": "pyarrow read (floor)",
 }
@@ -117,6 +129,7 @@ def time_parquet(data: BenchData, repeats: int) -> Timings:
     timings = Timings(data.rows, "parquet")
     tools: dict[str, Callable[[], Any]] = {
         "didcore": lambda: _didcore(data.extract, data.lookups),
+        "duckdb expert": lambda: duckdb_expert_cube(data.extract, data.lookups),
         "duckdb": lambda: duckdb_cube(data.extract, data.lookups),
         "polars": lambda: polars_cube(data.extract, data.lookups),
         "pyarrow floor": lambda: pyarrow_floor(data.extract),
@@ -136,6 +149,7 @@ def time_table(data: BenchData, repeats: int, encoding: str) -> Timings:
     timings = Timings(data.rows, f"table ({encoding})")
     tools: dict[str, Callable[[], Any]] = {
         "didcore": lambda: _didcore(table, data.lookups),
+        "duckdb expert": lambda: duckdb_expert_cube(table, data.lookups),
         "duckdb": lambda: duckdb_cube(table, data.lookups),
         "polars": lambda: polars_cube(frame, data.lookups),
     }
@@ -154,6 +168,11 @@ def _child(tool: str, extract: Path, lookups: Path) -> None:
 
     if tool == "didcore":
         _didcore(extract, lookups)
+    elif tool == "didcore (pyarrow read)":
+        os.environ["DIDCORE_PARQUET"] = "pyarrow"
+        _didcore(extract, lookups)
+    elif tool == "duckdb expert":
+        duckdb_expert_cube(extract, lookups)
     elif tool == "duckdb":
         duckdb_cube(extract, lookups)
     elif tool == "polars":
@@ -171,15 +190,54 @@ def _child(tool: str, extract: Path, lookups: Path) -> None:
     print(f"peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
 
 
-def peak_rss_mb(tool: str, data: BenchData) -> float:
-    """Peak resident memory (MB) of a subprocess running ``tool`` once on ``data``."""
+def _run_child(tool: str, data: BenchData) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of a subprocess running ``tool`` once."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", tool]
     cmd += ["--extract", str(data.extract), "--lookups", str(data.lookups)]
+    start = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
     for line in out.splitlines():
         if line.startswith("peak_rss_kib="):
-            return int(line.split("=", 1)[1]) / 1024
+            return wall, int(line.split("=", 1)[1]) / 1024
     raise RuntimeError(f"{' '.join(cmd)} printed no peak RSS: {out!r}")
+
+
+def peak_rss_mb(tool: str, data: BenchData) -> float:
+    """Peak resident memory (MB) of a subprocess running ``tool`` once on ``data``."""
+    return _run_child(tool, data)[1]
+
+
+def time_processes(data: BenchData, repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """Each tool ``repeats`` times as a whole process (interpreter start, imports, the job,
+    exit), interleaved round-robin with the order rotated each round: (wall s, peak MB)."""
+    runs: dict[str, list[tuple[float, float]]] = {t: [] for t in PROCESS_TOOLS}
+    names = list(PROCESS_TOOLS)
+    for r in range(repeats):
+        for tool in names[r % len(names) :] + names[: r % len(names)]:
+            runs[tool].append(_run_child(tool, data))
+        print(
+            f"  process round {r + 1}/{repeats}: "
+            + ", ".join(f"{t} {runs[t][-1][0]:.2f}s" for t in names),
+            file=sys.stderr,
+            flush=True,
+        )
+    return runs
+
+
+def process_table(by_rows: dict[int, dict[str, list[tuple[float, float]]]]) -> str:
+    """Markdown: whole-process median wall seconds, peak RSS and the ratios to didcore."""
+    lines = [
+        "| rows | tool | median wall s | peak RSS MB | ÷ didcore |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for rows, runs in sorted(by_rows.items()):
+        d = statistics.median(w for w, _ in runs["didcore"])
+        for tool, rs in runs.items():
+            m = statistics.median(w for w, _ in rs)
+            peak = max(p for _, p in rs)
+            lines.append(f"| {rows:,} | {LABELS[tool]} | {m:.3f} | {peak:,.0f} | {m / d:.2f} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- report
@@ -220,16 +278,18 @@ def _load() -> str:
 def timings_table(all_timings: Sequence[Timings]) -> str:
     """Markdown: median seconds per tool and the ratios, one row per input and size."""
     lines = [
-        "| rows | input | didcore s | DuckDB s | polars s | pyarrow read s | "
-        "DuckDB ÷ didcore | polars ÷ didcore | didcore ÷ read |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows | input | didcore s | DuckDB expert s | DuckDB s | polars s | pyarrow read s | "
+        "DuckDB expert ÷ didcore | DuckDB ÷ didcore | polars ÷ didcore | didcore ÷ read |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in all_timings:
         d = t.median("didcore")
         floor = t.median("pyarrow floor") if "pyarrow floor" in t.seconds else None
         lines.append(
-            f"| {t.rows:,} | {t.source} | {d:.3f} | {t.median('duckdb'):.3f} | "
+            f"| {t.rows:,} | {t.source} | {d:.3f} | {t.median('duckdb expert'):.3f} | "
+            f"{t.median('duckdb'):.3f} | "
             f"{t.median('polars'):.3f} | {'' if floor is None else f'{floor:.3f}'} | "
+            f"{t.median('duckdb expert') / d:.2f} | "
             f"{t.median('duckdb') / d:.2f} | {t.median('polars') / d:.2f} | "
             f"{'' if floor is None else f'{d / floor:.2f}'} |"
         )
@@ -275,6 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rss-rows", nargs="*", help="sizes for peak RSS (default: --rows)")
     ap.add_argument("--no-table", action="store_true", help="skip the in-memory inputs")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurements")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also time each tool N times as a whole process (interleaved), at each --rss-rows",
+    )
     ap.add_argument("--out", type=Path, help="also write the Markdown report here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--extract", type=Path, help=argparse.SUPPRESS)
@@ -308,6 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             data = ensure_bench_data(args.dir, rows)
             print(f"{rows:,} rows: peak RSS ...", file=sys.stderr)
             rss[rows] = {tool: peak_rss_mb(tool, data) for tool in RSS_TOOLS}
+    processes: dict[int, dict[str, list[tuple[float, float]]]] = {}
+    if args.processes:
+        for rows in rss_sizes:
+            data = ensure_bench_data(args.dir, rows)
+            print(f"{rows:,} rows: whole processes ...", file=sys.stderr)
+            processes[rows] = time_processes(data, args.processes)
 
     parts = [
         f"Machine: {_cpu()}; {_versions()}.",
@@ -329,6 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(python + imports: pyarrow and didcore imported, nothing run).",
             "",
             rss_table(rss),
+        ]
+    if processes:
+        parts += [
+            "",
+            f"Whole processes ({args.processes} interleaved runs of each; median wall time, "
+            "the highest peak RSS): what a user waits for from the command line.",
+            "",
+            process_table(processes),
         ]
     report = "\n".join(parts)
     print(report)

@@ -69,11 +69,17 @@ def writer_options(draw: Any) -> dict[str, Any]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(data=extracts(), options=writer_options(), batch_rows=st.sampled_from([1 << 20, 7, 64]))
+@given(
+    data=extracts(),
+    options=writer_options(),
+    batch_rows=st.sampled_from([1 << 20, 7, 64]),
+    required=st.booleans(),
+)
 def test_native_equals_pyarrow_and_reference(
     data: tuple[list[pa.RecordBatch], pa.Schema, bool],
     options: dict[str, Any],
     batch_rows: int,
+    required: bool,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -82,6 +88,9 @@ def test_native_equals_pyarrow_and_reference(
     for i, f in enumerate(schema):  # Parquet writers take no null dictionary entries
         if pa.types.is_dictionary(f.type):
             table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    if required:  # columns with no nulls written as REQUIRED (no definition levels)
+        fields = [f.with_nullable(table.column(f.name).null_count > 0) for f in table.schema]
+        table = table.cast(pa.schema(fields))
     path = tmp_path_factory.mktemp("native") / "extract.parquet"
     pq.write_table(table, path, **{k: v for k, v in options.items() if v is not None})
     from didcore import io

@@ -41,6 +41,9 @@ class CheckResult:
     population: str | None = None
     population_year: str | None = None
     value_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Parquet row groups decoded by the core (``native``) and read through pyarrow
+    #: (``pyarrow``), with why (``reasons``: reason -> row groups); empty without Parquet.
+    parquet_reads: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class CheckResult:
             "population": self.population,
             "population_year": self.population_year,
             "value_maps": self.value_maps,
+            "parquet_reads": self.parquet_reads,
         }
 
 
@@ -164,6 +168,9 @@ def run_check(
     declared = None
     if year is not None and not by_year:
         declared = year_label(year)
+    from didcore.parquet_native import READS
+
+    READS.reset()
     result = aggregate(
         source,
         lk,
@@ -218,6 +225,11 @@ def run_check(
         population=None if population is None else str(population),
         population_year=pop_year,
         value_maps=profile.value_maps,
+        parquet_reads=(
+            {"native": READS.native, "pyarrow": READS.pyarrow, "reasons": dict(READS.reasons)}
+            if READS.native or READS.pyarrow
+            else {}
+        ),
     )
 
 
@@ -250,6 +262,12 @@ def render(result: CheckResult, console: Any = None) -> None:
             for k, v in result.value_maps.items()
         )
         head.add_row("value maps", maps)
+    reads = result.parquet_reads
+    if reads:
+        line = f"{reads['native']:,} decoded by didcore, {reads['pyarrow']:,} read by pyarrow"
+        if reads["reasons"]:
+            line += " (" + "; ".join(f"{r}: {n:,}" for r, n in reads["reasons"].items()) + ")"
+        head.add_row("Parquet row groups", line)
     out.print(head)
 
     cols = Table(title="columns read")

@@ -133,6 +133,8 @@ pub struct ColumnCursor {
     rows_total: u64,
     levels: Vec<u32>,
     indices: Vec<u32>,
+    /// A PLAIN page's values (run ids for text).
+    plain: Vec<u8>,
 }
 
 impl std::fmt::Debug for ColumnCursor {
@@ -198,6 +200,7 @@ impl ColumnCursor {
             rows_total: num_rows,
             levels: Vec::new(),
             indices: Vec::new(),
+            plain: Vec::new(),
         })
     }
 
@@ -420,11 +423,9 @@ impl ColumnCursor {
         dest: &mut ColumnOut,
     ) -> Result<(), DecodeError> {
         let width = self.kind.width();
-        let at = dest.rows;
-        dest.grow(rows, width);
-        // First the present values, packed at the start of the new rows.
-        let packed = &mut dest.values[at * width..(at + present) * width];
-        match encoding {
+        // The present values as `source[indices[k]]` (the chunk's dictionary, or this page's
+        // own values in order), placed at their rows below.
+        let source: &[u8] = match encoding {
             Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
                 let dict_len = self.dict_len.ok_or_else(|| {
                     DecodeError::Corrupt("a dictionary-encoded page before any dictionary".into())
@@ -454,52 +455,49 @@ impl ColumnCursor {
                         self.indices[k]
                     )));
                 }
-                for (o, &i) in packed.chunks_exact_mut(width).zip(&self.indices) {
-                    let i = i as usize * width;
-                    o.copy_from_slice(&self.dict[i..i + width]);
-                }
+                &self.dict
             }
-            Encoding::PLAIN => match (self.kind, encoder) {
-                (Kind::Text, Some(encoder)) => {
-                    let mut ids = Vec::with_capacity(present);
-                    plain_text(values, present, encoder, &mut ids)?;
-                    for (o, id) in packed.chunks_exact_mut(4).zip(ids) {
-                        o.copy_from_slice(&id.to_le_bytes());
+            Encoding::PLAIN => {
+                self.plain.clear();
+                match (self.kind, encoder) {
+                    (Kind::Text, Some(encoder)) => {
+                        let mut ids = Vec::with_capacity(present);
+                        plain_text(values, present, encoder, &mut ids)?;
+                        for id in ids {
+                            self.plain.extend_from_slice(&id.to_le_bytes());
+                        }
+                    }
+                    (Kind::Fixed(w), None) => {
+                        let bytes = values.get(..present * w).ok_or_else(|| {
+                            DecodeError::Corrupt(format!("a page of {present} values is cut short"))
+                        })?;
+                        self.plain.extend_from_slice(bytes);
+                    }
+                    _ => {
+                        return Err(DecodeError::Unsupported(
+                            "a text column without text".into(),
+                        ));
                     }
                 }
-                (Kind::Fixed(w), None) => {
-                    let bytes = values.get(..present * w).ok_or_else(|| {
-                        DecodeError::Corrupt(format!("a page of {present} values is cut short"))
-                    })?;
-                    packed.copy_from_slice(bytes);
-                }
-                _ => {
-                    return Err(DecodeError::Unsupported(
-                        "a text column without text".into(),
-                    ));
-                }
-            },
+                self.indices.clear();
+                self.indices.extend(0..present as u32);
+                &self.plain
+            }
             other => {
                 return Err(DecodeError::Unsupported(format!("a page encoded {other}")));
             }
+        };
+        let at = dest.rows;
+        dest.grow(rows, width);
+        let out = &mut dest.values[at * width..(at + rows) * width];
+        let levels = (has_levels && present < rows).then(|| &self.levels[..rows]);
+        match width {
+            4 => place::<4>(source, &self.indices, levels, out),
+            8 => place::<8>(source, &self.indices, levels, out),
+            _ => return Err(DecodeError::Unsupported(format!("{width}-byte values"))),
         }
-        // Then spread them to their rows (from the last, so nothing is overwritten before it
-        // is moved), and set the validity bits.
-        if has_levels && present < rows {
-            let mut k = present;
-            for j in (0..rows).rev() {
-                let row = (at + j) * width;
-                if self.levels[j] != 0 {
-                    k -= 1;
-                    if k != j {
-                        dest.values
-                            .copy_within((at + k) * width..(at + k + 1) * width, row);
-                    }
-                } else {
-                    dest.values[row..row + width].fill(0);
-                }
-            }
-            for (j, &l) in self.levels[..rows].iter().enumerate() {
+        if let Some(levels) = levels {
+            for (j, &l) in levels.iter().enumerate() {
                 if l != 0 {
                     let d = at + j;
                     dest.validity[d >> 3] |= 1 << (d & 7);
@@ -511,6 +509,32 @@ impl ColumnCursor {
         }
         dest.rows += rows;
         Ok(())
+    }
+}
+
+/// Put `source[indices[k]]` (values of `W` bytes) in the rows of `out` that have a value:
+/// every row when `levels` is `None`, else the rows whose level is not 0 (the others zero).
+/// The indices are within `source` (checked by the caller).
+fn place<const W: usize>(source: &[u8], indices: &[u32], levels: Option<&[u32]>, out: &mut [u8]) {
+    let (source, _) = source.as_chunks::<W>();
+    let (out, _) = out.as_chunks_mut::<W>();
+    match levels {
+        None => {
+            for (o, &i) in out.iter_mut().zip(indices) {
+                *o = source[i as usize];
+            }
+        }
+        Some(levels) => {
+            let mut k = 0;
+            for (o, &l) in out.iter_mut().zip(levels) {
+                if l != 0 {
+                    *o = source[indices[k] as usize];
+                    k += 1;
+                } else {
+                    *o = [0; W];
+                }
+            }
+        }
     }
 }
 
