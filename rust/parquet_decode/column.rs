@@ -487,6 +487,8 @@ impl ColumnCursor {
                 return Err(DecodeError::Unsupported(format!("a page encoded {other}")));
             }
         };
+        // one index past the values, read (and masked out) after the last row with a value
+        self.indices.push(0);
         let at = dest.rows;
         dest.grow(rows, width);
         let out = &mut dest.values[at * width..(at + rows) * width];
@@ -497,12 +499,7 @@ impl ColumnCursor {
             _ => return Err(DecodeError::Unsupported(format!("{width}-byte values"))),
         }
         if let Some(levels) = levels {
-            for (j, &l) in levels.iter().enumerate() {
-                if l != 0 {
-                    let d = at + j;
-                    dest.validity[d >> 3] |= 1 << (d & 7);
-                }
-            }
+            or_levels(&mut dest.validity, at, levels);
             dest.nulls += rows - present;
         } else {
             set_bits(&mut dest.validity, at, rows);
@@ -514,7 +511,8 @@ impl ColumnCursor {
 
 /// Put `source[indices[k]]` (values of `W` bytes) in the rows of `out` that have a value:
 /// every row when `levels` is `None`, else the rows whose level is not 0 (the others zero).
-/// The indices are within `source` (checked by the caller).
+/// The indices are within `source` (checked by the caller), and `indices` has one entry more
+/// than there are values (read, and masked out, after the last one).
 fn place<const W: usize>(source: &[u8], indices: &[u32], levels: Option<&[u32]>, out: &mut [u8]) {
     let (source, _) = source.as_chunks::<W>();
     let (out, _) = out.as_chunks_mut::<W>();
@@ -524,15 +522,41 @@ fn place<const W: usize>(source: &[u8], indices: &[u32], levels: Option<&[u32]>,
                 *o = source[i as usize];
             }
         }
+        Some(levels) if source.is_empty() => {
+            // every row null (a row with a value would have failed the index check)
+            debug_assert!(levels.iter().all(|&l| l == 0));
+            out.fill([0; W]);
+        }
         Some(levels) => {
-            let mut k = 0;
+            // Branch-free: nulls fall at random, and a branch on each row was mispredicted
+            // often enough to cost more than reading a value and masking it out.
+            let mut k = 0usize;
             for (o, &l) in out.iter_mut().zip(levels) {
-                if l != 0 {
-                    *o = source[indices[k] as usize];
-                    k += 1;
-                } else {
-                    *o = [0; W];
+                let present = usize::from(l != 0);
+                let mask = (present as u8).wrapping_neg();
+                let v = source[indices[k] as usize];
+                for b in 0..W {
+                    o[b] = v[b] & mask;
                 }
+                k += present;
+            }
+        }
+    }
+}
+
+/// Set bit `from + j` of `bits` for each row `j` whose level is not 0, 64 rows at a time.
+fn or_levels(bits: &mut [u8], from: usize, levels: &[u32]) {
+    for (c, chunk) in levels.chunks(64).enumerate() {
+        let mut word = 0u64;
+        for (j, &l) in chunk.iter().enumerate() {
+            word |= u64::from(l != 0) << j;
+        }
+        let at = from + c * 64;
+        let (byte, shift) = (at >> 3, at & 7);
+        let wide = u128::from(word) << shift;
+        for (k, b) in wide.to_le_bytes().iter().take(9).enumerate() {
+            if *b != 0 {
+                bits[byte + k] |= b;
             }
         }
     }
