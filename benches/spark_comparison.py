@@ -1,12 +1,15 @@
 """didcore.spark.aggregate against the same job written in Spark SQL, on a local Spark session.
 
 Generates (or reuses) a synthetic extract (``didcore synth``: dictionary-encoded Parquet, 1M-row
-row groups), then times, in one Spark session, after a warm-up run of each:
+row groups), then times, in one Spark session, after a warm-up run of each, the jobs in turn
+(round-robin, ``--repeat`` rounds):
 
 * ``didcore.spark.aggregate(spark.read.parquet(extract), lookups)``: the cube, exclusions,
-  ICB sources and the per-provider and per-ICB quality tables;
-* the same with Spark's default 10,000-row Arrow batches, joined into 1M-row batches in the
-  tasks (``--no-conf`` behaviour: a platform that refuses the Arrow batch setting);
+  ICB sources and the per-provider and per-ICB quality tables (Spark's default 10,000-row
+  Arrow batches, joined into 1M-row batches in each task);
+* the same with ``spark_batch_rows=1_000_000`` (Spark's own Arrow batches of 1M rows);
+* the floor under any Python code on Spark: the same columns read and handed to Python as
+  Arrow by ``mapInArrow``, where the rows are only counted;
 * the Spark SQL job: the derivation rules as Spark SQL (codes trimmed and upper-cased,
   broadcast joins to the practice, other-practice, LSOA and measure lookups, the exclusions in
   order by a ``CASE``), one ``GROUP BY`` over the derived keys (ICB, sex, age band, IMD
@@ -14,7 +17,8 @@ row groups), then times, in one Spark session, after a warm-up run of each:
   turned into the cube and exclusions on the driver. It does less than didcore (no quality
   tables), so the comparison favours it; its cube and exclusions are checked equal to
   didcore's before timing;
-* ``didcore.aggregate`` of the same file on one machine, for reference.
+* ``didcore.aggregate`` of the same files on one machine (as a pyarrow Dataset), for
+  reference.
 
 Usage (from the repository root; the figures in docs/spark.md came from the first)::
 
@@ -191,27 +195,38 @@ def main() -> int:
     def didcore_spark() -> Any:
         return didcore.spark.aggregate(spark.read.parquet(str(path)), lk)
 
-    def didcore_spark_small_batches() -> Any:
-        from didcore import spark as module
+    def didcore_spark_big_batches() -> Any:
+        frame = spark.read.parquet(str(path))
+        return didcore.spark.aggregate(frame, lk, spark_batch_rows=1_000_000)
 
-        keep = module._set_batch_size
-        module._set_batch_size = lambda _spark, _rows: None  # type: ignore[assignment]
-        try:
-            return didcore.spark.aggregate(spark.read.parquet(str(path)), lk)
-        finally:
-            module._set_batch_size = keep  # type: ignore[assignment]
+    def transfer_only() -> Any:
+        """The floor: Spark reads the columns didcore needs and hands them to Python as
+        Arrow, where the rows are only counted.
+        """
+        import pyarrow as pa
+
+        def rows(batches: Any) -> Any:
+            yield pa.RecordBatch.from_pydict({"n": [sum(b.num_rows for b in batches)]})
+
+        names = ["provider_code", "gp_practice_code", "lsoa11", "sex", "exam_code"]
+        names += ["modality", "age", "test_date"]
+        frame = spark.read.parquet(str(path)).select(*names)
+        return sum(r.n for r in frame.mapInArrow(rows, "n long").collect())
 
     def spark_sql() -> Any:
         return spark_sql_job(spark, path, lk)
 
     def one_machine() -> Any:
-        return didcore.aggregate(path, lk, n_threads=2, progress=False)
+        import pyarrow.dataset as ds
+
+        return didcore.aggregate(ds.dataset(path), lk, n_threads=2, progress=False)
 
     # warm-up, and the check that every job gives the same cube
     whole = one_machine()
     cube = didcore_spark()
     assert cube == whole and cube.exclusions == whole.exclusions, "didcore.spark differs"
-    assert didcore_spark_small_batches() == whole, "didcore.spark (10k batches) differs"
+    assert didcore_spark_big_batches() == whole, "didcore.spark (1M-row Spark batches) differs"
+    assert transfer_only() == args.rows
     counts, exclusions, sources = spark_sql()
     assert np.array_equal(counts, whole.counts), "the Spark SQL cube differs"
     assert exclusions == whole.exclusions, (exclusions, whole.exclusions)
@@ -219,14 +234,21 @@ def main() -> int:
     print(f"checked: all four give the same cube ({whole.exclusions['rows_read']:,} rows)")
 
     jobs = {
-        "didcore.spark.aggregate (1M-row batches)": didcore_spark,
-        "didcore.spark.aggregate (Spark's 10k-row batches, joined in the task)": (
-            didcore_spark_small_batches
+        "didcore.spark.aggregate (default: Spark's 10k-row Arrow batches joined into 1M-row "
+        "batches in each task)": didcore_spark,
+        "didcore.spark.aggregate(spark_batch_rows=1_000_000) (Spark makes 1M-row batches)": (
+            didcore_spark_big_batches
         ),
+        "floor: Spark reads the 8 columns and hands them to Python as Arrow, rows only "
+        "counted": transfer_only,
         "Spark SQL: joins + GROUP BY (cube, exclusions, ICB sources only)": spark_sql,
         "didcore.aggregate on one machine, 2 threads (no Spark)": one_machine,
     }
-    results = {name: timed(run, args.repeat) for name, run in jobs.items()}
+    # round-robin, so that a change in the machine's load falls on every job alike
+    results: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(args.repeat):
+        for name, run in jobs.items():
+            results[name] += timed(run, 1)
     print(f"load average after: {os.getloadavg()}")
     print()
     print(
@@ -237,7 +259,7 @@ def main() -> int:
     print("| job | best (s) | median (s) |")
     print("|---|---:|---:|")
     for name, times in results.items():
-        print(f"| {name} | {min(times):.1f} | {statistics.median(times):.1f} |")
+        print(f"| {name} | {min(times):.2f} | {statistics.median(times):.2f} |")
     spark.stop()
     return 0
 

@@ -162,7 +162,12 @@ def test_by_year_equals_one_machine(spark: Any, dirty: tuple[Path, Path]) -> Non
         local = didcore.aggregate(path, lk, by_year=True)
     with _quiet() as caught:
         warnings.simplefilter("always")
-        years = didcore.spark.aggregate(spark.read.parquet(str(path)), lk, by_year=True)
+        key = didcore.spark.ARROW_BATCH_CONF
+        before = spark.conf.get(key, None)
+        years = didcore.spark.aggregate(
+            spark.read.parquet(str(path)), lk, by_year=True, spark_batch_rows=20_000
+        )
+        assert spark.conf.get(key, None) == before  # Spark's own setting put back
     assert isinstance(years, didcore.YearCubes)
     assert list(years) == list(local) == ["2022/23", "2023/24"]
     for label in local:
@@ -214,6 +219,3 @@ def test_driver_checks_and_an_empty_dataframe(spark: Any, dirty: tuple[Path, Pat
     empty = didcore.spark.aggregate(df.limit(0), lk)
     assert empty.exclusions["rows_read"] == 0 and empty.measures == lk.measures
     assert empty.measure_kinds == lk.measure_kinds
-    # Spark's own batch size is put back after the job
-    key = didcore.spark.ARROW_BATCH_CONF
-    assert spark.conf.get(key, None) in (None, "10000")

@@ -17,9 +17,10 @@ How it keeps to that:
   count is also the result of an empty DataFrame.
 * Spark hands Python Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows
   (10,000 by default), which made counting 2.6 times slower than batches of a million rows:
-  the setting is raised to ``batch_rows`` for the job (and put back after it), and each task
-  joins smaller batches into batches of about ``batch_rows`` rows anyway (where the setting is
-  not honoured).
+  each task joins them into batches of ``batch_rows`` rows (a million by default) before
+  counting, one copy of the columns. Raising Spark's own setting for the job
+  (``spark_batch_rows``, put back after it) saves that copy but makes the JVM build
+  million-row batches: on local[2] it was no faster (docs/spark.md), so it is off by default.
 * The lookups are read once, on the driver (a path there need not exist on the executors),
   and broadcast once.
 * A task records the warnings it raises (an :class:`~didcore.errors.UnreadableValuesWarning`
@@ -76,6 +77,7 @@ def aggregate(
     by_year: Literal[False] = ...,
     year: None = ...,
     batch_rows: int = ...,
+    spark_batch_rows: int | None = ...,
     max_age: int | None = ...,
     max_providers: int = ...,
     value_maps: Mapping[str, Mapping[str, str]] | None = ...,
@@ -92,6 +94,7 @@ def aggregate(
     by_year: Literal[True],
     year: str | int | None = ...,
     batch_rows: int = ...,
+    spark_batch_rows: int | None = ...,
     max_age: int | None = ...,
     max_providers: int = ...,
     value_maps: Mapping[str, Mapping[str, str]] | None = ...,
@@ -108,6 +111,7 @@ def aggregate(
     by_year: bool = ...,
     year: str | int | None = ...,
     batch_rows: int = ...,
+    spark_batch_rows: int | None = ...,
     max_age: int | None = ...,
     max_providers: int = ...,
     value_maps: Mapping[str, Mapping[str, str]] | None = ...,
@@ -123,6 +127,7 @@ def aggregate(
     by_year: bool = False,
     year: str | int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    spark_batch_rows: int | None = None,
     max_age: int | None = None,
     max_providers: int = MAX_PROVIDERS,
     value_maps: Mapping[str, Mapping[str, str]] | None = None,
@@ -142,8 +147,11 @@ def aggregate(
         As for :func:`didcore.aggregate`. The lookups (default: the national ones shipped
         with didcore) are read on the driver and broadcast.
     batch_rows
-        Rows per batch counted in each task (default a million; at least 1,000). Spark's
-        Arrow batch size is set to it for the job.
+        Rows per batch counted in each task (default a million; at least 1,000): Spark's
+        smaller Arrow batches are joined into batches of this size.
+    spark_batch_rows
+        Set Spark's Arrow batch size (``spark.sql.execution.arrow.maxRecordsPerBatch``) to
+        this for the job, and put it back after; ``None`` (the default) leaves it as it is.
     max_providers
         As for :func:`didcore.aggregate`, for each task: a task folds the provider codes past
         this number into ``"(other providers)"``.
@@ -162,6 +170,8 @@ def aggregate(
     max_age = check_max_age(max_age)
     max_providers = check_max_providers(max_providers)
     batch_rows = _check_whole("batch_rows", batch_rows, 1_000)
+    if spark_batch_rows is not None:
+        spark_batch_rows = _check_whole("spark_batch_rows", spark_batch_rows, 1_000)
     depth = _check_whole("depth", depth, 1)
     _check_dataframe(df)
     lk = as_lookups(lookups)
@@ -171,6 +181,10 @@ def aggregate(
     names, _ = cols.needed(list(df.columns))
     dated = cols.test_date in names
     per_year = by_year or year is not None
+    if year is not None:
+        from didcore.years import year_label
+
+        year_label(year)  # an InputError now, not after the job
     options: dict[str, Any] = {
         "columns": cols,
         "max_age": max_age,
@@ -185,11 +199,14 @@ def aggregate(
     zero = _count([empty], lk, options)  # the driver's checks, and the empty DataFrame's result
     selected = df.select(*(_column(n) for n in names))
     spark = df.sparkSession
-    previous = _set_batch_size(spark, batch_rows)
-    try:
+    if spark_batch_rows is None:
         partial = _run(selected, spark, lk, options, batch_rows, depth)
-    finally:
-        _restore_batch_size(spark, previous)
+    else:
+        changed, previous = _set_batch_size(spark, spark_batch_rows)
+        try:
+            partial = _run(selected, spark, lk, options, batch_rows, depth)
+        finally:
+            _restore_batch_size(spark, changed, previous)
     data, error, caught = partial if partial is not None else (None, None, [])
     if error is not None:
         raise _rebuild(error) from None
@@ -249,17 +266,26 @@ def _empty_batch(df: Any, names: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
 
 
-def _set_batch_size(spark: Any, rows: int) -> str | None:
-    """Set Spark's Arrow batch size to ``rows``; the earlier value (None: unset)."""
+def _set_batch_size(spark: Any, rows: int) -> tuple[bool, str | None]:
+    """Set Spark's Arrow batch size to ``rows``: whether it was set, and the earlier value
+    (None: unset).
+    """
     try:
         previous = spark.conf.get(ARROW_BATCH_CONF, None)
         spark.conf.set(ARROW_BATCH_CONF, str(rows))
     except Exception:  # a platform that refuses the setting: the tasks join batches anyway
-        return None
-    return str(previous) if previous is not None else None
+        warnings.warn(
+            f"Spark refused the setting {ARROW_BATCH_CONF}; the tasks join its batches instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False, None
+    return True, (str(previous) if previous is not None else None)
 
 
-def _restore_batch_size(spark: Any, previous: str | None) -> None:
+def _restore_batch_size(spark: Any, changed: bool, previous: str | None) -> None:
+    if not changed:
+        return
     try:
         if previous is None:
             spark.conf.unset(ARROW_BATCH_CONF)
