@@ -219,3 +219,53 @@ def test_driver_checks_and_an_empty_dataframe(spark: Any, dirty: tuple[Path, Pat
     empty = didcore.spark.aggregate(df.limit(0), lk)
     assert empty.exclusions["rows_read"] == 0 and empty.measures == lk.measures
     assert empty.measure_kinds == lk.measure_kinds
+
+
+def test_without_rdds_the_partials_are_added_on_the_driver(
+    spark: Any, dirty: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark Connect (Databricks shared and serverless compute) has no SparkContext: the
+    partial cubes are collected and added on the driver, the lookups sent with the task."""
+    import didcore.spark
+
+    path, lookups = dirty
+    lk = didcore.Lookups.read(lookups)
+    monkeypatch.setattr(didcore.spark, "_spark_context", lambda _session: None)
+    cube = didcore.spark.aggregate(spark.read.parquet(str(path)).repartition(2), lk)
+    assert_same(cube, didcore.aggregate(path, lk))
+
+
+def test_rechunk_and_warning_merge() -> None:
+    from didcore.spark import merge_warnings, rechunk
+
+    batch = pa.RecordBatch.from_pydict({"a": list(range(10))})
+    sizes = [b.num_rows for b in rechunk([batch, batch.slice(0, 0), batch, batch, batch], 25)]
+    assert sizes == [30, 10]
+    assert [b.num_rows for b in rechunk([batch], 5)] == [10]  # large enough: as it is
+    joined = next(rechunk([batch, batch], 15))
+    assert joined.column(0).to_pylist() == list(range(10)) * 2
+    age = "column 'age': {} (e.g. 'x'); counted as missing age"
+    caught = [
+        {
+            "module": "didcore.errors",
+            "category": "UnreadableValuesWarning",
+            "task": 1,
+            "message": age.format("1 row holds a value that is not a number"),
+        },
+        {
+            "module": "didcore.errors",
+            "category": "UnreadableValuesWarning",
+            "task": 0,
+            "message": age.format("1,234 rows hold a value that is not a number"),
+        },
+        {"module": "builtins", "category": "UserWarning", "task": 0, "message": "other"},
+        {"module": "builtins", "category": "UserWarning", "task": 1, "message": "other"},
+    ]
+    assert merge_warnings(caught) == [
+        (
+            "didcore.errors",
+            "UnreadableValuesWarning",
+            age.format("1,235 rows hold a value that is not a number"),
+        ),
+        ("builtins", "UserWarning", "other"),
+    ]
