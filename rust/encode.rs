@@ -149,25 +149,36 @@ impl Encoder {
         Ok(id)
     }
 
-    /// The index of one `value`, added to the dictionary if new; a new value that is not
-    /// UTF-8 text is not added (`Ok(None)`): Parquet text read by the core is checked here,
-    /// once per distinct value.
-    pub fn id_of_utf8(&mut self, value: &[u8]) -> Result<Option<i32>, CoreError> {
-        let key = pack(value);
-        let known = match key {
-            Some(key) => self.short.get(&key),
-            None => self.long.get(value),
-        };
-        if let Some(&id) = known {
-            return Ok(Some(id));
+    /// The index of `value` if it is in the dictionary (no entry is added).
+    #[must_use]
+    pub fn position(&self, value: &[u8]) -> Option<i32> {
+        match pack(value) {
+            Some(key) => self.short.get(&key).copied(),
+            None => self.long.get(value).copied(),
         }
-        if std::str::from_utf8(value).is_err() {
-            return Ok(None);
-        }
-        match key {
-            Some(key) => self.id_of_short(key, value).map(Some),
-            None => self.id_of_long(value).map(Some),
-        }
+    }
+
+    /// The index of each value of `strings` in the dictionary, -1 for a value it does not
+    /// hold and for a null row; the dictionary is left as it is. This is Arrow's
+    /// `index_in` against the dictionary's values, with a packed-key hash table built once.
+    pub fn find(&self, strings: &Strings<'_>) -> Result<Vec<i32>, CoreError> {
+        let n = strings.len();
+        strings.validity.check(n, "text column")?;
+        strings.check()?;
+        let data = strings.data;
+        Ok(strings
+            .offsets
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                if strings.validity.is_valid(i) {
+                    self.position(&data[w[0] as usize..w[1] as usize])
+                        .unwrap_or(-1)
+                } else {
+                    -1
+                }
+            })
+            .collect())
     }
 
     /// The dictionary index of every value of `strings`, growing the dictionary with the
@@ -279,6 +290,24 @@ mod tests {
                 assert_eq!(entry(&enc, id).as_deref(), *v);
             }
         }
+    }
+
+    #[test]
+    fn find_looks_up_without_adding() {
+        let mut enc = Encoder::new();
+        let (mut o, mut d, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        let long = "a value longer than fifteen bytes";
+        enc.encode(&strings(
+            &[Some("A"), Some("BB"), Some(long)],
+            &mut o,
+            &mut d,
+            &mut b,
+        ))
+        .unwrap();
+        let probe = [Some("BB"), None, Some("C"), Some(long), Some("A")];
+        let found = enc.find(&strings(&probe, &mut o, &mut d, &mut b)).unwrap();
+        assert_eq!(found, vec![1, -1, -1, 2, 0]);
+        assert_eq!(enc.len(), 3);
     }
 
     #[test]

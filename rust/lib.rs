@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 mod _didcore {
     #[pymodule_export]
     use crate::py_api::{
-        PyAggregator, PyParquetDecoder, PyTextEncoder, expected_counts, state_table,
+        PyAggregator, PyKeyIndex, PyParquetDecoder, PyTextEncoder, expected_counts, state_table,
     };
 
     use pyo3::prelude::*;

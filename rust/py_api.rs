@@ -453,6 +453,52 @@ impl PyTextEncoder {
     }
 }
 
+/// A hash index of text keys, built once, that finds where values are among them: Arrow's
+/// `index_in` for the classifier's look-ups of a dictionary's codes in the lookups (the
+/// value set is hashed once a run, not once a call). Used by `didcore.classify`; not a public
+/// API.
+#[pyclass(module = "didcore._didcore", name = "KeyIndex")]
+pub struct PyKeyIndex {
+    keys: Encoder,
+}
+
+#[pymethods]
+impl PyKeyIndex {
+    /// Index `keys` (an Arrow string array's buffers); a repeated key keeps its first place.
+    #[new]
+    fn new(py: Python<'_>, keys: StringsArg<'_>) -> PyResult<Self> {
+        guard(|| {
+            let view = keys.view()?;
+            let mut encoder = Encoder::new();
+            let ids = detached(py, || encoder.encode(&view))?;
+            // Positions must be the keys' own: with a repeated key (or a null) the encoder's
+            // ids would not be, so such key lists are refused (the classifier dedupes them).
+            if ids.iter().enumerate().any(|(i, &id)| id as usize != i) {
+                return Err(CoreError::Shape("keys must be distinct and not null".into()).into());
+            }
+            Ok(PyKeyIndex { keys: encoder })
+        })
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        guard(|| Ok(self.keys.len()))
+    }
+
+    /// The position of each value among the keys, -1 where absent or null (int32).
+    fn find<'py>(
+        &self,
+        py: Python<'py>,
+        strings: StringsArg<'py>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        guard(|| {
+            let view = strings.view()?;
+            let keys = &self.keys;
+            let found = detached(py, || keys.find(&view))?;
+            Ok(PyArray1::from_vec(py, found))
+        })
+    }
+}
+
 /// A dictionary's `(offsets, data, null entry)` as returned to Python.
 type DictionaryParts<'py> = (
     Bound<'py, PyArray1<i32>>,
@@ -732,27 +778,32 @@ impl PyParquetDecoder {
         })
     }
 
-    /// Entries in the run's dictionary of text column `column`.
+    /// Entries in the row group's dictionary of text column `column`.
     fn dictionary_len(&mut self, column: usize) -> PyResult<usize> {
-        guard(|| Ok(self.decoder().dictionary(column).map_or(0, Encoder::len)))
+        guard(|| {
+            Ok(self
+                .decoder()
+                .dictionary(column)
+                .map_or(0, |(offsets, _)| offsets.len().saturating_sub(1)))
+        })
     }
 
-    /// The run's dictionary of text column `column`: `(offsets int32, data uint8, None)`.
+    /// The row group's dictionary of text column `column`: `(offsets int32, data uint8,
+    /// None)` (its values, as the rows' indices of the last batch point into them).
     fn dictionary<'py>(
         &mut self,
         py: Python<'py>,
         column: usize,
     ) -> PyResult<DictionaryParts<'py>> {
         guard(|| {
-            let encoder = self
+            let (offsets, data) = self
                 .decoder()
                 .dictionary(column)
                 .ok_or_else(|| CoreError::Shape(format!("column {column} is not text")))?;
-            let (offsets, data, null) = encoder.dictionary();
             Ok((
                 PyArray1::from_slice(py, offsets),
                 PyArray1::from_slice(py, data),
-                null,
+                None,
             ))
         })
     }

@@ -16,6 +16,7 @@ __all__ = [
     "OTHER_VALID",
     "UNRECOGNISED",
     "Aggregator",
+    "KeyIndex",
     "ParquetDecoder",
     "TextEncoder",
     "__version__",
@@ -57,6 +58,12 @@ class Aggregator:
     def rows(self) -> int: ...
     def add_batch(self, batch: ClassifiedBatch) -> None: ...
     def finish(self) -> dict[str, Any]: ...
+
+@final
+class KeyIndex:
+    def __new__(cls, keys: _Strings) -> KeyIndex: ...
+    def __len__(self) -> int: ...
+    def find(self, strings: _Strings) -> npt.NDArray[np.int32]: ...
 
 @final
 class ParquetDecoder:

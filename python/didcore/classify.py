@@ -30,7 +30,7 @@ from didcore.errors import (
 )
 from didcore.io import Columns, is_binary_type
 from didcore.lookup import Lookups
-from didcore.parquet_native import RUN_DICTIONARY
+from didcore.parquet_native import CHECKED_INDICES
 from didcore.values import (
     Fractions,
     _bad_utf8,
@@ -190,8 +190,8 @@ class BatchClassifier:
         self._encoded: dict[str, Any] = {}
         self._encoders: dict[str, Any] = {}
         self._dictionaries: dict[str, Any] = {}
-        # the run-long dictionaries of the Parquet decoder's text columns, by column
-        self._run_long: dict[str, Any] = {}
+        # hash indexes of the lookup key arrays (by id: the arrays live as long as self)
+        self._key_indexes: dict[int, Any] = {}
         self._last: dict[str, tuple[Any, Any]] = {}
         self._providers: dict[str, int] = {}
         self.provider_codes: list[str] = []
@@ -311,7 +311,7 @@ class BatchClassifier:
         values onto a run-long dictionary instead was slower: dirty codes make it grow every
         batch.)
         """
-        if dictionary is self._dictionaries.get(column) or dictionary is self._run_long.get(column):
+        if dictionary is self._dictionaries.get(column):
             return self._grown(column, dictionary, fn)
         last = self._last.get(column)
         if last is not None and (last[0] is dictionary or last[0].equals(dictionary)):
@@ -439,13 +439,11 @@ class BatchClassifier:
             return _buffers(arr.indices, np.int32), self._dictionaries[name]
         arr = self._column(batch, name)
         t = arr.type
-        run_long = False
         if pa.types.is_dictionary(t):
-            # A dictionary the Parquet decoder keeps for the run (didcore.parquet_native):
-            # its indices are in range by construction, and it only grows.
+            # Parquet decoded by the core (didcore.parquet_native) comes with its indices
+            # already checked against their dictionary.
             meta = batch.schema.field(name).metadata
-            run_long = bool(meta) and RUN_DICTIONARY in meta
-            if not run_long:
+            if not (meta and CHECKED_INDICES in meta):
                 self._check_indices(name, arr)
             if not _is_text(pa, t.value_type):
                 arr = arr.cast(pa.dictionary(t.index_type, pa.string()))
@@ -469,8 +467,6 @@ class BatchClassifier:
         dictionary = arr.dictionary
         if dictionary.type != pa.string():
             dictionary = dictionary.cast(pa.string())
-        if run_long:
-            self._run_long[name] = dictionary
         indices = arr.indices
         return _buffers(indices, np.int32), dictionary
 
@@ -489,13 +485,27 @@ class BatchClassifier:
 
     def _positions(self, dictionary: Any, keys: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each normalised dictionary value is in ``keys``: (position, found, blank)."""
-        import pyarrow.compute as pc
-
         norm = self._normalise(dictionary)
-        pos = pc.index_in(norm, value_set=keys)
-        found = pos.is_valid().to_numpy(zero_copy_only=False)
-        where = pos.fill_null(0).to_numpy(zero_copy_only=False).astype(np.intp)
+        if norm.type != self._pa.string():
+            norm = norm.cast(self._pa.string())
+        pos = self._key_index(keys).find(_string_buffers(self._pa, norm))
+        found = pos >= 0
+        where = np.maximum(pos, 0).astype(np.intp)
         return where, found, _blank_mask(norm)
+
+    def _key_index(self, keys: Any) -> Any:
+        """The Rust hash index of a key array (``pc.index_in``'s value set, hashed once a
+        run instead of once a call: with a Parquet file's dictionaries growing batch by
+        batch, Arrow's lookup cost half a microsecond a value).
+        """
+        from didcore import _didcore
+
+        index = self._key_indexes.get(id(keys))
+        if index is None:
+            index = self._key_indexes[id(keys)] = _didcore.KeyIndex(
+                _string_buffers(self._pa, keys)
+            )
+        return index
 
     def _take(
         self, positions: tuple[np.ndarray, np.ndarray, np.ndarray], table: np.ndarray, missing: int

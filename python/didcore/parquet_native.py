@@ -4,10 +4,9 @@ Python does the I/O: it reads a file's footer, hands it to the core, which plans
 groups (where each needed column chunk's bytes are, and whether the core decodes it); then,
 row group by row group, it reads each needed chunk with one positioned read into a buffer
 kept for the run, and the core decompresses and decodes the pages, the columns in parallel
-with the interpreter released. Text columns come back as ``int32`` ids into one dictionary a
-column for the whole run, so a code is classified once a run instead of once a row group
-(:class:`didcore.classify.BatchClassifier` sees the dictionary grow and classifies its new
-tail alone); numbers and dates come back as their values. Each batch is an Arrow
+with the interpreter released. Text columns come back as the pages' own ``int32`` indices
+into the chunk's dictionary (as pyarrow's ``read_dictionary`` gives them; the classifier
+classifies each dictionary once), numbers and dates as their values. Each batch is an Arrow
 ``RecordBatch`` of the types pyarrow would give, so everything after the read is shared.
 
 A row group with a chunk the core does not decode (the DELTA and BYTE_STREAM_SPLIT
@@ -40,8 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("didcore.parquet")
 
-#: Field metadata marking a text column whose dictionary is the run's (it only grows).
-RUN_DICTIONARY = b"didcore.run_dictionary"
+#: Field metadata marking a text column whose indices the core has checked against their
+#: dictionary (so the classifier does not check them again).
+CHECKED_INDICES = b"didcore.checked_indices"
 
 
 @dataclass
@@ -124,8 +124,7 @@ def _read_at(fd: int, view: memoryview, offset: int) -> int:
 class NativeParquet:
     """Reads the needed columns of a run's Parquet files through the core.
 
-    One instance a run (a dictionary a text column across every file); ``names`` are the
-    needed columns, in the order the batches carry them.
+    One instance a run; ``names`` are the needed columns, in the order the batches carry them.
     """
 
     def __init__(self, names: list[str], n_threads: int | None = None) -> None:
@@ -254,6 +253,7 @@ class NativeParquet:
                 raise UnreadableInputError(f"{where}: the file was cut short while reading it")
             views.append(view)
         done = 0
+        self._dicts.clear()  # a row group's dictionaries are its own
         try:
             decoder.start(i, views)
             while True:
@@ -300,7 +300,7 @@ class NativeParquet:
                 arr = pa.DictionaryArray.from_arrays(
                     ids, self._dictionary(pa, decoder, widths, j), safe=False
                 )
-                fields.append(pa.field(name, arr.type, metadata={RUN_DICTIONARY: b"1"}))
+                fields.append(pa.field(name, arr.type, metadata={CHECKED_INDICES: b"1"}))
             else:
                 arr = pa.Array.from_buffers(wrap, n, [bitmap, data])
                 fields.append(pa.field(name, wrap))
@@ -308,7 +308,10 @@ class NativeParquet:
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
     def _dictionary(self, pa: Any, decoder: Any, widths: tuple[int, ...], j: int) -> Any:
-        """The run's dictionary of text column ``j``, rebuilt only when it has grown."""
+        """The row group's dictionary of text column ``j``: one Arrow array for the row
+        group's batches (the classifier then classifies it once), rebuilt only when a PLAIN
+        page has added values to it.
+        """
         from didcore.arrow_buffers import _dictionary_array
 
         key = (widths, j)

@@ -12,7 +12,9 @@ use parquet::file::serialized_reader::SerializedPageReader;
 use super::file::FileLayout;
 use super::rle::Hybrid;
 use super::{DecodeError, no_panic};
-use crate::encode::Encoder;
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
 
 /// What a column is decoded as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,8 +135,10 @@ pub struct ColumnCursor {
     rows_total: u64,
     levels: Vec<u32>,
     indices: Vec<u32>,
-    /// A PLAIN page's values (run ids for text).
+    /// A PLAIN page's values (indices into `text` for text).
     plain: Vec<u8>,
+    /// A text chunk's dictionary.
+    text: TextDict,
 }
 
 impl std::fmt::Debug for ColumnCursor {
@@ -201,6 +205,10 @@ impl ColumnCursor {
             levels: Vec::new(),
             indices: Vec::new(),
             plain: Vec::new(),
+            text: TextDict {
+                offsets: vec![0],
+                ..TextDict::default()
+            },
         })
     }
 
@@ -210,14 +218,8 @@ impl ColumnCursor {
         self.rows_left + (self.pending.rows - self.pending_at) as u64
     }
 
-    /// Append the next `n` rows to `out` (cleared first). `encoder` is the run's dictionary
-    /// of a text column (`None` for fixed-width ones).
-    pub fn read(
-        &mut self,
-        n: usize,
-        mut encoder: Option<&mut Encoder>,
-        out: &mut ColumnOut,
-    ) -> Result<(), DecodeError> {
+    /// Append the next `n` rows to `out` (cleared first).
+    pub fn read(&mut self, n: usize, out: &mut ColumnOut) -> Result<(), DecodeError> {
         out.clear();
         let width = self.kind.width();
         out.values.reserve(n * width);
@@ -243,7 +245,7 @@ impl ColumnCursor {
                     encoding,
                     ..
                 } => {
-                    self.dictionary(&buf, num_values as usize, encoding, encoder.as_deref_mut())?;
+                    self.dictionary(&buf, num_values as usize, encoding)?;
                 }
                 Page::DataPage {
                     buf,
@@ -270,15 +272,7 @@ impl ColumnCursor {
                         })?;
                         (Some(levels), &buf[4 + len..])
                     };
-                    self.data_page(
-                        rows,
-                        levels,
-                        values,
-                        encoding,
-                        encoder.as_deref_mut(),
-                        n,
-                        out,
-                    )?;
+                    self.data_page(rows, levels, values, encoding, n, out)?;
                 }
                 Page::DataPageV2 {
                     buf,
@@ -299,15 +293,7 @@ impl ColumnCursor {
                     let levels = (self.max_def > 0).then_some(levels);
                     let values = &buf[def..];
                     let rows = num_rows as usize;
-                    self.data_page(
-                        rows,
-                        levels,
-                        values,
-                        encoding,
-                        encoder.as_deref_mut(),
-                        n,
-                        out,
-                    )?;
+                    self.data_page(rows, levels, values, encoding, n, out)?;
                 }
             }
         }
@@ -323,43 +309,43 @@ impl ColumnCursor {
         Ok(())
     }
 
-    /// A dictionary page: its values turned into output values once for the chunk.
-    fn dictionary(
-        &mut self,
-        buf: &[u8],
-        n: usize,
-        encoding: Encoding,
-        encoder: Option<&mut Encoder>,
-    ) -> Result<(), DecodeError> {
+    /// A dictionary page: the chunk's dictionary (text: its entries, checked as UTF-8, as an
+    /// Arrow string array's offsets and data; numbers: their bytes).
+    fn dictionary(&mut self, buf: &[u8], n: usize, encoding: Encoding) -> Result<(), DecodeError> {
         if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
             return Err(DecodeError::Unsupported(format!(
                 "a dictionary page encoded {encoding}"
             )));
         }
         self.dict.clear();
-        match (self.kind, encoder) {
-            (Kind::Text, Some(encoder)) => {
+        match self.kind {
+            Kind::Text => {
+                self.text.clear();
+                for value in PlainText::new(buf, n) {
+                    self.text.push(value?)?;
+                }
+                // a text row's value is its index itself: the look-up table is the identity
                 self.dict.reserve(n * 4);
-                let mut ids = Vec::with_capacity(n);
-                plain_text(buf, n, encoder, &mut ids)?;
-                for id in ids {
-                    self.dict.extend_from_slice(&id.to_le_bytes());
+                for i in 0..n as u32 {
+                    self.dict.extend_from_slice(&i.to_le_bytes());
                 }
             }
-            (Kind::Fixed(w), None) => {
+            Kind::Fixed(w) => {
                 let bytes = buf.get(..n * w).ok_or_else(|| {
                     DecodeError::Corrupt(format!("a dictionary page of {n} values is cut short"))
                 })?;
                 self.dict.extend_from_slice(bytes);
             }
-            _ => {
-                return Err(DecodeError::Unsupported(
-                    "text column without a dictionary".into(),
-                ));
-            }
         }
         self.dict_len = Some(n);
         Ok(())
+    }
+
+    /// The chunk's text dictionary: `(offsets, data)` of an Arrow string array (`None` for a
+    /// fixed-width column). Text rows' values are indices into it.
+    #[must_use]
+    pub fn text_dictionary(&self) -> Option<(&[i32], &[u8])> {
+        (self.kind == Kind::Text).then(|| (&self.text.offsets[..], &self.text.data[..]))
     }
 
     /// A data page of `rows` rows: into `out` when it fits in the `n` rows asked for, else
@@ -371,7 +357,6 @@ impl ColumnCursor {
         levels: Option<&[u8]>,
         values: &[u8],
         encoding: Encoding,
-        encoder: Option<&mut Encoder>,
         n: usize,
         out: &mut ColumnOut,
     ) -> Result<(), DecodeError> {
@@ -397,15 +382,7 @@ impl ColumnCursor {
             self.pending_at = 0;
         }
         let dest = if fits { &mut *out } else { &mut pending };
-        let result = self.values(
-            rows,
-            present,
-            levels.is_some(),
-            values,
-            encoding,
-            encoder,
-            dest,
-        );
+        let result = self.values(rows, present, levels.is_some(), values, encoding, dest);
         self.pending = pending;
         result
     }
@@ -419,7 +396,6 @@ impl ColumnCursor {
         has_levels: bool,
         values: &[u8],
         encoding: Encoding,
-        encoder: Option<&mut Encoder>,
         dest: &mut ColumnOut,
     ) -> Result<(), DecodeError> {
         let width = self.kind.width();
@@ -435,7 +411,12 @@ impl ColumnCursor {
                     .ok_or_else(|| DecodeError::Corrupt("an empty page".into()))?;
                 self.indices.resize(present, 0);
                 Hybrid::new(data, u32::from(bit_width))?.read(&mut self.indices)?;
-                if let Some(k) = self.indices.iter().position(|&i| i as usize >= dict_len) {
+                // one maximum (a loop that vectorises) first; the row at fault only then
+                let highest = self.indices.iter().fold(0u32, |m, &i| m.max(i));
+                if let Some(k) = (highest as usize >= dict_len)
+                    .then(|| self.indices.iter().position(|&i| i as usize >= dict_len))
+                    .flatten()
+                {
                     // the row of the k-th value present, counted from 1 over the row group
                     let in_page = if has_levels {
                         self.levels
@@ -459,24 +440,20 @@ impl ColumnCursor {
             }
             Encoding::PLAIN => {
                 self.plain.clear();
-                match (self.kind, encoder) {
-                    (Kind::Text, Some(encoder)) => {
-                        let mut ids = Vec::with_capacity(present);
-                        plain_text(values, present, encoder, &mut ids)?;
-                        for id in ids {
+                match self.kind {
+                    Kind::Text => {
+                        // Text written PLAIN (no dictionary, or past its size limit): each
+                        // value is found in, or added to, the chunk's dictionary.
+                        for value in PlainText::new(values, present) {
+                            let id = self.text.id_of(value?)?;
                             self.plain.extend_from_slice(&id.to_le_bytes());
                         }
                     }
-                    (Kind::Fixed(w), None) => {
+                    Kind::Fixed(w) => {
                         let bytes = values.get(..present * w).ok_or_else(|| {
                             DecodeError::Corrupt(format!("a page of {present} values is cut short"))
                         })?;
                         self.plain.extend_from_slice(bytes);
-                    }
-                    _ => {
-                        return Err(DecodeError::Unsupported(
-                            "a text column without text".into(),
-                        ));
                     }
                 }
                 self.indices.clear();
@@ -580,30 +557,109 @@ fn set_bits(bits: &mut [u8], from: usize, count: usize) {
     }
 }
 
-/// `n` PLAIN byte arrays (a 4-byte little-endian length, then the bytes) as run ids. A new
-/// value that is not UTF-8 is [`DecodeError::Unsupported`], so that pyarrow's path reads the
-/// row group and reports it as it does.
-fn plain_text(
-    buf: &[u8],
-    n: usize,
-    encoder: &mut Encoder,
-    ids: &mut Vec<i32>,
-) -> Result<(), DecodeError> {
-    let mut pos = 0usize;
-    for _ in 0..n {
-        let len = buf
+/// The `n` PLAIN byte arrays of `buf` (each a 4-byte little-endian length, then the bytes).
+struct PlainText<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl<'a> PlainText<'a> {
+    fn new(buf: &'a [u8], n: usize) -> Self {
+        PlainText {
+            buf,
+            pos: 0,
+            left: n,
+        }
+    }
+}
+
+impl<'a> Iterator for PlainText<'a> {
+    type Item = Result<&'a [u8], DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let pos = self.pos;
+        let Some(len) = self
+            .buf
             .get(pos..pos + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or_else(|| DecodeError::Corrupt("a text value's length is cut short".into()))?;
-        let value = buf
-            .get(pos + 4..pos + 4 + len)
-            .ok_or_else(|| DecodeError::Corrupt("a text value is past its page".into()))?;
-        pos += 4 + len;
-        let id = encoder
-            .id_of_utf8(value)
-            .map_err(|e| DecodeError::Unsupported(e.to_string()))?
-            .ok_or_else(|| DecodeError::Unsupported("text that is not UTF-8".into()))?;
-        ids.push(id);
+        else {
+            self.left = 0;
+            return Some(Err(DecodeError::Corrupt(
+                "a text value's length is cut short".into(),
+            )));
+        };
+        let Some(value) = self.buf.get(pos + 4..pos + 4 + len) else {
+            self.left = 0;
+            return Some(Err(DecodeError::Corrupt(
+                "a text value is past its page".into(),
+            )));
+        };
+        self.pos = pos + 4 + len;
+        Some(Ok(value))
     }
-    Ok(())
+}
+
+/// A text column chunk's dictionary as an Arrow string array (`offsets`, `data`): its
+/// dictionary page's values in order, then any value of a PLAIN page not among them (found
+/// through `map`, built from the entries only once a PLAIN page comes).
+#[derive(Debug, Default)]
+struct TextDict {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+    map: Option<HashMap<Box<[u8]>, i32, FixedState>>,
+}
+
+impl TextDict {
+    fn clear(&mut self) {
+        self.offsets.clear();
+        self.offsets.push(0);
+        self.data.clear();
+        self.map = None;
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Append `value`; text that is not UTF-8 is [`DecodeError::Unsupported`], so that
+    /// pyarrow's path reads the row group and reports it as it does.
+    fn push(&mut self, value: &[u8]) -> Result<i32, DecodeError> {
+        if std::str::from_utf8(value).is_err() {
+            return Err(DecodeError::Unsupported("text that is not UTF-8".into()));
+        }
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let id = i32::try_from(self.len())
+            .map_err(|_| DecodeError::Unsupported("more than 2^31 text values".into()))?;
+        let end = i32::try_from(self.data.len() + value.len())
+            .map_err(|_| DecodeError::Unsupported("more than 2 GiB of text".into()))?;
+        self.data.extend_from_slice(value);
+        self.offsets.push(end);
+        if let Some(map) = &mut self.map {
+            map.entry(value.into()).or_insert(id);
+        }
+        Ok(id)
+    }
+
+    /// The index of `value`, appended if new (the first entry of a repeated value).
+    fn id_of(&mut self, value: &[u8]) -> Result<i32, DecodeError> {
+        if self.map.is_none() {
+            let mut map = HashMap::with_capacity_and_hasher(self.len(), FixedState::default());
+            for (i, w) in self.offsets.windows(2).enumerate() {
+                let entry: Box<[u8]> = self.data[w[0] as usize..w[1] as usize].into();
+                map.entry(entry).or_insert(i as i32);
+            }
+            self.map = Some(map);
+        }
+        if let Some(&id) = self.map.as_ref().and_then(|m| m.get(value)) {
+            return Ok(id);
+        }
+        self.push(value)
+    }
 }

@@ -1,6 +1,5 @@
 //! A run's Parquet decoder: the needed columns of file after file, row group after row
-//! group, each batch's columns decoded in parallel, and one dictionary a text column for the
-//! whole run.
+//! group, each batch's columns decoded in parallel.
 
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -8,7 +7,6 @@ use rayon::prelude::*;
 use super::DecodeError;
 use super::column::{ColumnCursor, ColumnOut, Kind};
 use super::file::FileLayout;
-use crate::encode::Encoder;
 
 /// A decode error and the needed column (its index) it is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +19,6 @@ pub struct ColumnError {
 #[derive(Debug)]
 pub struct Decoder {
     columns: Vec<(String, Kind)>,
-    /// The run's dictionary of each text column (`None` for fixed-width ones).
-    encoders: Vec<Option<Encoder>>,
     layout: Option<FileLayout>,
     cursors: Vec<ColumnCursor>,
     outs: Vec<ColumnOut>,
@@ -31,14 +27,9 @@ pub struct Decoder {
 impl Decoder {
     #[must_use]
     pub fn new(columns: Vec<(String, Kind)>) -> Self {
-        let encoders = columns
-            .iter()
-            .map(|(_, k)| (*k == Kind::Text).then(Encoder::new))
-            .collect();
         let outs = columns.iter().map(|_| ColumnOut::default()).collect();
         Decoder {
             columns,
-            encoders,
             layout: None,
             cursors: Vec::new(),
             outs,
@@ -103,9 +94,8 @@ impl Decoder {
         let results: Vec<Result<(), DecodeError>> = self
             .cursors
             .par_iter_mut()
-            .zip(self.encoders.par_iter_mut())
             .zip(self.outs.par_iter_mut())
-            .map(|((cursor, encoder), out)| cursor.read(n, encoder.as_mut(), out))
+            .map(|(cursor, out)| cursor.read(n, out))
             .collect();
         for (column, result) in results.into_iter().enumerate() {
             result.map_err(|error| ColumnError { column, error })?;
@@ -118,9 +108,12 @@ impl Decoder {
         self.outs.iter_mut().map(std::mem::take).collect()
     }
 
-    /// The run's dictionary of text column `column` (`None` for a fixed-width column).
+    /// The current row group's dictionary of text column `column`: `(offsets, data)` of an
+    /// Arrow string array (`None` for a fixed-width column or before a row group starts).
     #[must_use]
-    pub fn dictionary(&self, column: usize) -> Option<&Encoder> {
-        self.encoders.get(column).and_then(Option::as_ref)
+    pub fn dictionary(&self, column: usize) -> Option<(&[i32], &[u8])> {
+        self.cursors
+            .get(column)
+            .and_then(ColumnCursor::text_dictionary)
     }
 }

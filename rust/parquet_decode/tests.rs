@@ -103,7 +103,7 @@ fn check_file(file: &[u8], max_rows: usize) -> Result<usize, DecodeError> {
                 break;
             }
             let outs = dec.take();
-            let (offsets, data, _) = dec.dictionary(0).unwrap().dictionary();
+            let (offsets, data) = dec.dictionary(0).unwrap();
             for j in 0..n {
                 let i = row + j;
                 let id = i32::from_le_bytes(outs[0].values[j * 4..j * 4 + 4].try_into().unwrap());
