@@ -502,9 +502,7 @@ class BatchClassifier:
 
         index = self._key_indexes.get(id(keys))
         if index is None:
-            index = self._key_indexes[id(keys)] = _didcore.KeyIndex(
-                _string_buffers(self._pa, keys)
-            )
+            index = self._key_indexes[id(keys)] = _didcore.KeyIndex(_string_buffers(self._pa, keys))
         return index
 
     def _take(
