@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from didcore.report.drawing import Drawing
     from didcore.report.pipeline import _Steps
 
 __all__ = ["PendingFigures", "draw_figures", "start_figures"]
@@ -101,7 +102,7 @@ class PendingFigures:
 
     def __init__(
         self,
-        drawing: Any,
+        drawing: Drawing,
         pages: list[tuple[str, str, str, str, list[tuple[str, str]]]],
         want_html: bool,
     ) -> None:
