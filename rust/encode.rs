@@ -79,6 +79,23 @@ fn pack(value: &[u8]) -> Option<u128> {
     Some(u128::from_le_bytes(bytes))
 }
 
+/// The packed key ([`pack`]) of the value `data[start..end]` (bounds checked by the caller),
+/// `None` if it is longer than 15 bytes. Usually the 16 bytes from the value's start are in
+/// the buffer: then one load and a mask, not a copy of a variable length (which cost
+/// several times the hash probe).
+#[inline]
+fn key_at(data: &[u8], start: usize, end: usize) -> Option<u128> {
+    let len = end - start;
+    match data.get(start..start + 16) {
+        Some(chunk) if len <= 15 => {
+            let mut word = [0u8; 16];
+            word.copy_from_slice(chunk);
+            Some(u128::from_le_bytes(word) & LOW_BYTES[len] | (len as u128) << 120)
+        }
+        _ => pack(&data[start..end]),
+    }
+}
+
 /// One text column's dictionary, grown batch by batch.
 #[derive(Clone, Debug, Default)]
 pub struct Encoder {
@@ -149,15 +166,6 @@ impl Encoder {
         Ok(id)
     }
 
-    /// The index of `value` if it is in the dictionary (no entry is added).
-    #[must_use]
-    pub fn position(&self, value: &[u8]) -> Option<i32> {
-        match pack(value) {
-            Some(key) => self.short.get(&key).copied(),
-            None => self.long.get(value).copied(),
-        }
-    }
-
     /// The index of each value of `strings` in the dictionary, -1 for a value it does not
     /// hold and for a null row; the dictionary is left as it is. This is Arrow's
     /// `index_in` against the dictionary's values, with a packed-key hash table built once.
@@ -172,8 +180,12 @@ impl Encoder {
             .enumerate()
             .map(|(i, w)| {
                 if strings.validity.is_valid(i) {
-                    self.position(&data[w[0] as usize..w[1] as usize])
-                        .unwrap_or(-1)
+                    let (start, end) = (w[0] as usize, w[1] as usize);
+                    match key_at(data, start, end) {
+                        Some(key) => self.short.get(&key),
+                        None => self.long.get(&data[start..end]),
+                    }
+                    .map_or(-1, |&id| id)
                 } else {
                     -1
                 }
@@ -193,17 +205,7 @@ impl Encoder {
             // checked above: 0 <= w[0] <= w[1] <= data.len()
             let (start, end) = (w[0] as usize, w[1] as usize);
             let id = if strings.validity.is_valid(i) {
-                let len = end - start;
-                // Usually the 16 bytes from the value's start are in the buffer: one load.
-                let key = match data.get(start..start + 16) {
-                    Some(chunk) if len <= 15 => {
-                        let mut word = [0u8; 16];
-                        word.copy_from_slice(chunk);
-                        Some(u128::from_le_bytes(word) & LOW_BYTES[len] | (len as u128) << 120)
-                    }
-                    _ => pack(&data[start..end]),
-                };
-                match key {
+                match key_at(data, start, end) {
                     Some(key) => self.id_of_short(key, &data[start..end])?,
                     None => self.id_of_long(&data[start..end])?,
                 }
