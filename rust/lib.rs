@@ -5,6 +5,7 @@ pub mod cube;
 pub mod encode;
 pub mod error;
 pub mod expected;
+pub mod histogram;
 pub mod parquet_decode;
 mod py_api;
 
@@ -14,7 +15,8 @@ use pyo3::prelude::*;
 mod _didcore {
     #[pymodule_export]
     use crate::py_api::{
-        PyAggregator, PyKeyIndex, PyParquetDecoder, PyTextEncoder, expected_counts, state_table,
+        PyAggregator, PyKeyIndex, PyParquetDecoder, PyTextEncoder, bincount, expected_counts,
+        state_table,
     };
 
     use pyo3::prelude::*;

@@ -499,6 +499,27 @@ impl PyKeyIndex {
     }
 }
 
+/// Rows per dictionary index of a coded column (`indices`, its validity bitmap or None and
+/// bit offset), `size` bins, and the null rows: `(int64 bins, nulls)`. Used by
+/// `didcore.profile`; not a public API.
+#[pyfunction]
+#[pyo3(signature = (indices, validity, offset, size))]
+pub fn bincount<'py>(
+    py: Python<'py>,
+    indices: PyReadonlyArray1<'py, i32>,
+    validity: Option<PyReadonlyArray1<'py, u8>>,
+    offset: usize,
+    size: usize,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, u64)> {
+    guard(|| {
+        let idx = slice(&indices, "indices")?;
+        let valid = self::validity(validity.as_ref(), offset)?;
+        let (bins, nulls) = detached(py, || crate::histogram::bincount(idx, valid, size))?;
+        let bins: Vec<i64> = bins.into_iter().map(|b| b as i64).collect();
+        Ok((PyArray1::from_vec(py, bins), nulls))
+    })
+}
+
 /// A dictionary's `(offsets, data, null entry)` as returned to Python.
 type DictionaryParts<'py> = (
     Bound<'py, PyArray1<i32>>,

@@ -20,6 +20,7 @@ __all__ = [
     "ParquetDecoder",
     "TextEncoder",
     "__version__",
+    "bincount",
     "build_profile",
     "expected_counts",
     "state_table",
@@ -80,6 +81,12 @@ class ParquetDecoder:
         self, column: int
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8], int | None]: ...
 
+def bincount(
+    indices: npt.NDArray[np.int32],
+    validity: npt.NDArray[np.uint8] | None,
+    offset: int,
+    size: int,
+) -> tuple[npt.NDArray[np.int64], int]: ...
 def state_table() -> dict[str, npt.NDArray[np.int8]]: ...
 def expected_counts(
     observed: npt.NDArray[np.float64],

@@ -190,24 +190,14 @@ class ValueProfile:
 def _bincount(indices: np.ndarray, validity: Any, offset: int, size: int) -> tuple[np.ndarray, int]:
     """Rows per dictionary index (``size`` bins) of the valid rows, and the null rows.
 
-    One ``bincount`` of every row; the null rows (whose indices are arbitrary) are then taken
-    back out, which is cheaper than selecting the valid rows first when nulls are few.
+    One pass in the core (``_didcore.bincount``) that reads the validity bits as it goes: numpy
+    unpacking the bitmap and counting twice cost 2 ms a batch of half a million rows.
     """
-    n = len(indices)
-    if not size or not n:
-        valid = _valid(validity, offset, n)
-        return np.zeros(size, np.int64), n if valid is None else int(n - valid.sum())
-    if validity is None:
-        return np.bincount(indices, minlength=size)[:size], 0
-    valid = _valid(validity, offset, n)
-    assert valid is not None
-    nulls = np.flatnonzero(~valid)
-    if int(indices.min()) >= 0 and int(indices.max()) < size:
-        bins = np.bincount(indices, minlength=size)
-        bins -= np.bincount(indices[nulls], minlength=size)
-    else:  # null rows hold indices out of range: count the valid rows alone
-        bins = np.bincount(indices[valid], minlength=size)
-    return bins, len(nulls)
+    from didcore import _didcore
+
+    bits = None if validity is None else np.asarray(validity, np.uint8)
+    bins, nulls = _didcore.bincount(np.ascontiguousarray(indices, np.int32), bits, offset, size)
+    return bins, int(nulls)
 
 
 def _valid(validity: Any, offset: int, n: int) -> np.ndarray | None:

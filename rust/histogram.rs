@@ -1,0 +1,66 @@
+//! Rows per dictionary index, for the value profile the guards read (`didcore.profile`): one
+//! pass over a batch's indices that skips the null rows by their validity bits, instead of
+//! numpy unpacking the bitmap and counting twice.
+
+use crate::cube::Validity;
+use crate::error::CoreError;
+
+/// Rows of each index `0..size` among the valid rows of `indices`, and the null rows.
+/// Indices outside `0..size` in valid rows are not counted (the callers checked them).
+pub fn bincount(
+    indices: &[i32],
+    validity: Validity<'_>,
+    size: usize,
+) -> Result<(Vec<u64>, u64), CoreError> {
+    let n = indices.len();
+    validity.check(n, "dictionary indices")?;
+    let mut bins = vec![0u64; size + 1];
+    let last = size; // out-of-range indices land here and are dropped
+    let Some(bits) = validity.bits else {
+        for &i in indices {
+            bins[(i as u32 as usize).min(last)] += 1;
+        }
+        bins.truncate(size);
+        return Ok((bins, 0));
+    };
+    let mut nulls = 0u64;
+    for (j, &i) in indices.iter().enumerate() {
+        let k = validity.offset + j;
+        let valid = bits[k >> 3] >> (k & 7) & 1;
+        // a null row counts in the dropped bin, whatever its index
+        let at = if valid == 1 {
+            (i as u32 as usize).min(last)
+        } else {
+            last
+        };
+        bins[at] += 1;
+        nulls += u64::from(valid ^ 1);
+    }
+    bins.truncate(size);
+    Ok((bins, nulls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_valid_rows_and_nulls() {
+        let bits = [0b1110_1101u8, 0b0000_0001];
+        let v = Validity {
+            bits: Some(&bits),
+            offset: 0,
+        };
+        let (bins, nulls) = bincount(&[0, 9, 1, 1, -5, 2, 2, 0, 1], v, 3).unwrap();
+        // rows 1 and 4 are null (indices 9 and -5, ignored)
+        assert_eq!(bins, vec![2, 3, 2]);
+        assert_eq!(nulls, 2);
+        let (bins, nulls) = bincount(&[0, 2, 7], Validity::default(), 3).unwrap();
+        assert_eq!((bins, nulls), (vec![1, 0, 1], 0));
+        let short = Validity {
+            bits: Some(&bits[..1]),
+            offset: 4,
+        };
+        assert!(bincount(&[0; 9], short, 1).is_err());
+    }
+}
