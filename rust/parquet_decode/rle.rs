@@ -117,19 +117,41 @@ impl<'a> Hybrid<'a> {
             dest.fill(0);
             return;
         }
-        let mask = (1u64 << width) - 1;
         let data = self.data;
         let mut bit = self.packed_at;
-        for d in dest.iter_mut() {
+        let mut done = 0;
+        if width == 1 && bit.is_multiple_of(8) {
+            // Definition levels: a byte is eight rows, expanded without a shift per row.
+            let start = bit >> 3;
+            let bytes = (dest.len() / 8).min(data.len().saturating_sub(start));
+            for (chunk, &b) in dest.chunks_exact_mut(8).zip(&data[start..start + bytes]) {
+                for (k, d) in chunk.iter_mut().enumerate() {
+                    *d = u32::from(b >> k & 1);
+                }
+            }
+            done = bytes * 8;
+            bit += done;
+        }
+        let mask = (1u64 << width) - 1;
+        // Eight bytes from a value's first byte hold it (width <= 32, shift <= 7): where they
+        // are all inside the data, one load each; near its end, the missing bytes read as zero.
+        let end_bit = bit + (dest.len() - done) * width;
+        let fast_end = if data.len() >= 8 {
+            ((data.len() - 8) * 8).min(end_bit)
+        } else {
+            bit
+        };
+        for d in &mut dest[done..] {
             let byte = bit >> 3;
-            // Eight bytes from `byte` hold the value (width <= 32, shift <= 7); near the end
-            // of the data the missing bytes read as zero.
-            let word = if let Some(b) = data.get(byte..byte + 8) {
-                u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+            let word = if bit < fast_end {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&data[byte..byte + 8]);
+                u64::from_le_bytes(w)
             } else {
                 let mut w = [0u8; 8];
                 let tail = &data[byte.min(data.len())..];
-                w[..tail.len()].copy_from_slice(tail);
+                let n = tail.len().min(8);
+                w[..n].copy_from_slice(&tail[..n]);
                 u64::from_le_bytes(w)
             };
             *d = ((word >> (bit & 7)) & mask) as u32;
@@ -180,6 +202,21 @@ mod tests {
             h.read(&mut out).unwrap();
             assert_eq!(&out[..3], &[max; 3]);
             assert_eq!(&out[3..24], &values[..]);
+        }
+    }
+
+    #[test]
+    fn one_bit_levels_in_pieces() {
+        let values: Vec<u32> = (0..61u32).map(|i| u32::from(i % 3 != 1)).collect();
+        let data = packed(&values, 1);
+        for split in [0usize, 1, 5, 8, 13, 40, 61] {
+            let mut h = Hybrid::new(&data, 1).unwrap();
+            let mut a = vec![9u32; split];
+            let mut b = vec![9u32; 61 - split];
+            h.read(&mut a).unwrap();
+            h.read(&mut b).unwrap();
+            a.extend(b);
+            assert_eq!(a, values, "split {split}");
         }
     }
 
