@@ -395,7 +395,10 @@ def test_ctrl_c_during_the_swap_is_delivered_after_it(
 
     def rename(self: Path, target: str | os.PathLike[str]) -> Path:
         if ".old-" in str(target):  # the old folder moving aside: Ctrl-C now
-            os.kill(os.getpid(), signal.SIGINT)
+            # raise_signal, not os.kill: a signal sent to the process may land on another
+            # thread, and the main thread then sees it only some bytecodes later, past the
+            # swap (still delivered after it, but no longer inside this block)
+            signal.raise_signal(signal.SIGINT)
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
