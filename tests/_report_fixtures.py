@@ -599,3 +599,27 @@ def write_small_inputs(root: Path, *, rows: int = 20_000, seed: int = 0) -> dict
     table = pa.table(pop_rows).append_column("year", pa.array(["2023/24"] * len(pop_rows["sex"])))
     pcsv.write_csv(table, pop)
     return {"extract": ext, "lookups": lk, "population": pop}
+
+
+def report_inputs(fx: Any, *, period: str = "2023/24", missing: bool = True) -> Any:
+    """The ``ReportInputs`` of a fixture from :func:`make_fixture`: its cube, rates and ratios,
+    Annex A (with the provider-missing table unless ``missing`` is false) and the ICBs'
+    reference names, for ``period``."""
+    from didcore.quality import annex_a
+    from didcore.report.reference import icb_info
+    from didcore.report.tables import ReportInputs
+
+    info = icb_info(fx.cube.icb_codes)
+    annex = annex_a(
+        fx.cube,
+        provider_missing=provider_missing_table() if missing else None,
+        icb_names={c: i.name for c, i in info.items()},
+    )
+    return ReportInputs(
+        cube=fx.cube,
+        rates=fx.rates,
+        ratios=fx.ratios,
+        annex=annex,
+        icbs=info,
+        period=period,
+    )

@@ -402,12 +402,18 @@ def test_ctrl_c_during_the_swap_is_delivered_after_it(
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
-    with pytest.raises(KeyboardInterrupt), atomic_output_dir(old_output) as work:
-        (work / "cube.csv").write_text("new")
+    # Python's own Ctrl-C handler, whatever this process inherited (a shell's background job
+    # starts with SIGINT ignored, and Python then installs no handler)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), atomic_output_dir(old_output) as work:
+            (work / "cube.csv").write_text("new")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     monkeypatch.undo()
     assert _snapshot(old_output) == {MARKER: _snapshot(old_output)[MARKER], "cube.csv": b"new"}
     assert _leftovers(old_output.parent, "out") == []
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_an_output_never_replaces_a_lookups_folder(

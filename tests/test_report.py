@@ -19,12 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from _report_fixtures import make_fixture, provider_missing_table, write_small_inputs
+from _report_fixtures import make_fixture, report_inputs, write_small_inputs
 from didcore.errors import InputError
-from didcore.quality import annex_a
 from didcore.report.disclosure import DisclosureRule, apply_rule, secondary_suppression
 from didcore.report.pipeline import run_report, write_report
-from didcore.report.reference import icb_info
 from didcore.report.tables import ReportInputs, build_tables
 from didcore.report.yoy import yoy_sentence
 
@@ -55,20 +53,7 @@ SPEC_CSVS = {
 
 
 def _inputs(fx: Any, *, period: str = "2023/24", missing: bool = True) -> ReportInputs:
-    info = icb_info(fx.cube.icb_codes)
-    annex = annex_a(
-        fx.cube,
-        provider_missing=provider_missing_table() if missing else None,
-        icb_names={c: i.name for c, i in info.items()},
-    )
-    return ReportInputs(
-        cube=fx.cube,
-        rates=fx.rates,
-        ratios=fx.ratios,
-        annex=annex,
-        icbs=info,
-        period=period,
-    )
+    return report_inputs(fx, period=period, missing=missing)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

@@ -15,13 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from _report_fixtures import make_fixture, provider_missing_table, write_small_inputs
+from _report_fixtures import make_fixture, report_inputs, write_small_inputs
 from didcore.errors import InputError
-from didcore.quality import annex_a
 from didcore.report.excel import COUNT_DASH, rate_format, stars_format
 from didcore.report.pipeline import write_report
 from didcore.report.publication import load_publication_config
-from didcore.report.reference import icb_info
 from didcore.report.tables import ReportInputs
 
 openpyxl = pytest.importorskip("openpyxl")
@@ -31,20 +29,7 @@ NOT_TABLES = {"Contents", "Annex B", "Notes"}
 
 
 def _inputs(fx: Any, *, missing: bool) -> ReportInputs:
-    info = icb_info(fx.cube.icb_codes)
-    annex = annex_a(
-        fx.cube,
-        provider_missing=provider_missing_table() if missing else None,
-        icb_names={c: i.name for c, i in info.items()},
-    )
-    return ReportInputs(
-        cube=fx.cube,
-        rates=fx.rates,
-        ratios=fx.ratios,
-        annex=annex,
-        icbs=info,
-        period="2023/24",
-    )
+    return report_inputs(fx, missing=missing)
 
 
 @pytest.fixture(scope="module")
