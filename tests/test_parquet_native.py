@@ -1,7 +1,8 @@
 """Parquet decoded by the core (didcore.parquet_native) against the pyarrow path and the
 pure-Python reference: identical cubes, exclusions and quality tables, over files written by
 pyarrow with every page version, compression, dictionary setting, page and row-group size, by
-DuckDB and by polars, and with the encodings the core hands to pyarrow (DELTA, BYTE_STREAM_SPLIT).
+DuckDB and by polars, and with the DELTA encodings (decoded by the core) and
+BYTE_STREAM_SPLIT (handed to pyarrow).
 Corrupt pages and indices past their dictionary are CorruptInputError naming file, row group
 and column."""
 
@@ -185,11 +186,41 @@ def test_other_writers(tmp_path: Path, writer: str) -> None:
     total = native.total
     ref = aggregate_reference(rows, LOOKUPS, use_age=False)
     assert total.exclusions["rows_read"] == ref.exclusions["rows_read"] == len(rows)
-    if writer in ("pyarrow-delta", "pyarrow-split"):
-        assert reads.pyarrow > 0 and reads.native == 0, "these go through pyarrow"
+    if writer == "pyarrow-split":
+        assert reads.pyarrow > 0 and reads.native == 0, "BYTE_STREAM_SPLIT goes through pyarrow"
         assert any("encoding" in r for r in reads.reasons)
-    elif writer in ("duckdb", "polars", "pyarrow-plain"):
+    elif writer in ("duckdb", "polars", "pyarrow-plain", "pyarrow-delta"):
         assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
+def test_delta_text_of_a_dictionary_schema_that_pyarrow_cannot_read(tmp_path: Path) -> None:
+    """DELTA-encoded text whose stored Arrow schema says dictionary: pyarrow fails ("DecodeArrow
+    of DictAccumulator"), even reading plain; the core decodes it, and counts it as the table."""
+    text = ["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code", "sex"]
+    table = _dated(8_000, seed=5)
+    for name in text:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(name).dictionary_encode())
+    path = tmp_path / "delta-dictionary.parquet"
+    pq.write_table(
+        table,
+        path,
+        use_dictionary=False,
+        column_encoding={
+            "lsoa11": "DELTA_BYTE_ARRAY",
+            "gp_practice_code": "DELTA_LENGTH_BYTE_ARRAY",
+            "test_date": "DELTA_BINARY_PACKED",
+        },
+        row_group_size=3_000,
+    )
+    with pytest.raises(OSError, match="DictAccumulator"):
+        pq.read_table(path)
+    parquet_native.READS.reset()
+    native = _aggregate(path, "native", by_year=True)
+    assert parquet_native.READS.native == 3 and parquet_native.READS.pyarrow == 0
+    memory = _aggregate(table, "native", by_year=True)
+    for year in memory:
+        assert_same(native[year], memory[year])
 
 
 def test_a_folder_of_files_shares_one_dictionary_a_column(tmp_path: Path) -> None:
@@ -281,7 +312,7 @@ def test_encrypted_or_unknown_footers_go_through_pyarrow(tmp_path: Path) -> None
 
 
 def test_check_reports_which_path_read_the_row_groups(tmp_path: Path) -> None:
-    path = _written_by(tmp_path, _dated(6_000, seed=2), "pyarrow-delta")
+    path = _written_by(tmp_path, _dated(6_000, seed=2), "pyarrow-split")
     parquet_native.READS.reset()
     _aggregate(path, "native")
     assert parquet_native.READS.pyarrow == 2

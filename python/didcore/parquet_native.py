@@ -9,8 +9,8 @@ into the chunk's dictionary (as pyarrow's ``read_dictionary`` gives them; the cl
 classifies each dictionary once), numbers and dates as their values. Each batch is an Arrow
 ``RecordBatch`` of the types pyarrow would give, so everything after the read is shared.
 
-A row group with a chunk the core does not decode (the DELTA and BYTE_STREAM_SPLIT
-encodings, nested columns, text dates, decimals, INT96 or timestamps, encrypted files) is
+A row group with a chunk the core does not decode (the BYTE_STREAM_SPLIT encoding, nested
+columns, text dates, decimals, INT96 or timestamps, encrypted files) is
 read through pyarrow instead, identically counted; which path read what is logged at debug
 level and kept in :data:`READS` for ``didcore check``. A corrupt page, or an index past its
 dictionary, is a :class:`~didcore.errors.CorruptInputError` naming the file, row group and

@@ -9,6 +9,7 @@ use parquet::errors::ParquetError;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
+use super::delta;
 use super::file::FileLayout;
 use super::rle::Hybrid;
 use super::{DecodeError, no_panic};
@@ -460,6 +461,15 @@ impl ColumnCursor {
                 self.indices.extend(0..present as u32);
                 &self.plain
             }
+            Encoding::DELTA_BINARY_PACKED
+            | Encoding::DELTA_LENGTH_BYTE_ARRAY
+            | Encoding::DELTA_BYTE_ARRAY => {
+                self.plain.clear();
+                self.delta(values, present, encoding)?;
+                self.indices.clear();
+                self.indices.extend(0..present as u32);
+                &self.plain
+            }
             other => {
                 return Err(DecodeError::Unsupported(format!("a page encoded {other}")));
             }
@@ -483,6 +493,47 @@ impl ColumnCursor {
         }
         dest.rows += rows;
         Ok(())
+    }
+
+    /// A DELTA-encoded page's `present` values into `plain`: integers as `width`-byte values,
+    /// text as indices into the chunk's dictionary (found, or added, as PLAIN text is).
+    fn delta(
+        &mut self,
+        values: &[u8],
+        present: usize,
+        encoding: Encoding,
+    ) -> Result<(), DecodeError> {
+        let (text, plain) = (&mut self.text, &mut self.plain);
+        let mut add = |value: &[u8]| -> Result<(), DecodeError> {
+            let id = text.id_of(value)?;
+            plain.extend_from_slice(&id.to_le_bytes());
+            Ok(())
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        match (self.kind, encoding) {
+            (Kind::Text, Encoding::DELTA_LENGTH_BYTE_ARRAY) => {
+                delta::length_byte_array(values, present, &mut a, &mut add)
+            }
+            (Kind::Text, Encoding::DELTA_BYTE_ARRAY) => {
+                delta::byte_array(values, present, &mut a, &mut b, &mut add)
+            }
+            (Kind::Fixed(w @ (4 | 8)), Encoding::DELTA_BINARY_PACKED) => {
+                delta::binary_packed(values, &mut a)?;
+                if a.len() != present {
+                    return Err(DecodeError::Corrupt(format!(
+                        "a DELTA-encoded page holds {} values for {present}",
+                        a.len()
+                    )));
+                }
+                for v in &a {
+                    plain.extend_from_slice(&v.to_le_bytes()[..w]);
+                }
+                Ok(())
+            }
+            (kind, encoding) => Err(DecodeError::Unsupported(format!(
+                "a page encoded {encoding} for {kind:?}"
+            ))),
+        }
     }
 }
 

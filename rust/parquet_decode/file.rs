@@ -38,8 +38,11 @@ pub struct FileLayout {
 /// Encodings a chunk may list for this decoder to read it (`RLE` and `BIT_PACKED` are the
 /// levels' encodings; a page with `BIT_PACKED` levels is refused when it is met).
 #[allow(deprecated)] // BIT_PACKED: old writers list it for levels they never wrote
-const READABLE: [Encoding; 5] = [
+const READABLE: [Encoding; 8] = [
     Encoding::PLAIN,
+    Encoding::DELTA_BINARY_PACKED,
+    Encoding::DELTA_LENGTH_BYTE_ARRAY,
+    Encoding::DELTA_BYTE_ARRAY,
     Encoding::PLAIN_DICTIONARY,
     Encoding::RLE_DICTIONARY,
     Encoding::RLE,

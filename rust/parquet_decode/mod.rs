@@ -15,8 +15,8 @@
 //! each with an Arrow validity bitmap when the rows hold nulls.
 //!
 //! The crate reads the footer, the page headers and decompresses (every codec pyarrow
-//! writes); the rest is here. What this does not decode (the DELTA and BYTE_STREAM_SPLIT
-//! encodings, nested columns, other physical types, text that is not UTF-8) is
+//! writes); the rest is here, the DELTA encodings too (`delta.rs`). What this does not decode
+//! (BYTE_STREAM_SPLIT, nested columns, other physical types, text that is not UTF-8) is
 //! [`DecodeError::Unsupported`]: Python reads that row group through pyarrow instead. Data
 //! that cannot be right (a page header or compressed block that does not parse, an index past
 //! its dictionary, fewer values than rows) is [`DecodeError::Corrupt`]. Nothing here panics
@@ -25,6 +25,7 @@
 //! Nothing here knows about Python.
 
 mod column;
+mod delta;
 mod file;
 mod reader;
 mod rle;

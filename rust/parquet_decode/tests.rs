@@ -147,12 +147,7 @@ fn decodes_what_the_crate_writes() {
             for codec in codecs {
                 let file = write(1_000, 300, props(version, dictionary, codec));
                 for max_rows in [1_000_000, 50, 1] {
-                    if version == WriterVersion::PARQUET_2_0 && !dictionary {
-                        // v2 writes DELTA text pages: left to pyarrow
-                        let err = check_file(&file, max_rows).err();
-                        assert!(matches!(err, Some(DecodeError::Unsupported(_))) || err.is_none());
-                        continue;
-                    }
+                    // (v2 without a dictionary writes DELTA_BYTE_ARRAY text pages)
                     assert_eq!(
                         check_file(&file, max_rows),
                         Ok(1_000),
@@ -165,10 +160,31 @@ fn decodes_what_the_crate_writes() {
 }
 
 #[test]
-fn a_delta_chunk_is_planned_for_pyarrow() {
+fn delta_encodings_are_decoded() {
+    for text in [
+        Encoding::DELTA_LENGTH_BYTE_ARRAY,
+        Encoding::DELTA_BYTE_ARRAY,
+    ] {
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_column_encoding("code".into(), text)
+            .set_column_encoding("number".into(), Encoding::DELTA_BINARY_PACKED)
+            .set_column_encoding("id".into(), Encoding::DELTA_BINARY_PACKED)
+            .set_data_page_row_count_limit(97)
+            .set_write_batch_size(31)
+            .build();
+        let file = write(1_000, 300, props);
+        for max_rows in [1_000_000, 50, 1] {
+            assert_eq!(check_file(&file, max_rows), Ok(1_000), "{text:?}");
+        }
+    }
+}
+
+#[test]
+fn a_byte_stream_split_chunk_is_planned_for_pyarrow() {
     let props = WriterProperties::builder()
         .set_dictionary_enabled(false)
-        .set_column_encoding("number".into(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding("number".into(), Encoding::BYTE_STREAM_SPLIT)
         .build();
     let file = write(100, 100, props);
     let mut dec = Decoder::new(columns());
