@@ -11,7 +11,7 @@ use parquet::file::serialized_reader::SerializedPageReader;
 
 use super::delta;
 use super::file::FileLayout;
-use super::rle::Hybrid;
+use super::rle::{Hybrid, bits_from, low_bits};
 use super::{DecodeError, no_panic};
 use std::collections::HashMap;
 
@@ -61,13 +61,15 @@ impl ColumnOut {
         self.grow(count, width);
         self.values[at * width..(at + count) * width]
             .copy_from_slice(&src.values[from * width..(from + count) * width]);
-        for j in 0..count {
-            let (s, d) = (from + j, at + j);
-            if src.validity[s >> 3] >> (s & 7) & 1 == 1 {
-                self.validity[d >> 3] |= 1 << (d & 7);
-            } else {
-                self.nulls += 1;
-            }
+        // 64 rows' bits at a time (a bit at a time was a tenth of the decoding: the rows of
+        // a page that runs past a batch's end are all copied so)
+        let mut j = 0;
+        while j < count {
+            let n = (count - j).min(64);
+            let word = bits_from(&src.validity, from + j) & low_bits(n);
+            or_bits(&mut self.validity, at + j, word);
+            self.nulls += n - word.count_ones() as usize;
+            j += n;
         }
         self.rows += count;
     }
@@ -126,7 +128,8 @@ pub struct ColumnCursor {
     kind: Kind,
     max_def: i16,
     pages: SerializedPageReader<ChunkBytes>,
-    /// The chunk's dictionary as output values (`width` bytes an entry): run ids for text.
+    /// A numeric chunk's dictionary as output values (`width` bytes an entry; empty for
+    /// text, whose rows' values are their indices).
     dict: Vec<u8>,
     dict_len: Option<usize>,
     pending: ColumnOut,
@@ -134,7 +137,8 @@ pub struct ColumnCursor {
     /// Rows of the row group not yet decoded from pages, and in all.
     rows_left: u64,
     rows_total: u64,
-    levels: Vec<u32>,
+    /// A page's definition levels as a bitmap (bit set: the row has a value).
+    present: Vec<u64>,
     indices: Vec<u32>,
     /// A PLAIN page's values (indices into `text` for text).
     plain: Vec<u8>,
@@ -203,7 +207,7 @@ impl ColumnCursor {
             pending_at: 0,
             rows_left: num_rows,
             rows_total: num_rows,
-            levels: Vec::new(),
+            present: Vec::new(),
             indices: Vec::new(),
             plain: Vec::new(),
             text: TextDict {
@@ -325,11 +329,7 @@ impl ColumnCursor {
                 for value in PlainText::new(buf, n) {
                     self.text.push(value?)?;
                 }
-                // a text row's value is its index itself: the look-up table is the identity
-                self.dict.reserve(n * 4);
-                for i in 0..n as u32 {
-                    self.dict.extend_from_slice(&i.to_le_bytes());
-                }
+                // a text row's value is its index itself (`place_ids`): no look-up table
             }
             Kind::Fixed(w) => {
                 let bytes = buf.get(..n * w).ok_or_else(|| {
@@ -370,11 +370,7 @@ impl ColumnCursor {
         // rows present (definition level 1)
         let present = match levels {
             None => rows,
-            Some(levels) => {
-                self.levels.resize(rows, 0);
-                Hybrid::new(levels, 1)?.read(&mut self.levels)?;
-                self.levels.iter().filter(|&&l| l != 0).count()
-            }
+            Some(levels) => Hybrid::new(levels, 1)?.read_bitmap(rows, &mut self.present)?,
         };
         let fits = out.rows + rows <= n;
         let mut pending = std::mem::take(&mut self.pending);
@@ -420,12 +416,11 @@ impl ColumnCursor {
                 {
                     // the row of the k-th value present, counted from 1 over the row group
                     let in_page = if has_levels {
-                        self.levels
-                            .iter()
-                            .enumerate()
-                            .filter(|&(_, &l)| l != 0)
+                        let bits = &self.present;
+                        (0..rows)
+                            .filter(|&j| bits[j >> 6] >> (j & 63) & 1 == 1)
                             .nth(k)
-                            .map_or(k, |(j, _)| j)
+                            .unwrap_or(k)
                     } else {
                         k
                     };
@@ -479,14 +474,23 @@ impl ColumnCursor {
         let at = dest.rows;
         dest.grow(rows, width);
         let out = &mut dest.values[at * width..(at + rows) * width];
-        let levels = (has_levels && present < rows).then(|| &self.levels[..rows]);
+        let levels = (has_levels && present < rows).then_some(&self.present[..]);
+        let ids = self.kind == Kind::Text
+            && matches!(
+                encoding,
+                Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
+            );
         match width {
+            // a text row's value is its dictionary index itself
+            4 if ids => place_ids(&self.indices, levels, out),
             4 => place::<4>(source, &self.indices, levels, out),
             8 => place::<8>(source, &self.indices, levels, out),
             _ => return Err(DecodeError::Unsupported(format!("{width}-byte values"))),
         }
         if let Some(levels) = levels {
-            or_levels(&mut dest.validity, at, levels);
+            for (c, &word) in levels.iter().enumerate() {
+                or_bits(&mut dest.validity, at + c * 64, word);
+            }
             dest.nulls += rows - present;
         } else {
             set_bits(&mut dest.validity, at, rows);
@@ -538,54 +542,85 @@ impl ColumnCursor {
 }
 
 /// Put `source[indices[k]]` (values of `W` bytes) in the rows of `out` that have a value:
-/// every row when `levels` is `None`, else the rows whose level is not 0 (the others zero).
-/// The indices are within `source` (checked by the caller), and `indices` has one entry more
-/// than there are values (read, and masked out, after the last one).
-fn place<const W: usize>(source: &[u8], indices: &[u32], levels: Option<&[u32]>, out: &mut [u8]) {
+/// every row when `present` is `None`, else the rows whose bit is set in that bitmap (the
+/// others zero). The indices are within `source` (checked by the caller), and `indices` has
+/// one entry more than there are values (read, and masked out, after the last one).
+fn place<const W: usize>(source: &[u8], indices: &[u32], present: Option<&[u64]>, out: &mut [u8]) {
     let (source, _) = source.as_chunks::<W>();
     let (out, _) = out.as_chunks_mut::<W>();
-    match levels {
+    match present {
         None => {
             for (o, &i) in out.iter_mut().zip(indices) {
                 *o = source[i as usize];
             }
         }
-        Some(levels) if source.is_empty() => {
+        Some(_) if source.is_empty() => {
             // every row null (a row with a value would have failed the index check)
-            debug_assert!(levels.iter().all(|&l| l == 0));
             out.fill([0; W]);
         }
-        Some(levels) => {
-            // Branch-free: nulls fall at random, and a branch on each row was mispredicted
-            // often enough to cost more than reading a value and masking it out.
+        Some(bits) => {
             let mut k = 0usize;
-            for (o, &l) in out.iter_mut().zip(levels) {
-                let present = usize::from(l != 0);
-                let mask = (present as u8).wrapping_neg();
-                let v = source[indices[k] as usize];
-                for b in 0..W {
-                    o[b] = v[b] & mask;
+            for (outs, &word) in out.chunks_mut(64).zip(bits) {
+                let len = outs.len();
+                if word == low_bits(len) {
+                    for (o, &i) in outs.iter_mut().zip(&indices[k..k + len]) {
+                        *o = source[i as usize];
+                    }
+                    k += len;
+                    continue;
                 }
-                k += present;
+                // Branch-free: nulls fall at random, and a branch on each row was
+                // mispredicted often enough to cost more than reading a value and masking it.
+                for (j, o) in outs.iter_mut().enumerate() {
+                    let has = (word >> j & 1) as usize;
+                    let mask = (has as u8).wrapping_neg();
+                    let v = source[indices[k] as usize];
+                    for b in 0..W {
+                        o[b] = v[b] & mask;
+                    }
+                    k += has;
+                }
             }
         }
     }
 }
 
-/// Set bit `from + j` of `bits` for each row `j` whose level is not 0, 64 rows at a time.
-fn or_levels(bits: &mut [u8], from: usize, levels: &[u32]) {
-    for (c, chunk) in levels.chunks(64).enumerate() {
-        let mut word = 0u64;
-        for (j, &l) in chunk.iter().enumerate() {
-            word |= u64::from(l != 0) << j;
+/// [`place`] for text, whose values are the indices themselves: `indices[k]` (one entry more
+/// than there are values, as there) in the rows that have a value, 0 in the others. Rows
+/// go 64 at a time: most such stretches have no null and are a straight copy.
+fn place_ids(indices: &[u32], present: Option<&[u64]>, out: &mut [u8]) {
+    let (out, _) = out.as_chunks_mut::<4>();
+    let Some(bits) = present else {
+        for (o, &i) in out.iter_mut().zip(indices) {
+            *o = i.to_le_bytes();
         }
-        let at = from + c * 64;
-        let (byte, shift) = (at >> 3, at & 7);
-        let wide = u128::from(word) << shift;
-        for (k, b) in wide.to_le_bytes().iter().take(9).enumerate() {
-            if *b != 0 {
-                bits[byte + k] |= b;
+        return;
+    };
+    let mut k = 0usize;
+    for (outs, &word) in out.chunks_mut(64).zip(bits) {
+        let len = outs.len();
+        if word == low_bits(len) {
+            for (o, &i) in outs.iter_mut().zip(&indices[k..k + len]) {
+                *o = i.to_le_bytes();
             }
+            k += len;
+            continue;
+        }
+        for (j, o) in outs.iter_mut().enumerate() {
+            let has = (word >> j & 1) as usize;
+            *o = (indices[k] & (has as u32).wrapping_neg()).to_le_bytes();
+            k += has;
+        }
+    }
+}
+
+/// OR `word` into `bits` from bit `at` (its set bits must fall inside `bits`).
+fn or_bits(bits: &mut [u8], at: usize, word: u64) {
+    let (byte, shift) = (at >> 3, at & 7);
+    let wide = u128::from(word) << shift;
+    for (k, b) in wide.to_le_bytes().iter().take(9).enumerate() {
+        if *b != 0 {
+            bits[byte + k] |= b;
         }
     }
 }

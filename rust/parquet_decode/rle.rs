@@ -110,6 +110,47 @@ impl<'a> Hybrid<'a> {
         Ok(())
     }
 
+    /// The next `n` values of a one-bit encoding (the definition levels of a flat column) as
+    /// a bitmap: bit `j` of `words` (LSB first) set where value `j` is not 0, `words` resized
+    /// to `n.div_ceil(64)`. Returns how many are set. A bit-packed run's bytes are already
+    /// such a bitmap, copied 64 values at a time (expanding each level to a word, then
+    /// gathering the words' bits, was a fifth of the decoding).
+    pub fn read_bitmap(&mut self, n: usize, words: &mut Vec<u64>) -> Result<usize, DecodeError> {
+        if self.width != 1 {
+            return Err(DecodeError::Unsupported(format!(
+                "definition levels {} bits wide",
+                self.width
+            )));
+        }
+        words.clear();
+        words.resize(n.div_ceil(64), 0);
+        let mut done = 0;
+        while done < n {
+            if self.left == 0 {
+                self.next_run()?;
+                continue;
+            }
+            let take = self.left.min(n - done);
+            match self.repeated {
+                Some(0) => {}
+                Some(_) => set_range(words, done, take),
+                None => {
+                    let mut j = 0;
+                    while j < take {
+                        let m = (take - j).min(64);
+                        let w = bits_from(self.data, self.packed_at + j) & low_bits(m);
+                        or_word(words, done + j, w);
+                        j += m;
+                    }
+                    self.packed_at += take;
+                }
+            }
+            self.left -= take;
+            done += take;
+        }
+        Ok(words.iter().map(|w| w.count_ones() as usize).sum())
+    }
+
     /// Unpack `dest.len()` bit-packed values from `packed_at` (already bounded by the data).
     fn unpack(&mut self, dest: &mut [u32]) {
         let width = self.width as usize;
@@ -131,6 +172,13 @@ impl<'a> Hybrid<'a> {
             }
             done = bytes * 8;
             bit += done;
+        }
+        if done == 0 && bit.is_multiple_of(8) {
+            // Whole groups of eight, unpacked with the width a constant (one load, shift and
+            // mask a value, no branch): 2.4x the loop below on 17-bit dictionary indices.
+            let groups = unpack_groups(data, bit >> 3, width, dest);
+            done = groups * 8;
+            bit += done * width;
         }
         let mask = (1u64 << width) - 1;
         // Eight bytes from a value's first byte hold it (width <= 32, shift <= 7): where they
@@ -159,6 +207,84 @@ impl<'a> Hybrid<'a> {
         }
         self.packed_at = bit;
     }
+}
+
+/// The 64 bits of `data` from bit `start` (LSB first); bits past its end read as 0.
+#[must_use]
+pub fn bits_from(data: &[u8], start: usize) -> u64 {
+    let (byte, shift) = (start >> 3, start & 7);
+    let mut w = [0u8; 16];
+    let tail = data.get(byte..).unwrap_or(&[]);
+    let n = tail.len().min(9);
+    w[..n].copy_from_slice(&tail[..n]);
+    (u128::from_le_bytes(w) >> shift) as u64
+}
+
+/// The lowest `n` bits set (`n` <= 64).
+#[must_use]
+pub fn low_bits(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// OR `word` into the bitmap `words` from bit `at` (its set bits must fall inside `words`).
+fn or_word(words: &mut [u64], at: usize, word: u64) {
+    let (i, s) = (at >> 6, at & 63);
+    words[i] |= word << s;
+    if s != 0 && i + 1 < words.len() {
+        words[i + 1] |= word >> (64 - s);
+    }
+}
+
+/// Set bits `from..from + count` of the bitmap `words`.
+fn set_range(words: &mut [u64], from: usize, count: usize) {
+    let mut j = 0;
+    while j < count {
+        let m = (count - j).min(64);
+        or_word(words, from + j, low_bits(m));
+        j += m;
+    }
+}
+
+/// Unpack whole groups of eight `width`-bit values from byte `start` of `data` into `dest`,
+/// as many as fit in `dest` and leave eight bytes of `data` readable past each group's last
+/// value; the number of groups done (the rest is left to the caller's general loop).
+fn unpack_groups(data: &[u8], start: usize, width: usize, dest: &mut [u32]) -> usize {
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match width {
+                $($w => unpack_groups_of::<$w>(data, start, dest),)*
+                _ => 0,
+            }
+        };
+    }
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32)
+}
+
+fn unpack_groups_of<const W: usize>(data: &[u8], start: usize, dest: &mut [u32]) -> usize {
+    let mask = if W == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << W) - 1
+    };
+    // Group g's last value is read as the eight bytes from start + g * W + (7 * W) / 8.
+    let need = start + (7 * W) / 8 + 8;
+    let readable = if data.len() >= need {
+        (data.len() - need) / W + 1
+    } else {
+        0
+    };
+    let groups = (dest.len() / 8).min(readable);
+    for (g, out) in dest.chunks_exact_mut(8).take(groups).enumerate() {
+        let base = start + g * W;
+        for (i, o) in out.iter_mut().enumerate() {
+            let b = i * W;
+            let at = base + (b >> 3);
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&data[at..at + 8]);
+            *o = ((u64::from_le_bytes(w) >> (b & 7)) & mask) as u32;
+        }
+    }
+    groups
 }
 
 #[cfg(test)]
@@ -202,6 +328,55 @@ mod tests {
             h.read(&mut out).unwrap();
             assert_eq!(&out[..3], &[max; 3]);
             assert_eq!(&out[3..24], &values[..]);
+        }
+    }
+
+    #[test]
+    fn every_width_in_groups_and_pieces() {
+        for width in 1..=32u32 {
+            let max = if width == 32 {
+                u32::MAX
+            } else {
+                (1 << width) - 1
+            };
+            for n in [1usize, 7, 8, 9, 16, 63, 64, 65, 200] {
+                let values: Vec<u32> = (0..n as u32)
+                    .map(|i| i.wrapping_mul(2_654_435_761).rotate_left(width) & max)
+                    .collect();
+                let data = packed(&values, width);
+                for split in [0, 1, 8, n / 2, n] {
+                    let mut h = Hybrid::new(&data, width).unwrap();
+                    let (mut a, mut b) = (vec![0u32; split.min(n)], vec![0u32; n - split.min(n)]);
+                    h.read(&mut a).unwrap();
+                    h.read(&mut b).unwrap();
+                    a.extend(b);
+                    assert_eq!(a, values, "width {width}, {n} values, split {split}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_bit_levels_as_a_bitmap() {
+        let values: Vec<u32> = (0..300u32).map(|i| u32::from(i % 7 != 3)).collect();
+        // a repeated run of 60 ones, 9 zeros, then the values bit-packed
+        let mut data = vec![120u8, 1, 18, 0];
+        data.extend(packed(&values, 1));
+        let mut all = vec![1u32; 60];
+        all.extend([0u32; 9]);
+        all.extend(&values);
+        for split in [0usize, 1, 60, 64, 65, 69, 70, 133, 369] {
+            let mut h = Hybrid::new(&data, 1).unwrap();
+            let mut got = Vec::new();
+            let mut ones = 0;
+            for n in [split, all.len() - split] {
+                let mut words = Vec::new();
+                ones += h.read_bitmap(n, &mut words).unwrap();
+                got.extend((0..n).map(|j| (words[j >> 6] >> (j & 63) & 1) as u32));
+                assert!(n % 64 == 0 || words.last().is_some_and(|w| w >> (n % 64) == 0));
+            }
+            assert_eq!(got, all, "split {split}");
+            assert_eq!(ones, all.iter().filter(|&&v| v == 1).count());
         }
     }
 
