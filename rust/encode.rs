@@ -193,6 +193,53 @@ impl Encoder {
             .collect())
     }
 
+    /// [`Encoder::find`] of each value as the classifier normalises codes (surrounding
+    /// whitespace trimmed, ASCII letters upper-cased, as Arrow's `utf8_trim_whitespace` then
+    /// `ascii_upper`), in one pass: the position among the keys, [`NOT_FOUND`], or [`BLANK`]
+    /// for a null or a value that is only whitespace.
+    ///
+    /// Only ASCII whitespace is trimmed here, so a value whose first or last byte left is not
+    /// ASCII (where Unicode whitespace could be) gives `Ok(None)`: the caller normalises such
+    /// a dictionary with Arrow instead. Bytes inside a value are kept as they are.
+    pub fn find_normalised(&self, strings: &Strings<'_>) -> Result<Option<Vec<i32>>, CoreError> {
+        let n = strings.len();
+        strings.validity.check(n, "text column")?;
+        strings.check()?;
+        let data = strings.data;
+        let white = |b: u8| matches!(b, 0x09..=0x0D | 0x1C..=0x20);
+        let mut out = Vec::with_capacity(n);
+        let mut upper = Vec::new();
+        for (i, w) in strings.offsets.windows(2).enumerate() {
+            if !strings.validity.is_valid(i) {
+                out.push(BLANK);
+                continue;
+            }
+            let (mut start, mut end) = (w[0] as usize, w[1] as usize);
+            while start < end && white(data[start]) {
+                start += 1;
+            }
+            while end > start && white(data[end - 1]) {
+                end -= 1;
+            }
+            if start == end {
+                out.push(BLANK);
+                continue;
+            }
+            if !data[start].is_ascii() || !data[end - 1].is_ascii() {
+                return Ok(None);
+            }
+            let found = if let Some(key) = key_at(data, start, end) {
+                self.short.get(&ascii_upper_packed(key))
+            } else {
+                upper.clear();
+                upper.extend(data[start..end].iter().map(u8::to_ascii_uppercase));
+                self.long.get(&upper[..])
+            };
+            out.push(found.map_or(NOT_FOUND, |&id| id));
+        }
+        Ok(Some(out))
+    }
+
     /// The dictionary index of every value of `strings`, growing the dictionary with the
     /// values it has not seen; null rows get the null entry.
     pub fn encode(&mut self, strings: &Strings<'_>) -> Result<Vec<i32>, CoreError> {
@@ -220,6 +267,25 @@ impl Encoder {
         }
         Ok(out)
     }
+}
+
+/// [`Encoder::find_normalised`]: not among the keys.
+pub const NOT_FOUND: i32 = -1;
+/// [`Encoder::find_normalised`]: null, or nothing but whitespace.
+pub const BLANK: i32 = -2;
+
+/// A packed key ([`key_at`]) with its ASCII lower-case letters upper-cased, all 16 bytes at
+/// once: a byte is a-z when, its top bit clear, adding 0x80 - 0x61 sets that bit and adding
+/// 0x80 - 0x7B does not (no byte's sum carries into the next). The length byte (at most 15)
+/// and non-ASCII bytes are left alone.
+fn ascii_upper_packed(key: u128) -> u128 {
+    const LOW7: u128 = 0x7F7F_7F7F_7F7F_7F7F_7F7F_7F7F_7F7F_7F7F;
+    const TOP: u128 = 0x8080_8080_8080_8080_8080_8080_8080_8080;
+    let heptets = key & LOW7;
+    let from_a = heptets + 0x1F1F_1F1F_1F1F_1F1F_1F1F_1F1F_1F1F_1F1F;
+    let past_z = heptets + 0x0505_0505_0505_0505_0505_0505_0505_0505;
+    let lower = from_a & !past_z & !key & TOP;
+    key - (lower >> 2)
 }
 
 #[cfg(test)]
@@ -262,6 +328,57 @@ mod tests {
         let i = usize::try_from(id).unwrap();
         let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
         Some(String::from_utf8(data[s..e].to_vec()).unwrap())
+    }
+
+    #[test]
+    fn finds_values_normalised_as_the_classifier_does() {
+        let long = "Computerized Axial Tomography";
+        let mut keys = Encoder::new();
+        let (mut o, mut d, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        let key_list = [
+            Some("E01000001"),
+            Some("RX1"),
+            Some("COMPUTERIZED AXIAL TOMOGRAPHY"),
+        ];
+        keys.encode(&strings(&key_list, &mut o, &mut d, &mut b))
+            .unwrap();
+        let long_lower = long.to_lowercase();
+        let padded = format!("\t{long_lower} \u{1f}");
+        let values = [
+            Some("E01000001"),
+            Some(" e01000001\r\n"),
+            Some("rX1"),
+            Some("\x1cRX1\x0b"),
+            Some("RX2"),
+            Some("   "),
+            Some(""),
+            None,
+            Some(padded.as_str()),
+            Some("`{@[ rx1"),
+            Some("R\u{e9}X1"),
+        ];
+        let found = keys
+            .find_normalised(&strings(&values, &mut o, &mut d, &mut b))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            found,
+            [
+                0, 0, 1, 1, NOT_FOUND, BLANK, BLANK, BLANK, 2, NOT_FOUND, NOT_FOUND
+            ]
+        );
+        // a value that ends in a character outside ASCII is left to Arrow's normalisation
+        for odd in ["RX1\u{a0}", "\u{85}RX1", "\u{e9}"] {
+            let values = [Some("RX1"), Some(odd)];
+            let got = keys.find_normalised(&strings(&values, &mut o, &mut d, &mut b));
+            assert_eq!(got.unwrap(), None, "{odd:?}");
+        }
+        // the packed upper-casing agrees with the byte by byte one on every byte value
+        for byte in 0..=255u8 {
+            let value = [byte; 15];
+            let want = pack(&value.map(|c| c.to_ascii_uppercase())).unwrap();
+            assert_eq!(ascii_upper_packed(pack(&value).unwrap()), want, "{byte:#x}");
+        }
     }
 
     #[test]

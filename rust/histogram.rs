@@ -14,29 +14,38 @@ pub fn bincount(
 ) -> Result<(Vec<u64>, u64), CoreError> {
     let n = indices.len();
     validity.check(n, "dictionary indices")?;
-    let mut bins = vec![0u64; size + 1];
-    let last = size; // out-of-range indices land here and are dropped
-    let Some(bits) = validity.bits else {
-        for &i in indices {
-            bins[(i as u32 as usize).min(last)] += 1;
-        }
-        bins.truncate(size);
-        return Ok((bins, 0));
-    };
+    // Four histograms, rows taken in turn: with a handful of values (sex, modality) one
+    // histogram's next increment of the same bin waits for the last (store to load); four
+    // interleaved ones counted a batch 3x faster.
+    let stride = size + 1;
+    let last = size; // out-of-range indices and null rows land here and are dropped
+    let mut lanes = vec![0u64; 4 * stride];
     let mut nulls = 0u64;
-    for (j, &i) in indices.iter().enumerate() {
-        let k = validity.offset + j;
-        let valid = bits[k >> 3] >> (k & 7) & 1;
-        // a null row counts in the dropped bin, whatever its index
-        let at = if valid == 1 {
-            (i as u32 as usize).min(last)
-        } else {
-            last
-        };
-        bins[at] += 1;
-        nulls += u64::from(valid ^ 1);
+    let mut add = |j: usize, at: usize| lanes[(j & 3) * stride + at] += 1;
+    match validity.bits {
+        None => {
+            for (j, &i) in indices.iter().enumerate() {
+                add(j, (i as u32 as usize).min(last));
+            }
+        }
+        Some(bits) => {
+            for (j, &i) in indices.iter().enumerate() {
+                let k = validity.offset + j;
+                let valid = bits[k >> 3] >> (k & 7) & 1;
+                // a null row counts in the dropped bin, whatever its index
+                let at = if valid == 1 {
+                    (i as u32 as usize).min(last)
+                } else {
+                    last
+                };
+                add(j, at);
+                nulls += u64::from(valid ^ 1);
+            }
+        }
     }
-    bins.truncate(size);
+    let bins = (0..size)
+        .map(|b| (0..4).map(|lane| lanes[lane * stride + b]).sum())
+        .collect();
     Ok((bins, nulls))
 }
 

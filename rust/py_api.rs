@@ -497,6 +497,23 @@ impl PyKeyIndex {
             Ok(PyArray1::from_vec(py, found))
         })
     }
+
+    /// The position of each value normalised as the classifier does (trimmed, ASCII
+    /// upper-cased) among the keys: -1 where absent, -2 where null or blank (int32); `None`
+    /// when a value begins or ends with a non-ASCII character after trimming (then
+    /// normalise with Arrow and call `find`).
+    fn find_normalised<'py>(
+        &self,
+        py: Python<'py>,
+        strings: StringsArg<'py>,
+    ) -> PyResult<Option<Bound<'py, PyArray1<i32>>>> {
+        guard(|| {
+            let view = strings.view()?;
+            let keys = &self.keys;
+            let found = detached(py, || keys.find_normalised(&view))?;
+            Ok(found.map(|f| PyArray1::from_vec(py, f)))
+        })
+    }
 }
 
 /// Rows per dictionary index of a coded column (`indices`, its validity bitmap or None and

@@ -264,7 +264,8 @@ class BatchClassifier:
 
         arr, dictionary = self._coded(batch, c.provider_code)
         args["provider"] = arr
-        args["provider_ids"] = self._provider_ids(dictionary)
+        # (a code's id never changes once handed out, so an equal dictionary's are reused)
+        args["provider_ids"] = self._cached(c.provider_code, dictionary, self._provider_ids)
         # Only a column with null rows needs (and so registers) the "(missing)" provider.
         has_nulls = arr[1] is not None
         args["provider_null_id"] = self._provider_id(MISSING_PROVIDER) if has_nulls else 0
@@ -485,10 +486,17 @@ class BatchClassifier:
 
     def _positions(self, dictionary: Any, keys: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each normalised dictionary value is in ``keys``: (position, found, blank)."""
+        index = self._key_index(keys)
+        if dictionary.type == self._pa.string():
+            # normalised and found in one pass in the core, unless a value ends in a
+            # character that is not ASCII (Unicode whitespace is Arrow's to trim)
+            pos = index.find_normalised(_string_buffers(self._pa, dictionary))
+            if pos is not None:
+                return np.maximum(pos, 0).astype(np.intp), pos >= 0, pos == -2
         norm = self._normalise(dictionary)
         if norm.type != self._pa.string():
             norm = norm.cast(self._pa.string())
-        pos = self._key_index(keys).find(_string_buffers(self._pa, norm))
+        pos = index.find(_string_buffers(self._pa, norm))
         found = pos >= 0
         where = np.maximum(pos, 0).astype(np.intp)
         return where, found, _blank_mask(norm)
