@@ -90,6 +90,8 @@ def _measures_table(data: bytes) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    from didcore.lookup_files import small_table_pool
+
     with pacsv.open_csv(pa.py_buffer(data)) as head:
         names = list(head.schema.names)
     return pacsv.read_csv(
@@ -98,6 +100,7 @@ def _measures_table(data: bytes) -> pa.Table:
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
         ),
+        memory_pool=small_table_pool(),
     )
 
 

@@ -2,11 +2,12 @@
 
 Python does the I/O: it reads a file's footer, hands it to the core, which plans the row
 groups (where each needed column chunk's bytes are, and whether the core decodes it); then,
-row group by row group, it reads each needed chunk with one positioned read into a buffer
-kept for the run, and the core decompresses and decodes the pages, the columns in parallel
-with the interpreter released. Text columns come back as the pages' own ``int32`` indices
-into the chunk's dictionary (as pyarrow's ``read_dictionary`` gives them; the classifier
-classifies each dictionary once), numbers and dates as their values. Each batch is an Arrow
+row group by row group, it reads each needed chunk with one positioned read into a
+``bytes`` object, which the core decodes where it is (immutable, so shared without a copy),
+decompressing and decoding the pages, the columns in parallel with the interpreter
+released. Text columns come back as the pages' own ``int32`` indices into the chunk's
+dictionary (as pyarrow's ``read_dictionary`` gives them; the classifier classifies each
+dictionary once), numbers and dates as their values. Each batch is an Arrow
 ``RecordBatch`` of the types pyarrow would give, so everything after the read is shared.
 
 A row group with a chunk the core does not decode (the BYTE_STREAM_SPLIT encoding, nested
@@ -93,32 +94,22 @@ def _width(pa: Any, t: Any) -> tuple[int, Any] | None:
     return None
 
 
-class _Buffers:
-    """One reusable read buffer a column: a chunk is read into the start of its column's."""
-
-    def __init__(self, n: int) -> None:
-        self._bufs = [bytearray() for _ in range(n)]
-
-    def view(self, column: int, size: int) -> memoryview:
-        buf = self._bufs[column]
-        if len(buf) < size:
-            buf.extend(bytes(size - len(buf)))
-        return memoryview(buf)[:size]
-
-
-def _read_at(fd: int, view: memoryview, offset: int) -> int:
-    preadv = getattr(os, "preadv", None)
-    if preadv is not None:
-        done = 0
-        while done < len(view):
-            n = preadv(fd, [view[done:]], offset + done)
-            if n == 0:
-                break
-            done += n
-        return done
-    data = os.pread(fd, len(view), offset)
-    view[: len(data)] = data
-    return len(data)
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes of the file from ``offset``: one positioned read (more only if the
+    system returns fewer); fewer bytes back means the file ends before them.
+    """
+    data = os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    done = len(data)
+    while done < size:
+        more = os.pread(fd, size - done, offset + done)
+        if not more:
+            break
+        parts.append(more)
+        done += len(more)
+    return b"".join(parts)
 
 
 class NativeParquet:
@@ -171,7 +162,6 @@ class NativeParquet:
                 yield from self._all_fallback(path, fallback, why)
                 return
             wraps = [k[1] for k in kinds if k is not None]
-            bufs = _Buffers(len(self.names))
             for i, (num_rows, chunks) in enumerate(plan):
                 why_not = next((w for _, _, w in chunks if w is not None), None)
                 if why_not is not None:
@@ -188,7 +178,6 @@ class NativeParquet:
                     decoder,
                     widths,
                     wraps,
-                    bufs,
                     fallback,
                     batch_rows,
                 )
@@ -234,7 +223,6 @@ class NativeParquet:
         decoder: Any,
         widths: tuple[int, ...],
         wraps: list[Any],
-        bufs: _Buffers,
         fallback: Any,
         batch_rows: int,
     ) -> Iterator[pa.RecordBatch]:
@@ -248,10 +236,12 @@ class NativeParquet:
                     f"{where}: column {self.names[j]!r}: its bytes {start}..{start + length} "
                     f"are past the end of the file ({size} bytes)"
                 )
-            view = bufs.view(j, length)
-            if _read_at(fd, view, start) != length:
+            # Read into a bytes object the core decodes where it is (no copy); the allocator
+            # hands the freed memory of the last row group's chunks back for the next.
+            data = _read_at(fd, length, start)
+            if len(data) != length:
                 raise UnreadableInputError(f"{where}: the file was cut short while reading it")
-            views.append(view)
+            views.append(data)
         done = 0
         self._dicts.clear()  # a row group's dictionaries are its own
         try:

@@ -353,6 +353,7 @@ def _load_path(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     from didcore.io import CSV_BLOCK_BYTES, csv_column_names, csv_encoding
+    from didcore.lookup_files import small_table_pool
 
     try:
         exists = path.exists()
@@ -378,6 +379,7 @@ def _load_path(path: Path) -> pa.Table:
                 parse_options=parse,
                 # strings stay strings so that values like "05-09" or "1,2" reach our parsers
                 convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                memory_pool=small_table_pool(),
             )
         with path.open("rb") as fh:
             magic = fh.read(4)

@@ -73,11 +73,14 @@ def read_bytes(name: str) -> bytes:
 def _csv(name: str, types: dict[str, pa.DataType]) -> pa.Table:
     # Explicit column types: codes such as ``01`` or ``E01000001`` must stay strings and empty
     # strings must stay empty strings (not nulls) so that the tables are exactly the files.
+    from didcore.lookup_files import small_table_pool
+
     return pacsv.read_csv(
         pa.py_buffer(read_bytes(name)),
         convert_options=pacsv.ConvertOptions(
             column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
+        memory_pool=small_table_pool(),
     )
 
 

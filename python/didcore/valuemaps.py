@@ -117,6 +117,8 @@ def read_value_maps(folder: str | Path) -> ValueMaps:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    from didcore.lookup_files import small_table_pool
+
     root = Path(folder)
     path = (
         next((p for p in sorted(root.iterdir()) if p.name.lower() == "value_maps.csv"), None)
@@ -132,6 +134,7 @@ def read_value_maps(folder: str | Path) -> ValueMaps:
                 column_types={"column": pa.string(), "from": pa.string(), "to": pa.string()},
                 strings_can_be_null=False,
             ),
+            memory_pool=small_table_pool(),
         )
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"value maps {path}: cannot read it ({exc})") from exc
