@@ -20,7 +20,9 @@ from didcore.years import (
     financial_year,
     financial_year_starts,
     previous_year,
+    single_year_of,
     year_label,
+    year_starts_of,
 )
 from test_cube import LOOKUPS, _big_table, assert_equal_to_reference, extracts
 
@@ -564,3 +566,29 @@ def test_synth_years_gives_a_two_year_extract_whose_latest_year_is_published(
     x_ray = rows["X-ray"]
     assert 0.9 < float(x_ray["rate_per_10000"]) / float(x_ray["previous_rate_per_10000"]) < 1.1
     assert int(x_ray["observed"]) < 0.6 * years.total.exclusions["included"]
+
+
+@pytest.mark.parametrize(
+    ("dates", "want"),
+    [
+        ([dt.date(2023, 4, 1), dt.date(2024, 3, 31), dt.date(2023, 9, 9)], 2023),
+        ([dt.date(2023, 3, 31), dt.date(2023, 4, 1)], None),  # two years
+        ([dt.date(2023, 5, 1), None], None),  # a null: undated rows
+        ([dt.date(2011, 5, 1), dt.date(2011, 6, 1)], None),  # before USABLE_FROM
+        ([dt.date.today() + dt.timedelta(days=1)], None),  # after the day of the run
+        ([], None),
+    ],
+)
+def test_single_year_of_is_the_year_only_when_every_row_is_usable_in_it(
+    dates: list[dt.date | None], want: int | None
+) -> None:
+    batch = pa.record_batch({"test_date": pa.array(dates, pa.date32())})
+    assert single_year_of(batch, "test_date") == want
+    if want is not None:  # what the row-by-row reading gives
+        starts, n_bad, _ = year_starts_of(batch, "test_date")
+        assert n_bad == 0 and set(starts.tolist()) == {want}
+
+
+def test_single_year_of_leaves_other_date_types_to_the_row_by_row_reading() -> None:
+    batch = pa.record_batch({"test_date": pa.array(["2023-05-01", "2023-06-01"])})
+    assert single_year_of(batch, "test_date") is None

@@ -383,6 +383,30 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     return np.where(usable, starts, UNDATED).astype(np.int32), n_bad, example
 
 
+def single_year_of(batch: Any, name: str) -> int | None:
+    """The start year of the financial year every row of ``batch`` is in, when its test
+    dates are ``date32`` with no null and all usable, in one financial year (the usual
+    batch); else ``None``, and :func:`year_starts_of` says row by row.
+
+    One min/max kernel: the year of each row, worked out row by row, made counting by year
+    about 70% slower than counting all years together (10M rows 0.76 s against 0.43 s).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dates = batch.column(batch.schema.get_field_index(name))
+    if not pa.types.is_date32(dates.type) or dates.null_count or len(dates) == 0:
+        return None
+    ends = pc.min_max(dates.view(pa.int32()))
+    low, high = ends["min"].as_py(), ends["max"].as_py()
+    epoch = dt.date(1970, 1, 1)
+    first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
+    if low < first or high > last:
+        return None
+    start_low, start_high = (int(y) for y in financial_year_starts(np.array([low, high])))
+    return start_low if start_low == start_high else None
+
+
 def year_rows_of(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
     """Rows of ``batch`` per financial year (start year -> rows), the undated rows left out:
     what :func:`year_starts_of` gives, counted, for :attr:`didcore.Cube.year_rows`.
@@ -547,7 +571,9 @@ def aggregate_years(
     unreadable = [0, None]
 
     def parts(batch: Any) -> Iterator[tuple[int, int, ClassifiedBatch]]:
-        if name in batch.schema.names:
+        if name in batch.schema.names and (one := single_year_of(batch, name)) is not None:
+            pieces = iter([(one, batch)])
+        elif name in batch.schema.names:
             starts, n_bad, example = year_starts_of(batch, name)
             if n_bad:
                 unreadable[0] = int(unreadable[0] or 0) + n_bad
