@@ -56,11 +56,12 @@ __all__ = ["Columns", "Extract", "extract_files", "open_extract"]
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _BATCH_ROWS = 1 << 20
-# Rows per batch of Parquet decoded by the core: half of _BATCH_ROWS keeps the batches in
-# flight through the read -> classify -> count pipeline (up to five) near 100 MB at 10M-50M
-# rows (338 MB peak RSS at a million rows a batch, against a 250 MB target), and costs no
-# speed: a batch still spreads over every counting thread.
-_NATIVE_BATCH_ROWS = 1 << 19
+# Rows per batch of Parquet decoded by the core: the batches in flight through the read ->
+# classify -> count pipeline (up to seven, 32 bytes a row each) are most of the memory a run
+# adds. At 2^18 rows, 50M-row runs peaked at 213-225 MB against 237-263 MB at 2^19 (and
+# 338 MB at 2^20), in interleaved runs of the same speed; a batch still spreads over every
+# counting thread.
+_NATIVE_BATCH_ROWS = 1 << 18
 
 
 def open_extract(source: Any, columns: Columns | None = None, *, _depth: int = 0) -> Extract:

@@ -89,6 +89,13 @@ impl FileLayout {
                             unsupported: Some(format!("column {name:?} has no chunk")),
                         };
                     };
+                    if let Some(odd) = odd_range(chunk) {
+                        return ChunkPlan {
+                            start: 0,
+                            len: 0,
+                            unsupported: Some(odd),
+                        };
+                    }
                     let (start, len) = chunk.byte_range();
                     ChunkPlan {
                         start,
@@ -104,6 +111,26 @@ impl FileLayout {
             leaves,
             row_groups,
         })
+    }
+}
+
+/// What is odd about where the footer puts a chunk, if anything: a negative offset or size
+/// (the crate's `byte_range` would panic), or a dictionary page offset that is not before the
+/// first data page (some writers set it to 0 with no dictionary; pyarrow then ignores it,
+/// where the crate would read the chunk from there). Such a chunk goes to pyarrow.
+fn odd_range(chunk: &parquet::file::metadata::ColumnChunkMetaData) -> Option<String> {
+    let data = chunk.data_page_offset();
+    if data < 0 || chunk.compressed_size() < 0 {
+        return Some(format!(
+            "a chunk at offset {data} of {} bytes",
+            chunk.compressed_size()
+        ));
+    }
+    match chunk.dictionary_page_offset() {
+        Some(dict) if dict <= 0 || dict >= data => Some(format!(
+            "a dictionary page offset of {dict}, with the data pages at {data}"
+        )),
+        _ => None,
     }
 }
 
@@ -127,4 +154,38 @@ fn why_not(chunk: &parquet::file::metadata::ColumnChunkMetaData, kind: Kind) -> 
         return Some(format!("encoding {e}"));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use parquet::file::metadata::ColumnChunkMetaData;
+    use parquet::schema::parser::parse_message_type;
+    use parquet::schema::types::SchemaDescriptor;
+
+    use super::odd_range;
+
+    fn chunk(data: i64, dictionary: Option<i64>, size: i64) -> ColumnChunkMetaData {
+        let schema = parse_message_type("message m { optional binary code (UTF8); }").unwrap();
+        let descr = SchemaDescriptor::new(Arc::new(schema));
+        ColumnChunkMetaData::builder(descr.column(0))
+            .set_data_page_offset(data)
+            .set_dictionary_page_offset(dictionary)
+            .set_total_compressed_size(size)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn odd_chunk_ranges_go_to_pyarrow() {
+        assert_eq!(odd_range(&chunk(4, None, 100)), None);
+        assert_eq!(odd_range(&chunk(200, Some(4), 300)), None);
+        // a writer's 0 for "no dictionary", and a dictionary after the data: pyarrow's to read
+        assert!(odd_range(&chunk(200, Some(0), 300)).is_some());
+        assert!(odd_range(&chunk(200, Some(250), 300)).is_some());
+        // negative offsets or sizes (the crate's byte_range would panic)
+        assert!(odd_range(&chunk(-5, None, 100)).is_some());
+        assert!(odd_range(&chunk(4, None, -1)).is_some());
+    }
 }
