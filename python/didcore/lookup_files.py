@@ -45,11 +45,11 @@ def _find_table(root: Path, name: str) -> Path | None:
 
 def small_table_pool() -> Any:
     """The Arrow memory pool CSV lookup and population tables are read into: the C
-    library's allocator. Arrow's default (mimalloc) gives each parsing thread its own segments on huge
-    pages, which it keeps: reading a lookups folder of under 1 MB through it added about
-    45 MB to the process's resident memory for the rest of the run, against about 12 MB
-    through this one, and took longer (page zeroing). The tables are small, so nothing is
-    lost on speed.
+    library's allocator. Arrow's default (mimalloc) gives each parsing thread its own
+    segments on huge pages, which it keeps: reading a lookups folder of under 1 MB through
+    it added about 45 MB to the process's resident memory for the rest of the run, against
+    about 12 MB through this one, and took longer (page zeroing). The tables are small, so
+    nothing is lost on speed.
     """
     import pyarrow as pa
 
