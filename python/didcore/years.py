@@ -69,6 +69,14 @@ def usable_until() -> dt.date:
     return dt.date.today()
 
 
+def usable_days() -> tuple[int, int]:
+    """The first and last usable test dates (:data:`USABLE_FROM`, :func:`usable_until`) as
+    days since 1970-01-01, as date32 columns hold dates.
+    """
+    epoch = dt.date(1970, 1, 1)
+    return (USABLE_FROM - epoch).days, (usable_until() - epoch).days
+
+
 def financial_year(date: dt.date | dt.datetime | np.datetime64 | str) -> str:
     """The financial year of a date, e.g. ``financial_year(date(2024, 3, 31)) == "2023/24"``
     and ``financial_year("2024-04-01") == "2024/25"``: years start on 1 April.
@@ -377,8 +385,7 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     days = pc.fill_null(dates.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
     starts = financial_year_starts(days)
     valid = dates.is_valid().to_numpy(zero_copy_only=False)
-    epoch = dt.date(1970, 1, 1)
-    first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
+    first, last = usable_days()
     usable = valid & (days >= first) & (days <= last)
     return np.where(usable, starts, UNDATED).astype(np.int32), n_bad, example
 
@@ -399,8 +406,7 @@ def single_year_of(batch: Any, name: str) -> int | None:
         return None
     ends = pc.min_max(dates.view(pa.int32()))
     low, high = ends["min"].as_py(), ends["max"].as_py()
-    epoch = dt.date(1970, 1, 1)
-    first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
+    first, last = usable_days()
     if low < first or high > last:
         return None
     start_low, start_high = (int(y) for y in financial_year_starts(np.array([low, high])))
@@ -437,8 +443,7 @@ def year_rows_of(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
         return {}
     days = dates.view(pa.int32())  # days since 1970-01-01
     ends = pc.min_max(days)
-    epoch = dt.date(1970, 1, 1)
-    first, last = ((d - epoch).days for d in (USABLE_FROM, usable_until()))
+    first, last = usable_days()
     low, high = ends["min"].as_py(), ends["max"].as_py()
     lo, hi = max(low, first), min(high, last)  # the usable span
     if lo > hi:  # no usable date
@@ -456,6 +461,7 @@ def year_rows_of(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
         return int(pc.sum(pc.greater_equal(days, day)).as_py() or 0)
 
     # boundaries: the first usable day, each 1 April inside, the day after the last usable
+    epoch = dt.date(1970, 1, 1)
     inner = ((dt.date(y, 4, 1) - epoch).days for y in range(start_lo + 1, start_hi + 1))
     counts = [at_least(day) for day in (lo, *inner, hi + 1)]
     out = {}
