@@ -547,52 +547,32 @@ impl ColumnCursor {
 /// one entry more than there are values (read, and masked out, after the last one).
 fn place<const W: usize>(source: &[u8], indices: &[u32], present: Option<&[u64]>, out: &mut [u8]) {
     let (source, _) = source.as_chunks::<W>();
-    let (out, _) = out.as_chunks_mut::<W>();
-    match present {
-        None => {
-            for (o, &i) in out.iter_mut().zip(indices) {
-                *o = source[i as usize];
-            }
-        }
-        Some(_) if source.is_empty() => {
-            // every row null (a row with a value would have failed the index check)
-            out.fill([0; W]);
-        }
-        Some(bits) => {
-            let mut k = 0usize;
-            for (outs, &word) in out.chunks_mut(64).zip(bits) {
-                let len = outs.len();
-                if word == low_bits(len) {
-                    for (o, &i) in outs.iter_mut().zip(&indices[k..k + len]) {
-                        *o = source[i as usize];
-                    }
-                    k += len;
-                    continue;
-                }
-                // Branch-free: nulls fall at random, and a branch on each row was
-                // mispredicted often enough to cost more than reading a value and masking it.
-                for (j, o) in outs.iter_mut().enumerate() {
-                    let has = (word >> j & 1) as usize;
-                    let mask = (has as u8).wrapping_neg();
-                    let v = source[indices[k] as usize];
-                    for b in 0..W {
-                        o[b] = v[b] & mask;
-                    }
-                    k += has;
-                }
-            }
-        }
+    if present.is_some() && source.is_empty() {
+        // every row null (a row with a value would have failed the index check)
+        out.fill(0);
+        return;
     }
+    spread(|i| source[i as usize], indices, present, out);
 }
 
-/// [`place`] for text, whose values are the indices themselves: `indices[k]` (one entry more
-/// than there are values, as there) in the rows that have a value, 0 in the others. Rows
-/// go 64 at a time: most such stretches have no null and are a straight copy.
+/// [`place`] for text, whose values are the indices themselves: no look-up table.
 fn place_ids(indices: &[u32], present: Option<&[u64]>, out: &mut [u8]) {
-    let (out, _) = out.as_chunks_mut::<4>();
+    spread(u32::to_le_bytes, indices, present, out);
+}
+
+/// `value(indices[k])` for the `k`-th row that has a value (see [`place`]), 0 in the others.
+/// Rows go 64 at a time: most such stretches have no null and are a straight run.
+#[inline]
+fn spread<const W: usize>(
+    value: impl Fn(u32) -> [u8; W],
+    indices: &[u32],
+    present: Option<&[u64]>,
+    out: &mut [u8],
+) {
+    let (out, _) = out.as_chunks_mut::<W>();
     let Some(bits) = present else {
         for (o, &i) in out.iter_mut().zip(indices) {
-            *o = i.to_le_bytes();
+            *o = value(i);
         }
         return;
     };
@@ -601,14 +581,20 @@ fn place_ids(indices: &[u32], present: Option<&[u64]>, out: &mut [u8]) {
         let len = outs.len();
         if word == low_bits(len) {
             for (o, &i) in outs.iter_mut().zip(&indices[k..k + len]) {
-                *o = i.to_le_bytes();
+                *o = value(i);
             }
             k += len;
             continue;
         }
+        // Branch-free: nulls fall at random, and a branch on each row was mispredicted often
+        // enough to cost more than reading a value and masking it.
         for (j, o) in outs.iter_mut().enumerate() {
             let has = (word >> j & 1) as usize;
-            *o = (indices[k] & (has as u32).wrapping_neg()).to_le_bytes();
+            let mask = (has as u8).wrapping_neg();
+            let v = value(indices[k]);
+            for b in 0..W {
+                o[b] = v[b] & mask;
+            }
             k += has;
         }
     }
