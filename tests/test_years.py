@@ -582,7 +582,7 @@ def test_synth_years_gives_a_two_year_extract_whose_latest_year_is_published(
 def test_single_year_of_is_the_year_only_when_every_row_is_usable_in_it(
     dates: list[dt.date | None], want: int | None
 ) -> None:
-    batch = pa.record_batch({"test_date": pa.array(dates, pa.date32())})
+    batch = pa.record_batch([pa.array(dates, pa.date32())], names=["test_date"])
     assert single_year_of(batch, "test_date") == want
     if want is not None:  # what the row-by-row reading gives
         starts, n_bad, _ = year_starts_of(batch, "test_date")
@@ -590,5 +590,5 @@ def test_single_year_of_is_the_year_only_when_every_row_is_usable_in_it(
 
 
 def test_single_year_of_leaves_other_date_types_to_the_row_by_row_reading() -> None:
-    batch = pa.record_batch({"test_date": pa.array(["2023-05-01", "2023-06-01"])})
+    batch = pa.record_batch([pa.array(["2023-05-01", "2023-06-01"])], names=["test_date"])
     assert single_year_of(batch, "test_date") is None
