@@ -317,3 +317,22 @@ def test_check_reports_which_path_read_the_row_groups(tmp_path: Path) -> None:
     _aggregate(path, "native")
     assert parquet_native.READS.pyarrow == 2
     assert parquet_native.READS.native == 0
+
+
+def test_without_os_pread_a_seek_and_read_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no ``os.pread``: the chunks are then read with a seek and a read (each file
+    descriptor belongs to one reading thread), to the same cube, still decoded by the core.
+    """
+    table = _dated(9_000, seed=5)
+    path = tmp_path / "extract.parquet"
+    pq.write_table(table, path, row_group_size=2_000)
+    with_pread, arrow, _ = _both(path, by_year=True)
+    monkeypatch.delattr(os, "pread")
+    parquet_native.READS.reset()
+    without = _aggregate(path, "native", by_year=True)
+    assert parquet_native.READS.native == 5 and parquet_native.READS.pyarrow == 0
+    for year in arrow:
+        assert_same(without[year], with_pread[year])
+        assert_same(without[year], arrow[year])

@@ -94,17 +94,29 @@ def _width(pa: Any, t: Any) -> tuple[int, Any] | None:
     return None
 
 
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes of the file from ``offset``: ``os.pread``, or where the system
+    has none (Windows) a seek and a read, which is the same here: each file descriptor is
+    opened for one reading thread alone.
+    """
+    pread = getattr(os, "pread", None)
+    if pread is not None:
+        return bytes(pread(fd, size, offset))
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
 def _read_at(fd: int, size: int, offset: int) -> bytes:
     """``size`` bytes of the file from ``offset``: one positioned read (more only if the
     system returns fewer); fewer bytes back means the file ends before them.
     """
-    data = os.pread(fd, size, offset)
+    data = _pread(fd, size, offset)
     if len(data) == size or not data:
         return data
     parts = [data]
     done = len(data)
     while done < size:
-        more = os.pread(fd, size - done, offset + done)
+        more = _pread(fd, size - done, offset + done)
         if not more:
             break
         parts.append(more)
@@ -185,13 +197,13 @@ class NativeParquet:
             os.close(fd)
 
     def _plan(self, fd: int, size: int, path: Path, decoder: Any) -> Any:
-        tail = os.pread(fd, 8, size - 8)
+        tail = _read_at(fd, 8, size - 8)
         if tail[4:] != b"PAR1":  # encrypted footers end "PARE": pyarrow's to refuse
             return None
         n = int.from_bytes(tail[:4], "little")
         if n <= 0 or n > size - 12:
             raise CorruptInputError(f"{path}: the footer length {n} does not fit the file")
-        footer = os.pread(fd, n, size - 8 - n)
+        footer = _read_at(fd, n, size - 8 - n)
         try:
             return decoder.open(footer)
         except ParquetUnsupportedError:
