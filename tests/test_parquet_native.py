@@ -336,3 +336,36 @@ def test_without_os_pread_a_seek_and_read_serve(
     for year in arrow:
         assert_same(without[year], with_pread[year])
         assert_same(without[year], arrow[year])
+
+
+def test_batches_held_keep_their_values_while_later_ones_are_decoded(tmp_path: Path) -> None:
+    """The core lends each batch's buffers to Python and takes them back for later batches
+    once freed: a batch still held must never see a later batch's values, its arrays are
+    read-only, and the buffers of batches let go are reused (the memory stays flat).
+    """
+    table = _dated(5_000, seed=11)
+    path = tmp_path / "extract.parquet"
+    pq.write_table(table, path, row_group_size=1_500, data_page_size=700)
+    names = ["gp_practice_code", "lsoa11", "sex", "age", "test_date"]
+    schema = pq.read_schema(path)
+    native = parquet_native.NativeParquet(names, n_threads=2)
+    pf = pq.ParquetFile(path, read_dictionary=["gp_practice_code", "lsoa11", "sex"])
+
+    def fallback(i: int) -> pa.Table:
+        raise AssertionError(f"row group {i} went through pyarrow")
+
+    held = list(native.batches(path, schema, fallback, batch_rows=333))
+    assert len(held) > 12
+    got = pa.Table.from_batches(held).select(names)
+    want = pf.read(columns=names)
+    for name in names:
+        assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
+    first = held[0].column("age").buffers()[1]
+    with pytest.raises(TypeError, match="read-only"):
+        memoryview(first)[0] = 1
+    # let them go one at a time while reading again: the same values, from reused buffers
+    del held, got, first
+    again = [
+        v for b in native.batches(path, schema, fallback, 333) for v in b.column("age").to_pylist()
+    ]
+    assert again == want.column("age").to_pylist()

@@ -27,6 +27,7 @@
 mod column;
 mod delta;
 mod file;
+mod pool;
 mod reader;
 mod rle;
 #[cfg(test)]
@@ -34,6 +35,7 @@ mod tests;
 
 pub use column::{ColumnCursor, ColumnOut, Kind};
 pub use file::{ChunkPlan, FileLayout, RowGroupPlan};
+pub use pool::BufferPool;
 pub use reader::{ColumnError, Decoder};
 
 use thiserror::Error;

@@ -1,12 +1,15 @@
 //! A run's Parquet decoder: the needed columns of file after file, row group after row
 //! group, each batch's columns decoded in parallel.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use rayon::prelude::*;
 
 use super::DecodeError;
 use super::column::{ColumnCursor, ColumnOut, Kind};
 use super::file::FileLayout;
+use super::pool::BufferPool;
 
 /// A decode error and the needed column (its index) it is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub struct Decoder {
     layout: Option<FileLayout>,
     cursors: Vec<ColumnCursor>,
     outs: Vec<ColumnOut>,
+    /// Where the columns' buffers come from, and go back to once their user is done.
+    pool: Arc<BufferPool>,
 }
 
 impl Decoder {
@@ -33,6 +38,7 @@ impl Decoder {
             layout: None,
             cursors: Vec::new(),
             outs,
+            pool: Arc::default(),
         }
     }
 
@@ -91,6 +97,14 @@ impl Decoder {
         if n == 0 || self.cursors.is_empty() {
             return Ok(0);
         }
+        for (out, (_, kind)) in self.outs.iter_mut().zip(&self.columns) {
+            if out.values.capacity() == 0 {
+                out.values = self.pool.take(n * kind.width());
+            }
+            if out.validity.capacity() == 0 {
+                out.validity = self.pool.take(n.div_ceil(8));
+            }
+        }
         let results: Vec<Result<(), DecodeError>> = self
             .cursors
             .par_iter_mut()
@@ -103,9 +117,16 @@ impl Decoder {
         Ok(n)
     }
 
-    /// The columns decoded by the last [`Decoder::next`], moved out.
+    /// The columns decoded by the last [`Decoder::next`], moved out. Their buffers came from
+    /// [`Decoder::pool`], to which they should go back once used.
     pub fn take(&mut self) -> Vec<ColumnOut> {
         self.outs.iter_mut().map(std::mem::take).collect()
+    }
+
+    /// The pool the columns' buffers are taken from.
+    #[must_use]
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
     }
 
     /// The current row group's dictionary of text column `column`: `(offsets, data)` of an
