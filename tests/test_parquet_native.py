@@ -193,6 +193,88 @@ def test_other_writers(tmp_path: Path, writer: str) -> None:
         assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
 
 
+TEXT = ["provider_code", "gp_practice_code", "lsoa11", "modality", "exam_code", "sex"]
+
+
+def _cast(table: pa.Table, names: list[str], to: Any) -> pa.Table:
+    for name in names:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(name).cast(to))
+    return table
+
+
+#: More of what writers do, each counted by the core as pyarrow counts it: other string and
+#: number types (the stored Arrow schema says so), a page index, content-defined chunking
+#: (pages of uneven size), no stored schema, sorted rows, DuckDB's options; and timestamps
+#: as test dates, which go through pyarrow.
+MORE_WRITERS: dict[str, Any] = {
+    "large_string": lambda t, p: pq.write_table(_cast(t, TEXT, pa.large_string()), p),
+    "string_view": lambda t, p: pq.write_table(_cast(t, TEXT, pa.string_view()), p),
+    "page_index": lambda t, p: pq.write_table(
+        t, p, write_page_index=True, data_page_size=512, row_group_size=9_000
+    ),
+    "content_defined_chunking": lambda t, p: pq.write_table(
+        t, p, use_content_defined_chunking=True, row_group_size=20_000
+    ),
+    "no_stored_schema": lambda t, p: pq.write_table(
+        t, p, store_schema=False, data_page_version="2.0", row_group_size=8_000
+    ),
+    "int64_age": lambda t, p: pq.write_table(_cast(t, ["age"], pa.int64()), p),
+    "int16_age": lambda t, p: pq.write_table(_cast(t, ["age"], pa.int16()), p),
+    "float_age": lambda t, p: pq.write_table(_cast(t, ["age"], pa.float64()), p),
+    "sorted": lambda t, p: pq.write_table(
+        t.sort_by("lsoa11"), p, row_group_size=7_000, sorting_columns=[pq.SortingColumn(2)]
+    ),
+    "timestamp_dates": lambda t, p: pq.write_table(
+        _cast(t, ["test_date"], pa.timestamp("ms")), p, row_group_size=10_000
+    ),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(MORE_WRITERS))
+def test_more_writer_options(tmp_path: Path, writer: str) -> None:
+    table = _dated(25_000, seed=21)
+    path = tmp_path / f"{writer}.parquet"
+    try:
+        MORE_WRITERS[writer](table, path)
+    except (TypeError, AttributeError, NotImplementedError, pa.ArrowNotImplementedError) as exc:
+        pytest.skip(f"this pyarrow cannot write it: {exc}")
+    native, arrow, reads = _both(path, by_year=True)
+    for year in arrow:
+        assert_same(native[year], arrow[year])
+    assert native.exclusions == arrow.exclusions
+    if writer == "timestamp_dates":
+        assert reads.native == 0 and any("timestamp" in r for r in reads.reasons)
+    else:
+        assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        "COMPRESSION uncompressed, ROW_GROUP_SIZE 2048",
+        "COMPRESSION gzip, ROW_GROUP_SIZE 5000, PARQUET_VERSION V2",
+        "COMPRESSION brotli, DICTIONARY_SIZE_LIMIT 100",
+        "COMPRESSION zstd, COMPRESSION_LEVEL 19, ROW_GROUP_SIZE 3000",
+        "COMPRESSION snappy, STRING_DICTIONARY_PAGE_SIZE_LIMIT 1000",
+    ],
+)
+def test_duckdb_copy_options(tmp_path: Path, options: str) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    table = _dated(20_000, seed=22)
+    path = tmp_path / "duckdb.parquet"
+    con = duckdb.connect()
+    con.register("t", table)
+    try:
+        con.execute(f"COPY t TO '{path}' (FORMAT parquet, {options})")
+    except duckdb.Error as exc:  # an older DuckDB without the option
+        pytest.skip(f"this DuckDB does not take {options!r}: {exc}")
+    native, arrow, reads = _both(path, by_year=True)
+    for year in arrow:
+        assert_same(native[year], arrow[year])
+    assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
 def test_delta_text_of_a_dictionary_schema_that_pyarrow_cannot_read(tmp_path: Path) -> None:
     """DELTA-encoded text whose stored Arrow schema says dictionary: pyarrow fails ("DecodeArrow
     of DictAccumulator"), even reading plain; the core decodes it, and counts it as the table."""
