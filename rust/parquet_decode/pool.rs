@@ -19,9 +19,10 @@ impl BufferPool {
     /// Free buffers kept at most; more are freed.
     pub const MAX_FREE: usize = 256;
 
-    /// An empty buffer with room for at least `capacity` bytes: the smallest free one that
-    /// is large enough (so that a validity bitmap does not take a column's values buffer),
-    /// else a new one.
+    /// A buffer with room for at least `capacity` bytes: the smallest free one that is large
+    /// enough (so that a validity bitmap does not take a column's values buffer), else a new
+    /// one. A free buffer keeps the bytes it had, for its next user to write over (zeroing
+    /// them cost more than the decoding that follows; see `column::ColumnOut`).
     #[must_use]
     pub fn take(&self, capacity: usize) -> Vec<u8> {
         let mut free = self
@@ -40,12 +41,11 @@ impl BufferPool {
         }
     }
 
-    /// Give a buffer back (emptied) for a later [`BufferPool::take`].
-    pub fn give(&self, mut buffer: Vec<u8>) {
+    /// Give a buffer back, as it is, for a later [`BufferPool::take`].
+    pub fn give(&self, buffer: Vec<u8>) {
         if buffer.capacity() == 0 {
             return;
         }
-        buffer.clear();
         let mut free = self
             .free
             .lock()
@@ -79,7 +79,7 @@ mod tests {
         pool.give(Vec::with_capacity(5000));
         let b = pool.take(900); // the smallest large enough
         assert_eq!(b.as_ptr(), at);
-        assert!(b.is_empty());
+        assert_eq!(b.len(), 1000); // its bytes kept, to be written over
         let c = pool.take(9000); // none large enough: a new one
         assert!(c.capacity() >= 9000);
         assert_eq!(pool.free_buffers(), 2);

@@ -120,7 +120,14 @@ impl Decoder {
     /// The columns decoded by the last [`Decoder::next`], moved out. Their buffers came from
     /// [`Decoder::pool`], to which they should go back once used.
     pub fn take(&mut self) -> Vec<ColumnOut> {
-        self.outs.iter_mut().map(std::mem::take).collect()
+        self.outs
+            .iter_mut()
+            .zip(&self.columns)
+            .map(|(out, (_, kind))| {
+                out.trim(kind.width());
+                std::mem::take(out)
+            })
+            .collect()
     }
 
     /// The pool the columns' buffers are taken from.
