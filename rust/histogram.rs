@@ -20,29 +20,19 @@ pub fn bincount(
     let stride = size + 1;
     let last = size; // out-of-range indices and null rows land here and are dropped
     let mut lanes = vec![0u64; 4 * stride];
-    let mut nulls = 0u64;
-    let mut add = |j: usize, at: usize| lanes[(j & 3) * stride + at] += 1;
-    match validity.bits {
-        None => {
-            for (j, &i) in indices.iter().enumerate() {
-                add(j, (i as u32 as usize).min(last));
-            }
-        }
-        Some(bits) => {
-            for (j, &i) in indices.iter().enumerate() {
-                let k = validity.offset + j;
-                let valid = bits[k >> 3] >> (k & 7) & 1;
-                // a null row counts in the dropped bin, whatever its index
-                let at = if valid == 1 {
-                    (i as u32 as usize).min(last)
-                } else {
-                    last
-                };
-                add(j, at);
-                nulls += u64::from(valid ^ 1);
-            }
-        }
+    for (j, &i) in indices.iter().enumerate() {
+        lanes[(j & 3) * stride + (i as u32 as usize).min(last)] += 1;
     }
+    // Every row was counted by its index, null or not; each null row (a few in a hundred)
+    // then moves to the dropped bin. Reading each row's validity bit in the loop above made
+    // it 1.55 ns a row instead of 1.05 (2^18-row batches of sex and modality codes).
+    let mut nulls = 0u64;
+    validity.for_each_null(0, n, |j| {
+        let lane = (j & 3) * stride;
+        lanes[lane + (indices[j] as u32 as usize).min(last)] -= 1;
+        lanes[lane + last] += 1;
+        nulls += 1;
+    });
     let bins = (0..size)
         .map(|b| (0..4).map(|lane| lanes[lane * stride + b]).sum())
         .collect();

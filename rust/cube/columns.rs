@@ -24,6 +24,37 @@ impl Validity<'_> {
         }
     }
 
+    /// Call `f(j)` for each null row `j` of the `len` rows from row `from`, reading the
+    /// bitmap 64 rows at a time (nothing when there are no nulls). [`Validity::check`] must
+    /// have passed for them.
+    #[inline]
+    pub(crate) fn for_each_null(&self, from: usize, len: usize, mut f: impl FnMut(usize)) {
+        let Some(bits) = self.bits else {
+            return;
+        };
+        let start = self.offset + from;
+        let mut j = 0;
+        while j < len {
+            let k = start + j;
+            let (byte, shift) = (k >> 3, k & 7);
+            let mut word = [0xFF; 8];
+            let avail = (bits.len() - byte).min(8);
+            word[..avail].copy_from_slice(&bits[byte..byte + avail]);
+            let take = (64 - shift).min(len - j);
+            let mask = if take == 64 {
+                u64::MAX
+            } else {
+                (1 << take) - 1
+            };
+            let mut nulls = !(u64::from_le_bytes(word) >> shift) & mask;
+            while nulls != 0 {
+                f(j + nulls.trailing_zeros() as usize);
+                nulls &= nulls - 1;
+            }
+            j += take;
+        }
+    }
+
     pub(crate) fn check(&self, len: usize, what: &str) -> Result<(), CoreError> {
         if let Some(bits) = self.bits
             && bits.len() * 8 < self.offset + len

@@ -166,7 +166,7 @@ impl Block {
 /// entry. Returns `false` if a non-null index is outside the dictionary (the batch is then
 /// rejected whole); such a row also reads the null entry, so nothing is indexed out of bounds.
 ///
-/// Every row is looked up as if valid, then null rows are overwritten ([`for_each_null`]):
+/// Every row is looked up as if valid, then null rows are overwritten ([`Validity::for_each_null`](super::Validity::for_each_null)):
 /// nulls are a few rows in a hundred, and testing each row's validity bit cost more than the
 /// look-up itself.
 #[inline]
@@ -222,7 +222,7 @@ fn patch_nulls(
         return all_in;
     };
     let start = column.validity.offset + from;
-    for_each_null(bits, start, len, set_null);
+    column.validity.for_each_null(from, len, set_null);
     all_in
         || column.indices[from..from + len]
             .iter()
@@ -231,32 +231,6 @@ fn patch_nulls(
                 let k = start + j;
                 bits[k >> 3] >> (k & 7) & 1 == 0 || (i as u32 as usize) < dict_len
             })
-}
-
-/// Call `f(j)` for each null row `j` of the `len` rows whose validity bits start at bit
-/// `start` of `bits` (LSB first), reading the bitmap 64 rows at a time.
-#[inline]
-fn for_each_null(bits: &[u8], start: usize, len: usize, mut f: impl FnMut(usize)) {
-    let mut j = 0;
-    while j < len {
-        let k = start + j;
-        let (byte, shift) = (k >> 3, k & 7);
-        let mut word = [0xFF; 8];
-        let avail = (bits.len() - byte).min(8);
-        word[..avail].copy_from_slice(&bits[byte..byte + avail]);
-        let take = (64 - shift).min(len - j);
-        let mask = if take == 64 {
-            u64::MAX
-        } else {
-            (1 << take) - 1
-        };
-        let mut nulls = !(u64::from_le_bytes(word) >> shift) & mask;
-        while nulls != 0 {
-            f(j + nulls.trailing_zeros() as usize);
-            nulls &= nulls - 1;
-        }
-        j += take;
-    }
 }
 
 /// `out[j] = f(value of row from + j)`, or `null` where the row is null (`f` is applied to
@@ -273,11 +247,9 @@ fn map_values<T: Copy>(
     for (o, &v) in out.iter_mut().zip(values) {
         *o = f(v);
     }
-    if let Some(bits) = column.validity.bits {
-        for_each_null(bits, column.validity.offset + from, out.len(), |j| {
-            out[j] = null;
-        });
-    }
+    column.validity.for_each_null(from, out.len(), |j| {
+        out[j] = null;
+    });
 }
 
 /// Stage two: derive each row of `block` (SPEC section 2: ICB source, exclusion, measures)
