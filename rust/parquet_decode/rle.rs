@@ -249,6 +249,26 @@ fn set_range(words: &mut [u64], from: usize, count: usize) {
 /// as many as fit in `dest` and leave eight bytes of `data` readable past each group's last
 /// value; the number of groups done (the rest is left to the caller's general loop).
 fn unpack_groups(data: &[u8], start: usize, width: usize, dest: &mut [u32]) -> usize {
+    // Whole bytes a value (a dictionary of up to 256 or 65,536 entries, as an LSOA column's
+    // is): widened as they are, a loop the compiler vectorises.
+    if width == 8 || width == 16 {
+        let bytes = width / 8;
+        let have = data.len().saturating_sub(start) / bytes;
+        let n = have.min(dest.len()) / 8 * 8;
+        let Some(src) = data.get(start..start + n * bytes) else {
+            return 0;
+        };
+        if width == 8 {
+            for (d, &b) in dest[..n].iter_mut().zip(src) {
+                *d = u32::from(b);
+            }
+        } else {
+            for (d, b) in dest[..n].iter_mut().zip(src.as_chunks::<2>().0) {
+                *d = u32::from(u16::from_le_bytes(*b));
+            }
+        }
+        return n / 8;
+    }
     macro_rules! widths {
         ($($w:literal)*) => {
             match width {
