@@ -205,8 +205,8 @@ def _cast(table: pa.Table, names: list[str], to: Any) -> pa.Table:
 
 #: More of what writers do, each counted by the core as pyarrow counts it: other string and
 #: number types (the stored Arrow schema says so), a page index, content-defined chunking
-#: (pages of uneven size), no stored schema, sorted rows, DuckDB's options; and timestamps
-#: as test dates, which go through pyarrow.
+#: (pages of uneven size), no stored schema, sorted rows, DuckDB's options, timestamps as
+#: test dates (what pandas writes); and INT96 timestamps, which go through pyarrow.
 MORE_WRITERS: dict[str, Any] = {
     "large_string": lambda t, p: pq.write_table(_cast(t, TEXT, pa.large_string()), p),
     "string_view": lambda t, p: pq.write_table(_cast(t, TEXT, pa.string_view()), p),
@@ -225,10 +225,31 @@ MORE_WRITERS: dict[str, Any] = {
     "sorted": lambda t, p: pq.write_table(
         t.sort_by("lsoa11"), p, row_group_size=7_000, sorting_columns=[pq.SortingColumn(2)]
     ),
-    "timestamp_dates": lambda t, p: pq.write_table(
+    "timestamp_ms_dates": lambda t, p: pq.write_table(
         _cast(t, ["test_date"], pa.timestamp("ms")), p, row_group_size=10_000
     ),
+    "timestamp_ns_utc_dates": lambda t, p: pq.write_table(
+        _cast(t, ["test_date"], pa.timestamp("ns", "UTC")), p, version="2.6"
+    ),
+    "timestamp_ns_london_dates_as_us": lambda t, p: pq.write_table(
+        _cast(t, ["test_date"], pa.timestamp("ns", "Europe/London")), p, version="2.4"
+    ),
+    "timestamp_s_dates_no_schema": lambda t, p: pq.write_table(
+        _cast(t, ["test_date"], pa.timestamp("s")), p, store_schema=False
+    ),
+    "int96_dates": lambda t, p: pq.write_table(
+        _cast(t, ["test_date"], pa.timestamp("ns")), p, use_deprecated_int96_timestamps=True
+    ),
+    "pandas_datetime64_dates": lambda t, p: _pandas_dates(t).to_parquet(p, row_group_size=9_000),
 }
+
+
+def _pandas_dates(table: pa.Table) -> Any:
+    """The table as pandas writes an extract whose dates are ``datetime64[ns]``."""
+    pd = pytest.importorskip("pandas")
+    df = table.to_pandas()
+    df["test_date"] = pd.to_datetime(df["test_date"])
+    return df
 
 
 @pytest.mark.parametrize("writer", sorted(MORE_WRITERS))
@@ -243,7 +264,7 @@ def test_more_writer_options(tmp_path: Path, writer: str) -> None:
     for year in arrow:
         assert_same(native[year], arrow[year])
     assert native.exclusions == arrow.exclusions
-    if writer == "timestamp_dates":
+    if writer == "int96_dates":
         assert reads.native == 0 and any("timestamp" in r for r in reads.reasons)
     else:
         assert reads.pyarrow == 0 and reads.native > 0, reads.reasons

@@ -11,7 +11,7 @@ dictionary once), numbers and dates as their values. Each batch is an Arrow
 ``RecordBatch`` of the types pyarrow would give, so everything after the read is shared.
 
 A row group with a chunk the core does not decode (the BYTE_STREAM_SPLIT encoding, nested
-columns, text dates, decimals, INT96 or timestamps, encrypted files) is
+columns, text dates, decimals, INT96 timestamps, encrypted files) is
 read through pyarrow instead, identically counted; which path read what is logged at debug
 level and kept in :data:`READS` for ``didcore check``. A corrupt page, or an index past its
 dictionary, is a :class:`~didcore.errors.CorruptInputError` naming the file, row group and
@@ -70,15 +70,20 @@ def enabled() -> bool:
     return os.environ.get("DIDCORE_PARQUET", "native").strip().lower() != "pyarrow"
 
 
-def _width(pa: Any, t: Any) -> tuple[int, Any] | None:
-    """How the core reads a column of Arrow type ``t``: ``(0, None)`` as text, ``(4 or 8,
-    wrap type)`` as fixed-width values wrapped in that Arrow type; ``None`` not at all.
+def _width(pa: Any, t: Any, stored: Any = None) -> tuple[int, Any] | None:
+    """How the core reads a column of Arrow type ``t`` (``stored``: its Parquet column, from
+    ``ParquetFile.schema``): ``(0, None)`` as text, ``(4 or 8, wrap type)`` as fixed-width
+    values wrapped in that Arrow type; ``None`` not at all.
 
     Integers narrower than 32 bits are stored as INT32 and come back as ``int32`` (the same
-    numbers); dates as days (``date32``); floating point as is. Timestamps, decimals, text
-    dates and anything else go through pyarrow.
+    numbers); dates as days (``date32``); floating point as is; timestamps (what pandas
+    writes for dates) as their INT64 values when the Parquet column's unit is the Arrow
+    type's, as pyarrow reads them. Decimals, INT96 timestamps, text dates and anything else
+    go through pyarrow.
     """
     types = pa.types
+    if types.is_timestamp(t):
+        return (8, t) if _stored_unit(stored) == t.unit else None
     if types.is_dictionary(t):
         t = t.value_type
     if types.is_string(t) or types.is_large_string(t) or types.is_binary(t):
@@ -92,6 +97,24 @@ def _width(pa: Any, t: Any) -> tuple[int, Any] | None:
     if t in (pa.int64(), pa.uint64(), pa.float64()):
         return 8, t
     return None
+
+
+_UNITS = {"milliseconds": "ms", "microseconds": "us", "nanoseconds": "ns"}
+
+
+def _stored_unit(stored: Any) -> str | None:
+    """The Arrow unit (``ms``, ``us``, ``ns``) of a Parquet INT64 timestamp column, else None."""
+    import json
+
+    try:
+        if stored is None or stored.physical_type != "INT64":
+            return None
+        logical = json.loads(stored.logical_type.to_json())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not isinstance(logical, dict) or logical.get("Type") != "Timestamp":
+        return None
+    return _UNITS.get(str(logical.get("timeUnit")))
 
 
 def _pread(fd: int, size: int, offset: int) -> bytes:
@@ -148,14 +171,21 @@ class NativeParquet:
         return dec
 
     def batches(
-        self, path: Path, schema: pa.Schema, fallback: Any, batch_rows: int
+        self,
+        path: Path,
+        schema: pa.Schema,
+        fallback: Any,
+        batch_rows: int,
+        stored: Any = None,
     ) -> Iterator[pa.RecordBatch]:
         """The file's batches. ``fallback(i)`` reads row group ``i`` through pyarrow (a
-        ``Table``); ``schema`` is the file's Arrow schema.
+        ``Table``); ``schema`` is the file's Arrow schema, ``stored`` its Parquet schema
+        (``ParquetFile.schema``; without it, timestamps go through pyarrow).
         """
         import pyarrow as pa
 
-        kinds = [_width(pa, schema.field(n).type) for n in self.names]
+        columns = _stored_columns(stored)
+        kinds = [_width(pa, schema.field(n).type, columns.get(n)) for n in self.names]
         missing = [n for n, k in zip(self.names, kinds, strict=True) if k is None]
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
@@ -321,6 +351,18 @@ class NativeParquet:
         if cached is None or len(cached) != decoder.dictionary_len(j):
             cached = self._dicts[key] = _dictionary_array(pa, *decoder.dictionary(j))
         return cached
+
+
+def _stored_columns(stored: Any) -> dict[str, Any]:
+    """The top-level Parquet columns of a ``ParquetFile.schema``, by name."""
+    if stored is None:
+        return {}
+    columns = {}
+    for i in range(len(stored)):
+        column = stored.column(i)
+        if "." not in column.path:
+            columns[column.name] = column
+    return columns
 
 
 def _detail(exc: BaseException) -> str:

@@ -54,7 +54,7 @@ def _parquet_batches(
             return plain_pf.read_row_group(i, columns=names, use_threads=True)
 
     if native is not None:
-        yield from native.batches(path, pf.schema_arrow, row_group, batch_rows)
+        yield from native.batches(path, pf.schema_arrow, row_group, batch_rows, pf.schema)
         return
     for i in range(pf.num_row_groups):
         yield from row_group(i).to_batches()
