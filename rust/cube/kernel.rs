@@ -166,9 +166,9 @@ impl Block {
 /// entry. Returns `false` if a non-null index is outside the dictionary (the batch is then
 /// rejected whole); such a row also reads the null entry, so nothing is indexed out of bounds.
 ///
-/// Every row is looked up as if valid, then null rows are overwritten ([`Validity::for_each_null`](super::Validity::for_each_null)):
-/// nulls are a few rows in a hundred, and testing each row's validity bit cost more than the
-/// look-up itself.
+/// Every row is looked up as if valid, then null rows are overwritten
+/// ([`Validity::for_each_null`](super::Validity::for_each_null)): nulls are a few rows in a
+/// hundred, and testing each row's validity bit cost more than the look-up itself.
 #[inline]
 fn gather<T: Copy>(column: &Coded<'_>, table: &[T], from: usize, out: &mut [T]) -> bool {
     let null = table.len() - 1;
