@@ -1,7 +1,7 @@
 """Parquet decoded by the core (didcore.parquet_native) against the pyarrow path and the
 pure-Python reference: identical cubes, exclusions and quality tables, over files written by
 pyarrow with every page version, compression, dictionary setting, page and row-group size, by
-DuckDB and by polars, and with the DELTA encodings (decoded by the core) and
+DuckDB, polars and fastparquet, and with the DELTA encodings (decoded by the core) and
 BYTE_STREAM_SPLIT (handed to pyarrow).
 Corrupt pages and indices past their dictionary are CorruptInputError naming file, row group
 and column."""
@@ -265,6 +265,46 @@ def test_more_writer_options(tmp_path: Path, writer: str) -> None:
         assert_same(native[year], arrow[year])
     assert native.exclusions == arrow.exclusions
     if writer == "int96_dates":
+        assert reads.native == 0 and any("timestamp" in r for r in reads.reasons)
+    else:
+        assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
+#: fastparquet (pure Python and numba-free, its own Thrift and page writer): plain text,
+#: pandas categoricals (its dictionary pages), hive folders of part files with a ``_metadata``
+#: file, tiny row groups, an index column, statistics, and INT96 timestamps (to pyarrow).
+FASTPARQUET: dict[str, tuple[bool, dict[str, Any]]] = {
+    "plain_text": (False, {}),
+    "snappy_row_groups": (False, {"compression": "SNAPPY", "row_group_offsets": 3_000}),
+    "zstd_stats": (False, {"compression": "ZSTD", "stats": True, "row_group_offsets": 5_000}),
+    "gzip_utf8": (False, {"compression": "GZIP", "object_encoding": "utf8"}),
+    "has_nulls": (False, {"has_nulls": True}),
+    "categories": (True, {"compression": "ZSTD", "row_group_offsets": 2_500}),
+    "categories_tiny_row_groups": (True, {"row_group_offsets": 97}),
+    "hive_folder": (False, {"file_scheme": "hive", "row_group_offsets": 3_000}),
+    "index_column": (False, {"write_index": True}),
+    "int96_dates": (False, {"times": "int96"}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(FASTPARQUET))
+def test_fastparquet_files(tmp_path: Path, variant: str) -> None:
+    fastparquet = pytest.importorskip("fastparquet")
+    categorical, options = FASTPARQUET[variant]
+    df = _pandas_dates(_dated(12_000, seed=5))
+    if categorical:
+        for name in TEXT:
+            df[name] = df[name].astype("category")
+    if variant == "index_column":
+        df = df.set_index(df["provider_code"].rename("row_label"))
+    path = tmp_path / f"{variant}.parquet"
+    fastparquet.write(str(path), df, **options)
+    native, arrow, reads = _both(path, by_year=True)
+    for year in arrow:
+        assert_same(native[year], arrow[year])
+    assert native.exclusions == arrow.exclusions
+    assert native.total.exclusions["rows_read"] == 12_000
+    if variant == "int96_dates":
         assert reads.native == 0 and any("timestamp" in r for r in reads.reasons)
     else:
         assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
