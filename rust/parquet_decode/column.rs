@@ -423,9 +423,9 @@ impl ColumnCursor {
                     .ok_or_else(|| DecodeError::Corrupt("an empty page".into()))?;
                 self.indices.resize(present, 0);
                 Hybrid::new(data, u32::from(bit_width))?.read(&mut self.indices)?;
-                // one maximum (a loop that vectorises) first; the row at fault only then
-                let highest = self.indices.iter().fold(0u32, |m, &i| m.max(i));
-                if let Some(k) = (highest as usize >= dict_len)
+                // one pass over all indices (a loop that vectorises) first; the row at
+                // fault only then
+                if let Some(k) = any_past(&self.indices, dict_len, bit_width)
                     .then(|| self.indices.iter().position(|&i| i as usize >= dict_len))
                     .flatten()
                 {
@@ -628,6 +628,24 @@ fn spread<const W: usize>(
             *o = masked(value(indices[k]), has);
             k += has as usize;
         }
+    }
+}
+
+/// Whether any of `indices`, unpacked at `bit_width` bits, is `dict_len` or more.
+///
+/// Below 32 bits every index is under 2^31, so the test is a signed comparison, which SSE2
+/// (the wheels' baseline) has as one instruction: an unsigned maximum it lacks took seven a
+/// vector, and was 45% of the page loop's time on a two-value column.
+fn any_past(indices: &[u32], dict_len: usize, bit_width: u8) -> bool {
+    match i32::try_from(dict_len) {
+        Ok(len) if bit_width < 32 => {
+            let last = len - 1;
+            indices
+                .iter()
+                .fold(0u32, |any, &i| any | u32::from(i.cast_signed() > last))
+                != 0
+        }
+        _ => indices.iter().any(|&i| i as usize >= dict_len),
     }
 }
 
