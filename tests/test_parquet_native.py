@@ -1,7 +1,7 @@
 """Parquet decoded by the core (didcore.parquet_native) against the pyarrow path and the
 pure-Python reference: identical cubes, exclusions and quality tables, over files written by
 pyarrow with every page version, compression, dictionary setting, page and row-group size, by
-DuckDB, polars and fastparquet, and with the DELTA encodings (decoded by the core) and
+DuckDB, polars, fastparquet and ClickHouse, and with the DELTA encodings (decoded by the core) and
 BYTE_STREAM_SPLIT (handed to pyarrow).
 Corrupt pages and indices past their dictionary are CorruptInputError naming file, row group
 and column."""
@@ -308,6 +308,25 @@ def test_fastparquet_files(tmp_path: Path, variant: str) -> None:
         assert reads.native == 0 and any("timestamp" in r for r in reads.reasons)
     else:
         assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
+CLICKHOUSE = Path(__file__).parent / "data" / "clickhouse"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CLICKHOUSE.glob("clickhouse-*.parquet")))
+def test_files_written_by_clickhouse(name: str) -> None:
+    """ClickHouse's own Parquet encoder (files kept in tests/data/clickhouse, README there):
+    each counted by the core as pyarrow counts it, and as both count the file it was written
+    from.
+    """
+    source = _aggregate(CLICKHOUSE / "source.parquet", "pyarrow", by_year=True)
+    native, arrow, reads = _both(CLICKHOUSE / name, by_year=True)
+    assert set(native) == set(arrow) == set(source)
+    for year in source:
+        assert_same(native[year], arrow[year])
+        assert_same(native[year], source[year])
+    assert native.exclusions == arrow.exclusions == source.exclusions
+    assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
 
 
 @pytest.mark.parametrize(
