@@ -605,6 +605,19 @@ def test_a_lookup_header_over_64_kib_is_read(lookups_dir: Path) -> None:
     assert "W91001" in Lookups.read(lookups_dir).other_practices
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_lookup_line_as_long_as_its_file_is_read(lookups_dir: Path, encoding: str) -> None:
+    """Lookup CSVs are parsed in one block fitted to the file (twice its size): a line that
+    is most of the file, in UTF-16 that grows by half as UTF-8, still fits.
+    """
+    from didcore.lookup import Lookups
+
+    path = lookups_dir / "other_practices.csv"
+    note = "\u20ac" * 50_000  # 100 KB in UTF-16, 150 KB in UTF-8
+    path.write_bytes(f"gp_practice_code,note\nW91001,{note}\nW91002,x\n".encode(encoding))
+    assert {"W91001", "W91002"} <= Lookups.read(lookups_dir).other_practices
+
+
 def test_a_population_with_a_byte_order_mark_or_bad_header(tmp_path: Path) -> None:
     from didcore.population import Population
 
