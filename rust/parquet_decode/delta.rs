@@ -38,6 +38,15 @@ fn bits_at(data: &[u8], bit: usize, width: u32) -> u64 {
         return 0;
     }
     let byte = bit >> 3;
+    // Up to 56 bits (lengths and most deltas), with 8 bytes there, one u64 load holds the
+    // value: shifted by at most 7, it ends by bit 63. The u128 below took a fifth of decoding
+    // DELTA text.
+    if width <= 56
+        && let Some(chunk) = data.get(byte..byte + 8)
+    {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        return (word >> (bit & 7)) & ((1u64 << width) - 1);
+    }
     let mut w = [0u8; 16];
     let tail = &data[byte.min(data.len())..];
     let n = tail.len().min(16);
@@ -167,4 +176,25 @@ pub fn byte_array(
         pos += s;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bits_at;
+
+    #[test]
+    fn bits_at_reads_every_width_at_every_offset_up_to_the_end() {
+        let data: Vec<u8> = (0..24u32).map(|i| (i * 151 + 29) as u8).collect();
+        let bit = |k: usize| u64::from(data.get(k >> 3).map_or(0, |b| b >> (k & 7) & 1));
+        for width in 0..=64u32 {
+            for start in 0..data.len() * 8 {
+                let expected = (0..width as usize).fold(0u64, |v, i| v | bit(start + i) << i);
+                assert_eq!(
+                    bits_at(&data, start, width),
+                    expected,
+                    "{width} bits at {start}"
+                );
+            }
+        }
+    }
 }
