@@ -633,12 +633,14 @@ fn spread<const W: usize>(
 
 /// Whether any of `indices`, unpacked at `bit_width` bits, is `dict_len` or more.
 ///
-/// Below 32 bits every index is under 2^31, so the test is a signed comparison, which SSE2
-/// (the wheels' baseline) has as one instruction: an unsigned maximum it lacks took seven a
-/// vector, and was 45% of the page loop's time on a two-value column.
+/// Up to 24 bits every index is under 2^31 (a bit-packed one under 2^width, a repeated one
+/// in at most three bytes, whatever a damaged file puts in their high bits), so the test is
+/// a signed comparison, which SSE2 has as one instruction: the unsigned maximum it lacks
+/// took seven a vector, and was 45% of the page loop's time on a two-value column (since
+/// then the wheels' baseline is x86-64-v2, which has it; other targets may not).
 fn any_past(indices: &[u32], dict_len: usize, bit_width: u8) -> bool {
     match i32::try_from(dict_len) {
-        Ok(len) if bit_width < 32 => {
+        Ok(len) if bit_width <= 24 => {
             let last = len - 1;
             indices
                 .iter()
@@ -863,6 +865,23 @@ fn not_utf8() -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::{TextDict, place, place_ids};
+
+    #[test]
+    fn indices_past_the_dictionary_are_found_at_every_width() {
+        use super::any_past;
+        assert!(!any_past(&[0, 3, 9], 10, 4));
+        assert!(any_past(&[0, 10, 1], 10, 4));
+        assert!(any_past(&[0], 0, 1));
+        assert!(!any_past(&[], 0, 1));
+        // the largest a repeated run's three bytes hold, at 24 bits
+        assert!(any_past(&[1, 0x00FF_FFFF], 10, 24));
+        // from 25 bits on, four bytes: past 2^31 (negative as signed) is still found
+        for width in [25, 31, 32] {
+            assert!(any_past(&[1, 0x8000_0000], 10, width), "{width} bits");
+            assert!(any_past(&[u32::MAX], 10, width), "{width} bits");
+            assert!(!any_past(&[9, 0], 10, width), "{width} bits");
+        }
+    }
 
     #[test]
     fn a_dictionary_is_checked_as_utf8_entry_by_entry_unless_it_is_ascii() {
