@@ -237,7 +237,7 @@ impl Encoder {
         // the probes in a loop of nothing else. A probe misses the cache (the keys of the
         // LSOAs are 2 MB); in a loop of its own the processor has several misses in flight
         // at once, where the branches of trimming between them held it to one or two
-        // (21 -> 13 ns a value with the table out of cache, 57k LSOA codes).
+        // (21 -> 15-17 ns a value with the table out of cache, 57k LSOA codes).
         let mut keys: Vec<u128> = Vec::with_capacity(n);
         let mut long: Vec<(usize, usize, usize)> = Vec::new();
         for (i, w) in strings.offsets.windows(2).enumerate() {
