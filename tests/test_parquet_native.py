@@ -1,8 +1,8 @@
 """Parquet decoded by the core (didcore.parquet_native) against the pyarrow path and the
 pure-Python reference: identical cubes, exclusions and quality tables, over files written by
 pyarrow with every page version, compression, dictionary setting, page and row-group size, by
-DuckDB, polars, fastparquet and ClickHouse, and with the DELTA encodings (decoded by the core) and
-BYTE_STREAM_SPLIT (handed to pyarrow).
+DuckDB, polars, fastparquet, arrow-rs and ClickHouse, and with the DELTA encodings (decoded
+by the core) and BYTE_STREAM_SPLIT (handed to pyarrow).
 Corrupt pages and indices past their dictionary are CorruptInputError naming file, row group
 and column."""
 
@@ -308,6 +308,50 @@ def test_fastparquet_files(tmp_path: Path, variant: str) -> None:
         assert reads.native == 0 and any("timestamp" in r for r in reads.reasons)
     else:
         assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
+
+
+#: arrow-rs, the Rust Parquet writer (through arro3-io; DataFusion, delta-rs and others write
+#: with it): format v2, no dictionaries, DELTA text, tiny pages, a dictionary limit, bloom
+#: filters, every codec it has, and no stored Arrow schema.
+ARROW_RS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "v2_zstd_row_groups": {
+        "writer_version": "parquet_2_0",
+        "compression": "zstd(3)",
+        "max_row_group_size": 2_500,
+    },
+    "no_dictionary_snappy": {"dictionary_enabled": False, "compression": "snappy"},
+    "delta_text_v2": {
+        "dictionary_enabled": False,
+        "writer_version": "parquet_2_0",
+        "column_encoding": {
+            "lsoa11": "delta_byte_array",
+            "gp_practice_code": "delta_length_byte_array",
+        },
+    },
+    "tiny_pages_lz4": {
+        "data_page_row_count_limit": 64,
+        "write_batch_size": 32,
+        "compression": "lz4_raw",
+    },
+    "dictionary_limit_gzip": {"dictionary_page_size_limit": 64, "compression": "gzip(6)"},
+    "bloom_filters_brotli": {"bloom_filter_enabled": True, "compression": "brotli(4)"},
+    "no_arrow_schema": {"skip_arrow_metadata": True},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ARROW_RS))
+def test_files_written_by_arrow_rs(tmp_path: Path, variant: str) -> None:
+    arro3_io = pytest.importorskip("arro3.io")
+    table = _dated(12_000, seed=5)
+    path = tmp_path / f"{variant}.parquet"
+    arro3_io.write_parquet(table, str(path), **ARROW_RS[variant])
+    native, arrow, reads = _both(path, by_year=True)
+    for year in arrow:
+        assert_same(native[year], arrow[year])
+    assert native.exclusions == arrow.exclusions
+    assert native.total.exclusions["rows_read"] == 12_000
+    assert reads.pyarrow == 0 and reads.native > 0, reads.reasons
 
 
 CLICKHOUSE = Path(__file__).parent / "data" / "clickhouse"
