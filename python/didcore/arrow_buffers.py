@@ -107,3 +107,30 @@ def _buffers(arr: Any, dtype: Any) -> tuple[Any, ...]:
     if bufs[0] is None:  # a null-typed array carries no bitmap: every row is null
         return values, np.zeros((n + 7) // 8, np.uint8), 0
     return values, np.frombuffer(bufs[0], dtype=np.uint8), arr.offset
+
+
+def _valid_rows(arr: Any) -> np.ndarray:
+    """Whether each row of ``arr`` holds a value (``arr.is_valid()`` as numpy booleans),
+    unpacked from its validity bitmap: ``to_numpy`` would import pandas where it is installed
+    (see :mod:`didcore._arrow_compat`).
+    """
+    n = len(arr)
+    if arr.null_count == 0:
+        return np.ones(n, bool)
+    bitmap = arr.buffers()[0]
+    if bitmap is None:  # a null-typed array carries no bitmap: every row is null
+        return np.zeros(n, bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + n].astype(bool)
+
+
+def _bool_values(arr: Any) -> np.ndarray:
+    """An Arrow ``bool`` array's values as numpy booleans (a null row's value is whatever its
+    slot holds: combine with :func:`_valid_rows`), unpacked in place of ``to_numpy``.
+    """
+    n = len(arr)
+    data = arr.buffers()[1]
+    if data is None or n == 0:
+        return np.zeros(n, bool)
+    bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + n].astype(bool)

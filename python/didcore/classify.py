@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from didcore._arrow_compat import integer_dtype, is_string_view
+from didcore._arrow_compat import (
+    integer_dtype,
+    is_string_view,
+    number_array,
+    text_array,
+    text_scalar,
+)
 from didcore.arrow_buffers import (
+    _bool_values,
     _buffers,
     _check_dictionary_indices,
     _dictionary_array,
     _string_buffers,
+    _valid_rows,
 )
 from didcore.errors import (
     ColumnTypeError,
@@ -150,11 +158,11 @@ class BatchClassifier:
             if k not in lookups.practice_icb:
                 keys.append(k)
                 classes.append(_didcore.OTHER_VALID)
-        self._practice_keys = pa.array(keys, pa.string())
+        self._practice_keys = text_array(keys)
         self._practice_table = np.asarray(classes, np.int32)
 
         lsoa_keys = list(dict.fromkeys([*lookups.lsoa_icb, *lookups.lsoa_quintile]))
-        self._lsoa_keys = pa.array(lsoa_keys, pa.string())
+        self._lsoa_keys = text_array(lsoa_keys)
         self._lsoa_icb_table = np.asarray(
             [
                 icb_index[lookups.lsoa_icb[k]] if k in lookups.lsoa_icb else self._unrecognised
@@ -178,8 +186,8 @@ class BatchClassifier:
                 masks[row, :] |= bit
             else:
                 masks[row, exams.index(r.exam_code) + 1] |= bit
-        self._modality_keys = pa.array(modalities, pa.string())
-        self._exam_keys = pa.array(exams, pa.string())
+        self._modality_keys = text_array(modalities)
+        self._exam_keys = text_array(exams)
         self._masks = masks.ravel()
         self._n_exam = len(exams) + 1
 
@@ -422,7 +430,7 @@ class BatchClassifier:
             raise CorruptInputError(f"column {name!r}: {exc}") from None
         dictionary = self._run_dictionary(name, encoder)
         # the encoder's indices are all inside its dictionary: no need to check them again
-        return pa.DictionaryArray.from_arrays(pa.array(ids), dictionary, safe=False)
+        return pa.DictionaryArray.from_arrays(number_array(ids), dictionary, safe=False)
 
     def close(self) -> None:
         """Stop the encoding threads, if any were started."""
@@ -455,9 +463,7 @@ class BatchClassifier:
                 arr = arr.cast(pa.string())
             arr = pc.dictionary_encode(arr)
         elif pa.types.is_null(t):
-            arr = pa.DictionaryArray.from_arrays(
-                pa.nulls(len(arr), pa.int32()), pa.array([], pa.string())
-            )
+            arr = pa.DictionaryArray.from_arrays(pa.nulls(len(arr), pa.int32()), text_array([]))
         else:
             raise ColumnTypeError(
                 f"column {name!r} has type {t}; expected text codes (string or dictionary)"
@@ -759,5 +765,7 @@ _MAPPED_CLASSIFIERS = {
 def _blank_mask(norm: Any) -> np.ndarray:
     import pyarrow.compute as pc
 
-    blank = pc.or_kleene(pc.is_null(norm), pc.equal(norm, ""))
-    return blank.fill_null(True).to_numpy(zero_copy_only=False)
+    # an Arrow "" and the bitmaps read in place: a Python "" and to_numpy import pandas
+    # where it is installed (didcore._arrow_compat)
+    empty = pc.equal(norm, text_scalar("").cast(norm.type))
+    return ~_valid_rows(norm) | (_valid_rows(empty) & _bool_values(empty))

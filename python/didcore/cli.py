@@ -53,6 +53,17 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(message)
 
 
+def _count_table(key: str, counts: dict[str, int]) -> Any:
+    """A table of ``key`` (each name) and ``count``, built without pa.array's pandas check
+    (it imports pandas where installed: didcore._arrow_compat).
+    """
+    import pyarrow as pa
+
+    from didcore._arrow_compat import int64_array, text_array
+
+    return pa.table({key: text_array(list(counts)), "count": int64_array(list(counts.values()))})
+
+
 def _write_cube_outputs(cube: Any, out: Path) -> list[Path]:
     """``cube.csv``, ``exclusions.csv`` and the data-quality counters (docs/inputs.md)."""
     import pyarrow as pa
@@ -71,18 +82,8 @@ def _write_cube_outputs(cube: Any, out: Path) -> list[Path]:
     )
     tables = {
         "cube.csv": plain,
-        "exclusions.csv": pa.table(
-            {
-                "reason": list(cube.exclusions),
-                "count": pa.array(list(cube.exclusions.values()), pa.int64()),
-            }
-        ),
-        "icb_source.csv": pa.table(
-            {
-                "source": list(cube.icb_source),
-                "count": pa.array(list(cube.icb_source.values()), pa.int64()),
-            }
-        ),
+        "exclusions.csv": _count_table("reason", cube.exclusions),
+        "icb_source.csv": _count_table("source", cube.icb_source),
         "provider_quality.csv": cube.provider_quality.sort_by("provider_code"),
         "icb_quality.csv": cube.icb_quality,
     }
@@ -101,21 +102,23 @@ def _write_year_outputs(years: Any, out: Path) -> list[Path]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    from didcore._arrow_compat import bool_array, int64_array, text_array
+
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for label, cube in years.items():
         written += _write_cube_outputs(cube, out / label.replace("/", "-"))
     ex = years.exclusions
-    whole = pa.table({"reason": list(ex), "count": pa.array(list(ex.values()), pa.int64())})
+    whole = _count_table("reason", ex)
     pacsv.write_csv(whole, out / "exclusions.csv")
     minor = set(years.minor)
     groups = [*years.items(), ("undated", years.undated)]
     reasons = list(groups[-1][1].exclusions)
     table = pa.table(
         {
-            "year": [k for k, _ in groups],
-            **{r: pa.array([c.exclusions[r] for _, c in groups], pa.int64()) for r in reasons},
-            "minor": [k in minor for k, _ in groups],
+            "year": text_array([k for k, _ in groups]),
+            **{r: int64_array([c.exclusions[r] for _, c in groups]) for r in reasons},
+            "minor": bool_array([k in minor for k, _ in groups]),
         }
     )
     pacsv.write_csv(table, out / "years.csv")

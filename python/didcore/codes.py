@@ -66,5 +66,9 @@ def normalise_array_or_null(array: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from didcore._arrow_compat import text_scalar
+
     norm = normalise_array(array)
-    return pc.if_else(pc.equal(norm, ""), pa.scalar(None, norm.type), norm)
+    # scalars made without pa.scalar, whose pandas check imports pandas (_arrow_compat)
+    empty = text_scalar("").cast(norm.type)
+    return pc.if_else(pc.equal(norm, empty), pa.nulls(1, norm.type)[0], norm)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from didcore._arrow_compat import number_array, text_array
 from didcore.axes import AGE_BANDS, IMD_QUINTILES, SEXES, STRATA_SHAPE
 
 # The counting, the classifier and the value parsing have their own modules; the names
@@ -228,9 +229,9 @@ class Cube:
         """One row per provider code: ``provider_code`` and the :data:`QUALITY_COUNTERS`."""
         import pyarrow as pa
 
-        cols: dict[str, Any] = {"provider_code": pa.array(self.provider_codes, pa.string())}
+        cols: dict[str, Any] = {"provider_code": text_array(self.provider_codes)}
         for j, name in enumerate(QUALITY_COUNTERS):
-            cols[name] = pa.array(self.provider_counts[:, j], pa.int64())
+            cols[name] = number_array(np.asarray(self.provider_counts[:, j], np.int64))
         return pa.table(cols)
 
     @property
@@ -240,9 +241,9 @@ class Cube:
 
         assert self.icb_counts is not None
         codes: list[str | None] = [*self.icb_codes, None]
-        cols: dict[str, Any] = {"icb_code": pa.array(codes, pa.string())}
+        cols: dict[str, Any] = {"icb_code": text_array(codes)}
         for j, name in enumerate(QUALITY_COUNTERS):
-            cols[name] = pa.array(self.icb_counts[:, j], pa.int64())
+            cols[name] = number_array(np.asarray(self.icb_counts[:, j], np.int64))
         return pa.table(cols)
 
     @property
@@ -255,9 +256,9 @@ class Cube:
         icbs: list[str | None] = [*self.icb_codes, None]
         return pa.table(
             {
-                "provider_code": pa.array([self.provider_codes[k] for k in p], pa.string()),
-                "icb_code": pa.array([icbs[k] for k in i], pa.string()),
-                "rows": pa.array(self.provider_icb_counts[p, i], pa.int64()),
+                "provider_code": text_array([self.provider_codes[k] for k in p]),
+                "icb_code": text_array([icbs[k] for k in i]),
+                "rows": number_array(np.asarray(self.provider_icb_counts[p, i], np.int64)),
             }
         )
 
@@ -273,6 +274,10 @@ class Cube:
 
         idx = np.nonzero(self.counts)
         dict_col = pa.DictionaryArray.from_arrays
+
+        def ints(values: np.ndarray, dtype: Any) -> pa.Array:
+            return number_array(np.asarray(values, dtype))
+
         if not dictionary:
             table = self.to_arrow()
             plain = [
@@ -282,16 +287,12 @@ class Cube:
             return pa.table(plain, names=table.column_names)
         return pa.table(
             {
-                "icb_code": dict_col(
-                    pa.array(idx[0], pa.int32()), pa.array(self.icb_codes, pa.string())
-                ),
-                "sex": dict_col(pa.array(idx[1], pa.int32()), pa.array(SEXES)),
-                "age_band": dict_col(pa.array(idx[2], pa.int32()), pa.array(AGE_BANDS)),
-                "imd_quintile": pa.array(idx[3] + 1, pa.int8()),
-                "measure": dict_col(
-                    pa.array(idx[4], pa.int32()), pa.array(self.measures, pa.string())
-                ),
-                "count": pa.array(self.counts[idx], pa.int64()),
+                "icb_code": dict_col(ints(idx[0], np.int32), text_array(self.icb_codes)),
+                "sex": dict_col(ints(idx[1], np.int32), text_array(SEXES)),
+                "age_band": dict_col(ints(idx[2], np.int32), text_array(AGE_BANDS)),
+                "imd_quintile": ints(idx[3] + 1, np.int8),
+                "measure": dict_col(ints(idx[4], np.int32), text_array(self.measures)),
+                "count": ints(self.counts[idx], np.int64),
             }
         )
 

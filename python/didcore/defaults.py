@@ -63,15 +63,16 @@ def default_tables() -> dict[str, pa.Table]:
 
 @cache
 def _default_tables() -> dict[str, pa.Table]:
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     from didcore import refdata
+    from didcore._arrow_compat import text_array, text_scalar
 
     practices = refdata.gp_practices()
     kind = practices.column("kind")
-    english = practices.filter(pc.equal(kind, "english_gp"))
-    others = practices.filter(pc.is_in(kind, value_set=pa.array(["welsh_gp", "justice"])))
+    # (Arrow values made from buffers: pa.array and Python scalars import pandas)
+    english = practices.filter(pc.equal(kind, text_scalar("english_gp")))
+    others = practices.filter(pc.is_in(kind, value_set=text_array(["welsh_gp", "justice"])))
     lsoas = refdata.lsoas()
     icbs = refdata.icbs()
     measures = refdata.read_bytes("measures.csv")

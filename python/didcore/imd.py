@@ -157,8 +157,11 @@ def _imd_vectorised(
     That is text LSOA codes, every level a whole number in range and no LSOA given two
     quintiles; ``None`` otherwise.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from didcore._arrow_compat import number_array
 
     keys = _normalised_text(table.column("lsoa11"))
     if keys is None:
@@ -179,5 +182,9 @@ def _imd_vectorised(
         return None
     if len(levels) and not 1 <= pc.min(levels).as_py() <= pc.max(levels).as_py() <= top:
         return None
-    quintiles = pc.divide(pc.add(levels, 1), 2) if has_decile else levels
+    if has_decile:  # the numbers as Arrow scalars: a Python number would import pandas
+        one, two = number_array(np.array([1, 2], np.int64))
+        quintiles = pc.divide(pc.add(levels, one), two)
+    else:
+        quintiles = levels
     return _unique_mapping(keys.to_pylist(), quintiles.to_pylist())

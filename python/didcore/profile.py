@@ -85,7 +85,9 @@ class ValueProfile:
             bins, n_null = _bincount(indices, validity, offset, size)
         seen = np.flatnonzero(bins)
         if len(seen):
-            values = dictionary.take(seen).to_pylist()
+            from didcore._arrow_compat import number_array
+
+            values = dictionary.take(number_array(seen)).to_pylist()
             for v, c in zip(values, bins[seen].tolist(), strict=True):
                 target[v] = target.get(v, 0) + c
         if n_null:

@@ -156,13 +156,15 @@ def apply_map(dictionary: Any, mapping: Mapping[str, str]) -> Any:
     """A dictionary (Arrow string array of distinct values) with mapped values replaced:
     each value is normalised and, where it is a key of ``mapping``, replaced by its target.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
+
+    from didcore._arrow_compat import text_array
 
     if not mapping or len(dictionary) == 0:
         return dictionary
-    keys = pa.array(list(mapping), pa.string())
-    targets = pa.array(list(mapping.values()), pa.string())
+    # (not pa.array: it imports pandas where it is installed; see didcore._arrow_compat)
+    keys = text_array(list(mapping))
+    targets = text_array(list(mapping.values()))
     norm = normalise_array(dictionary)
     where = pc.index_in(norm, value_set=keys)
     return pc.coalesce(pc.take(targets, where), dictionary)

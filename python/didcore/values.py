@@ -12,10 +12,27 @@ from typing import Any, Literal
 
 import numpy as np
 
-from didcore._arrow_compat import is_string_view, to_float64
+from didcore._arrow_compat import (
+    bool_array,
+    is_string_view,
+    null_scalar,
+    number_scalar,
+    to_float64,
+)
 from didcore.arrow_buffers import _check_dictionary_indices
 from didcore.errors import ColumnTypeError
 from didcore.io import is_binary_type
+
+
+def _true() -> Any:
+    """Arrow's true, without pa.scalar's pandas check (didcore._arrow_compat)."""
+    return bool_array([True])[0]
+
+
+def _false() -> Any:
+    """Arrow's false, without pa.scalar's pandas check (didcore._arrow_compat)."""
+    return bool_array([False])[0]
+
 
 # What a fractional number in an integer column is: completed years, rounded down (ages), or
 # an invalid code, counted as missing (sex).
@@ -73,18 +90,20 @@ def _whole_numbers(pa: Any, arr: Any, fractions: Fractions) -> tuple[Any, int, A
 
     if not (pa.types.is_float32(arr.type) or pa.types.is_float64(arr.type)):
         arr = to_float64(arr)  # half floats and decimals: the kernels below need these
-    arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    arr = pc.if_else(pc.is_nan(arr), null_scalar(arr.type), arr)
     if fractions == "floor":
         arr = pc.floor(arr)
     good = pc.and_(pc.is_finite(arr), pc.equal(pc.floor(arr), arr))
-    bad = pc.invert(good.fill_null(True))
+    bad = pc.invert(good.fill_null(_true()))
     n_bad = pc.sum(bad).as_py() or 0
     example = arr.filter(bad)[0].as_py() if n_bad else None
     if n_bad:
-        arr = pc.if_else(good, arr, pa.scalar(None, arr.type))
+        arr = pc.if_else(good, arr, null_scalar(arr.type))
     bound = float(2**31)
     arr = pc.max_element_wise(
-        pc.min_element_wise(arr, bound, skip_nulls=False), -bound, skip_nulls=False
+        pc.min_element_wise(arr, number_scalar(bound, np.float64), skip_nulls=False),
+        number_scalar(-bound, np.float64),
+        skip_nulls=False,
     )
     return arr.cast(pa.int64()), n_bad, example
 
@@ -102,9 +121,10 @@ def _past_max_age(pa: Any, arr: Any, max_age: int) -> Any:
         arr = to_float64(arr)
     limit = float(max_age)
     years = pc.floor(arr)
-    past = pc.greater_equal(years, limit) if limit > max_age else pc.greater(years, limit)
-    past = pc.and_(past, pc.is_finite(arr)).fill_null(False)
-    return pc.if_else(past, pa.scalar(-1.0, arr.type), arr)
+    at = number_scalar(limit, np.float64)  # as a Python float would be, without pandas
+    past = pc.greater_equal(years, at) if limit > max_age else pc.greater(years, at)
+    past = pc.and_(past, pc.is_finite(arr)).fill_null(_false())
+    return pc.if_else(past, number_scalar(-1.0, np.float64).cast(arr.type), arr)
 
 
 def _rows_holding(n: int, what: str) -> str:
@@ -118,8 +138,11 @@ def _blank_to_null(pa: Any, arr: Any) -> Any:
     """Text trimmed of white space (Unicode's, as ``str.strip``), with empty values null."""
     import pyarrow.compute as pc
 
+    from didcore._arrow_compat import text_scalar
+
     text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    # (no pa.scalar: its pandas check imports pandas, see didcore._arrow_compat)
+    return pc.if_else(pc.equal(text, text_scalar("")), pa.nulls(1, pa.string())[0], text)
 
 
 # A number written as text: ASCII digits, an optional fraction, an optional exponent.
@@ -142,11 +165,11 @@ def _text_numbers(pa: Any, arr: Any) -> tuple[Any, int, Any]:
     if numbers is not None and pc.all(pc.is_finite(numbers)).as_py() is not False:
         return numbers, 0, None
     number = pc.match_substring_regex(text, _NUMBER_TEXT)
-    bad = pc.invert(number.fill_null(True))
+    bad = pc.invert(number.fill_null(_true()))
     n_bad = pc.sum(bad).as_py() or 0
     example = text.filter(bad)[0].as_py() if n_bad else None
     if n_bad:
-        text = pc.if_else(number, text, pa.scalar(None, pa.string()))
+        text = pc.if_else(number, text, null_scalar(pa.string()))
     return text.cast(pa.float64()), n_bad, example
 
 
@@ -171,11 +194,11 @@ def _text_dates(pa: Any, arr: Any) -> tuple[Any, int, Any]:
     time_ok = pc.match_substring_regex(
         pc.utf8_slice_codeunits(text, 10, 1 << 30), _ISO_TIME.pattern
     )
-    good = pc.and_(date_ok, time_ok).fill_null(False)
+    good = pc.and_(date_ok, time_ok).fill_null(_false())
     bad = pc.and_(pc.is_valid(text), pc.invert(good))
     n_bad = pc.sum(bad).as_py() or 0
     example = text.filter(bad)[0].as_py() if n_bad else None
-    days = pc.if_else(good, day, pa.scalar(None, day.type)).cast(pa.date32())
+    days = pc.if_else(good, day, null_scalar(day.type)).cast(pa.date32())
     return days, n_bad, example
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from didcore._arrow_compat import is_binary_view, is_string_view
+from didcore._arrow_compat import is_binary_view, is_string_view, number_array, number_scalar
 from didcore.axes import STRATA_SHAPE
 from didcore.errors import InputError
 
@@ -379,12 +379,16 @@ def year_starts_of(batch: Any, name: str) -> tuple[np.ndarray, int, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from didcore.arrow_buffers import _buffers, _valid_rows
     from didcore.values import _dates
 
     dates, n_bad, example = _dates(pa, _text_of(batch, name), name)
-    days = pc.fill_null(dates.cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
+    # Arrow scalars and buffers, not Python numbers and to_numpy: those import pandas
+    # where it is installed (didcore._arrow_compat)
+    filled = pc.fill_null(dates.cast(pa.int32()), number_scalar(0, np.int32))
+    days = _buffers(filled, np.int32)[0]
     starts = financial_year_starts(days)
-    valid = dates.is_valid().to_numpy(zero_copy_only=False)
+    valid = _valid_rows(dates)
     first, last = usable_days()
     usable = valid & (days >= first) & (days <= last)
     return np.where(usable, starts, UNDATED).astype(np.int32), n_bad, example
@@ -458,7 +462,8 @@ def year_rows_of(batch: Any, name: str, dates: Any = None) -> dict[int, int]:
             return n_dated
         if day > high:
             return 0
-        return int(pc.sum(pc.greater_equal(days, day)).as_py() or 0)
+        at = number_scalar(day, np.int32)  # not a Python int: it would import pandas
+        return int(pc.sum(pc.greater_equal(days, at)).as_py() or 0)
 
     # boundaries: the first usable day, each 1 April inside, the day after the last usable
     epoch = dt.date(1970, 1, 1)
@@ -532,7 +537,7 @@ def split_by_year(batch: Any, starts: np.ndarray) -> Iterator[tuple[int, Any]]:
         f = batch.schema.field(i)
         plain = pa.string() if is_string_view(f.type) else pa.binary()
         batch = batch.set_column(i, f.with_type(plain), batch.column(i).cast(plain))
-    taken = batch.take(pa.array(order))
+    taken = batch.take(number_array(order))  # not pa.array: it would import pandas
     for lo, hi in itertools.pairwise(cuts):
         yield int(ordered[lo]), taken.slice(lo, hi - lo)
 
