@@ -271,11 +271,33 @@ def test_rechunk_and_warning_merge() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"parquet.writer.version": "v2"}, {"parquet.enable.dictionary": "false"}],
-    ids=["pages-v1", "pages-v2", "no-dictionary"],
-)
+#: parquet-java's options as Spark passes them on (``df.write.option``): page versions,
+#: dictionaries, every codec it writes (``lz4`` is Hadoop's framing, which pyarrow reads as
+#: LZ4 of either kind; ``lz4_raw`` the format's own) and tiny pages and row groups.
+SPARK_WRITERS: dict[str, dict[str, str]] = {
+    "pages-v1": {},
+    "pages-v2": {"parquet.writer.version": "v2"},
+    "no-dictionary": {"parquet.enable.dictionary": "false"},
+    "v2-uncompressed-no-dictionary": {
+        "parquet.writer.version": "v2",
+        "parquet.enable.dictionary": "false",
+        "compression": "none",
+    },
+    "zstd": {"compression": "zstd"},
+    "lz4-hadoop": {"compression": "lz4"},
+    "lz4-raw": {"compression": "lz4_raw"},
+    "gzip-tiny-pages-and-row-groups": {
+        "compression": "gzip",
+        "parquet.page.size": "1024",
+        "parquet.page.size.row.check.min": "10",
+        "parquet.block.size": "16384",
+        "parquet.block.size.row.check.min": "10",
+        "parquet.dictionary.page.size": "512",
+    },
+}
+
+
+@pytest.mark.parametrize("options", list(SPARK_WRITERS.values()), ids=list(SPARK_WRITERS))
 def test_parquet_written_by_spark_is_decoded_by_the_core(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, str]
 ) -> None:
