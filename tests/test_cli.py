@@ -227,3 +227,41 @@ def test_unreadable_ages_are_a_one_line_note(
     assert warning.startswith("didcore: warning: guard exclusions: 50.0% of rows")
     with (out / "exclusions.csv").open() as f:
         assert {r["reason"]: int(r["count"]) for r in csv.DictReader(f)}["no_age"] == 1
+
+
+def test_an_extract_without_rows_is_refused_by_every_command(
+    tmp_path: Path, lookups_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty export counted 0 rows, passed every guard and wrote empty tables with exit 0
+    (and report blamed the test dates): now each command refuses it, naming the file.
+    """
+    extract = tmp_path / "empty.parquet"
+    pq.write_table(_big_table(10, seed=1).slice(0, 0), extract)
+    lookups = ["--lookups", str(lookups_dir)]
+    for argv in (
+        ["cube", str(extract), *lookups, "--out", str(tmp_path / "o")],
+        ["check", str(extract), *lookups],
+        ["report", str(extract), *lookups, "--population", "p.csv", "--out", str(tmp_path / "r")],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"the extract {extract} holds no rows" in err, err
+    assert not (tmp_path / "o").exists()
+    # a library caller counting an empty table still gets its empty cube
+    assert didcore.aggregate(extract, lookups_dir).exclusions["rows_read"] == 0
+
+
+def test_cube_of_undated_rows_says_what_it_wrote(
+    tmp_path: Path, lookups_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extract = tmp_path / "e.csv"
+    extract.write_text(
+        "provider_code,gp_practice_code,lsoa11,sex,age,test_date,modality,exam_code\n"
+        "RM3,A81001,E01000001,1,40,,Plain Radiography,XCHES\n"
+    )
+    out = tmp_path / "out"
+    argv = ["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(out)]
+    assert main([*argv, *ALLOW_DIRTY]) == 0
+    summary = capsys.readouterr().out
+    assert f"wrote exclusions.csv and years.csv to {out}" in summary, summary
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == []

@@ -147,6 +147,7 @@ def run_check(
     ``year`` is the financial year to check the population against (default: the latest in
     the extract; for an extract with no test dates, its declared year).
     """
+    from didcore.counting import require_rows
     from didcore.cube import aggregate
     from didcore.guards import check_allow, cube_verdicts, population_verdicts
     from didcore.io import Columns
@@ -182,6 +183,7 @@ def run_check(
         value_maps=value_maps,
         full_profile=True,
     )
+    require_rows(result, source)
     years: dict[str, int] = {}
     undated: int | None = None
     published: str | None = None

@@ -133,6 +133,7 @@ def _lookups(args: argparse.Namespace) -> Any:
 
 
 def _cmd_cube(args: argparse.Namespace) -> int:
+    from didcore.counting import require_rows
     from didcore.cube import aggregate
     from didcore.outputs import atomic_output_dir, check_output_dir
     from didcore.years import YearCubes, has_test_dates
@@ -157,6 +158,7 @@ def _cmd_cube(args: argparse.Namespace) -> int:
         year=args.year,
         **_early_guard(lookups, columns, allow, maps),
     )
+    require_rows(result, source)
     allowed = _guard_cube(result, lookups, columns, allow)
     with atomic_output_dir(args.out) as work:
         if by_year:
@@ -169,7 +171,8 @@ def _cmd_cube(args: argparse.Namespace) -> int:
     ex = result.exclusions
     if isinstance(result, YearCubes):
         folders = ", ".join(f"{k.replace('/', '-')}/" for k in result)
-        where = f"wrote {folders + ' ' if folders else ''}and exclusions.csv to {args.out}"
+        written = f"{folders} and exclusions.csv" if folders else "exclusions.csv and years.csv"
+        where = f"wrote {written} to {args.out}"
         years = f" in financial years {result.describe()}"
     else:
         where = f"wrote {Path(args.out) / 'cube.csv'} and exclusions.csv"

@@ -204,6 +204,23 @@ def aggregate(
     return _with_profile(cube, classifier)
 
 
+def require_rows(result: Any, source: Any) -> None:
+    """Refuse an extract that holds no rows (:class:`~didcore.errors.InputError`): the
+    commands' outputs would be empty tables and guards passed on nothing. ``result`` is a
+    Cube or YearCubes; ``source`` what was counted, named in the message. A library caller
+    counting an empty table gets its empty cube: only the commands and the report refuse.
+    """
+    if result.exclusions.get("rows_read", 0):
+        return
+    items = list(source) if isinstance(source, list | tuple) else [source]
+    names = [str(s) if isinstance(s, str) or hasattr(s, "__fspath__") else None for s in items]
+    what = ", ".join(n for n in names if n) if all(names) else "given"
+    raise InputError(
+        f"the extract {what} holds no rows: check that it is the export you meant (an empty "
+        "file, or a folder whose files have no rows)"
+    )
+
+
 class _YearTally:
     """Rows per financial year of the test dates, counted batch by batch on the classifier's
     thread for :attr:`Cube.year_rows` (the multiple-years guard) when counting all years into

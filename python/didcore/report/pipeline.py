@@ -594,6 +594,7 @@ def run_report(
     from didcore.report.drawing import refuse_in_worker_start
 
     refuse_in_worker_start("didcore.run_report")
+    from didcore.counting import require_rows
     from didcore.cube import aggregate
     from didcore.lookup import as_lookups
     from didcore.outputs import atomic_output_dir, check_output_dir
@@ -630,9 +631,9 @@ def run_report(
     if isinstance(sources, YearCubes):  # counted elsewhere: a cube file, didcore.spark
         years = _counted_with(sources, lk)
     else:
-        years = aggregate(
-            src_list if len(src_list) > 1 else src_list[0], lk, by_year=True, year=year, **kwargs
-        )
+        source = src_list if len(src_list) > 1 else src_list[0]
+        years = aggregate(source, lk, by_year=True, year=year, **kwargs)
+        require_rows(years, source)
     published_year = wanted or years.latest
     if published_year not in years:
         raise InputError(
