@@ -265,3 +265,36 @@ def test_cube_of_undated_rows_says_what_it_wrote(
     summary = capsys.readouterr().out
     assert f"wrote exclusions.csv and years.csv to {out}" in summary, summary
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == []
+
+
+def test_test_dates_under_another_name_are_refused_until_named(
+    tmp_path: Path, lookups_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export with upper-case names: following the missing-columns message used to name
+    every role but the test date, and the extract's years were then counted as one cube
+    (cube) or declared one year (report's advice). The message names TEST_DATE too, and
+    naming only the others is refused.
+    """
+    table = _big_table(300, seed=5)
+    extract = tmp_path / "upper.parquet"
+    pq.write_table(table.rename_columns([n.upper() for n in table.column_names]), extract)
+    argv = ["cube", str(extract), "--lookups", str(lookups_dir), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--column test_date=TEST_DATE" in err and "--column sex=SEX" in err, err
+    roles = ["provider_code", "gp_practice_code", "lsoa11", "modality", "sex", "exam_code", "age"]
+    named = [a for r in roles for a in ("--column", f"{r}={r.upper()}")]
+    for extra in ([], ["--year", "2023/24"]):
+        assert main([*argv, *named, *extra, *ALLOW_DIRTY]) == 2
+        err = capsys.readouterr().err
+        assert "its test dates look to be in 'TEST_DATE'" in err, err
+    assert not (tmp_path / "o").exists()
+    named += ["--column", "test_date=TEST_DATE"]
+    assert main([*argv, *named, *ALLOW_DIRTY]) == 0
+    assert "in financial years" in capsys.readouterr().out
+    # in Python too, and for a test date under one of its usual other names
+    renamed = table.rename_columns(
+        ["diagnostic_test_date" if n == "test_date" else n for n in table.column_names]
+    )
+    with pytest.raises(didcore.errors.MissingColumnError, match="'diagnostic_test_date'"):
+        didcore.aggregate(renamed, lookups_dir)

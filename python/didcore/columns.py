@@ -37,6 +37,21 @@ _USUAL_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _key(name: str) -> str:
+    """A column name compared ignoring case, spaces, underscores and other punctuation."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _likely_column(name: str, role: str, available: Sequence[str]) -> str | None:
+    """The column of ``available`` that is most likely ``role`` (configured as ``name``):
+    one differing from the name or the role only in case, spaces or underscores, else one
+    of the role's usual other names; ``None`` when there is none.
+    """
+    by_key = {_key(a): a for a in available}
+    names = (name, role, *_USUAL_NAMES.get(role, ()))
+    return next((by_key[_key(n)] for n in names if _key(n) in by_key), None)
+
+
 @dataclass(frozen=True)
 class Columns:
     """Names of the extract's columns (docs/inputs.md); change any to match your extract."""
@@ -81,17 +96,11 @@ class Columns:
         column differs from the role's name only in case, spaces or underscores, else a
         ``--column ROLE=COLUMN`` placeholder for each role.
         """
-
-        def key(name: str) -> str:
-            return "".join(ch for ch in name.lower() if ch.isalnum())
-
-        by_key = {key(a): a for a in available}
         roles = {getattr(self, f): f for f in self.__dataclass_fields__}
         options = []
         for name in missing:
             role = roles.get(name, "age")
-            names = (name, role, *_USUAL_NAMES.get(role, ()))
-            found = next((by_key[key(n)] for n in names if key(n) in by_key), None)
+            found = _likely_column(name, role, available)
             options.append(f"--column {role}={found if found else 'COLUMN'}")
         return " ".join(options)
 
@@ -108,12 +117,28 @@ class Columns:
         use_age = self.age in have
         if not use_age and not {self.date_of_birth, self.test_date} <= have:
             missing.append(f"{self.age} (or {self.date_of_birth} and {self.test_date})")
-        if missing:
+        # Test dates under another name (TEST_DATE) would be read as no test dates at all:
+        # every year counted as one, or a year declared for them all. Refused until named.
+        dated_as = None
+        if self.test_date not in have:
+            dated_as = _likely_column(self.test_date, "test_date", available)
+        if missing or dated_as:
+            dates = (
+                f"; its test dates look to be in {dated_as!r}, which must be named too (else "
+                "every financial year is counted as one)"
+                if dated_as
+                else ""
+            )
+            what = (
+                f"no column {', '.join(repr(m) for m in missing)}"
+                if missing
+                else f"no column {self.test_date!r}"
+            )
+            rename = [*missing, self.test_date] if dated_as else missing
             raise MissingColumnError(
-                f"the extract has no column {', '.join(repr(m) for m in missing)} "
-                f"(it has: {', '.join(available) or 'no columns'}); name yours with "
-                f"{self._renaming(missing, available)} (Python: columns=Columns(...); "
-                "docs/inputs.md)"
+                f"the extract has {what} (it has: {', '.join(available) or 'no columns'})"
+                f"{dates}; name yours with {self._renaming(rename, available)} (Python: "
+                "columns=Columns(...); docs/inputs.md)"
             )
         ages = [self.age] if use_age else [self.date_of_birth, self.test_date]
         if use_age and self.test_date in have:
