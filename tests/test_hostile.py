@@ -960,3 +960,61 @@ def test_a_missing_column_suggests_the_column_option_for_a_near_name() -> None:
         didcore.aggregate(table, LOOKUPS, progress=False)
     message = str(caught.value)
     assert "--column provider_code=PROVIDER_CODE --column sex=Gender" in message
+
+
+@pytest.mark.parametrize("sep", [";", "|", "\t"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_csv_files_separated_otherwise_are_read(tmp_path: Path, sep: str, encoding: str) -> None:
+    """A spreadsheet's "CSV" with semicolons (where the comma is the decimal mark), bar- or
+    tab-separated text named .csv: read with their separator, counted as the comma file is.
+    Their header was one long column name, and the error suggested renaming every role.
+    """
+    table = _table(12)
+    commas = tmp_path / "commas.csv"
+    commas.write_text(_csv_text(table))
+    other = tmp_path / "other.csv"
+    options = pacsv.WriteOptions(delimiter=sep, quoting_style="none")
+    pacsv.write_csv(table, other, options)
+    other.write_bytes(other.read_text().encode(encoding))
+    expected = didcore.aggregate(commas, LOOKUPS)
+    got = didcore.aggregate(other, LOOKUPS)
+    assert got.exclusions == expected.exclusions
+    assert (got.counts == expected.counts).all()
+
+
+def test_a_comma_in_the_header_keeps_the_comma(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text(_csv_text(_table(5)).replace("RWF", '"RW;F"', 1))
+    assert didcore.aggregate(path, LOOKUPS).exclusions["rows_read"] == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "words"),
+    [
+        ("e.xlsx", b"PK\x03\x04rest", "is a spreadsheet"),
+        ("e.csv", b"PK\x03\x04rest", "is a zip archive, not a CSV or Parquet file: unzip it"),
+        ("e.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", "Excel 97-2003 workbook"),
+    ],
+)
+def test_a_spreadsheet_or_zip_is_named_as_such(
+    tmp_path: Path, name: str, head: bytes, words: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(head + bytes(200))
+    with pytest.raises(errors.UnreadableInputError, match=words):
+        didcore.aggregate(path, LOOKUPS)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "e.csv").write_bytes(head + bytes(200))  # inside a folder too
+    with pytest.raises(errors.UnreadableInputError, match="not a CSV or Parquet file"):
+        didcore.aggregate(folder, LOOKUPS)
+
+
+def test_files_with_and_without_test_dates_are_refused(tmp_path: Path) -> None:
+    """Counted as an extract without test dates, the dated file's years were one cube."""
+    table = _table(10)
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(table.drop(["test_date"]), tmp_path / "b.parquet")
+    for by_year in (False, True):
+        with pytest.raises(errors.MissingColumnError, match=r"not in .*b\.parquet: every file"):
+            didcore.aggregate(tmp_path, LOOKUPS, by_year=by_year, year="2023/24")

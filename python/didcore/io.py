@@ -174,6 +174,35 @@ def _expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
+#: Spreadsheet files, refused by name, and the first bytes of the formats they come in (a zip
+#: archive: .xlsx, .ods; OLE2: .xls), refused in a file named otherwise.
+_SPREADSHEETS = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+_SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
+def _refuse_spreadsheet(path: Path) -> None:
+    """A spreadsheet given as the extract is an error saying so (read as CSV, it was a
+    parse error about an empty block or binary text).
+    """
+    if path.name.lower().endswith(_PARQUET):
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        return  # the reader says what is wrong
+    save = "save it as 'CSV UTF-8', or export the extract as Parquet"
+    if path.name.lower().endswith(_SPREADSHEETS):
+        what, fix = "a spreadsheet (Excel or OpenDocument)", save
+    elif head.startswith(_SPREADSHEET_MAGIC[0]):
+        what, fix = "a zip archive", f"unzip it (or, if it is an Excel workbook, {save})"
+    elif head.startswith(_SPREADSHEET_MAGIC[1]):
+        what, fix = "an Excel 97-2003 workbook", save
+    else:
+        return
+    raise UnreadableInputError(f"{path} is {what}, not a CSV or Parquet file: {fix}")
+
+
 def _open_paths(files: list[Path], cols: Columns) -> Extract:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -191,6 +220,7 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                 if total is not None:
                     total += pf.metadata.num_rows
             else:
+                _refuse_spreadsheet(path)
                 schema_names = headers[path] = _csv_header(path)
                 handle = None
                 total = None
@@ -245,6 +275,15 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                 raise UnreadableInputError(csv_problem(path, exc, header)) from exc
 
     dated = all(cols.test_date in names for _, _, names in plans)
+    undated = [path for path, _, names in plans if cols.test_date not in names]
+    if undated and not dated and len(undated) < len(plans):
+        # the rows of the files without test dates would be counted in no financial year, or
+        # (as an extract without test dates) all years would be one: refused
+        some = ", ".join(str(p) for p in undated[:3]) + (" and more" if len(undated) > 3 else "")
+        raise MissingColumnError(
+            f"column {cols.test_date!r} is in some files of the extract but not in {some}: "
+            "every file needs it (or none, with --year declaring the year of them all)"
+        )
     return Extract(batches(), bool(use_age_all), total, tuple(files), dated)
 
 

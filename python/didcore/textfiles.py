@@ -61,11 +61,34 @@ def _parquet_batches(
 
 
 def _csv_parse(path: Path) -> Any:
-    """Parse options: tab-separated for ``.tsv`` files, comma-separated otherwise."""
+    """Parse options: tab-separated for ``.tsv`` files; otherwise comma-separated, unless the
+    header line holds no comma but tabs, semicolons or bars (in that order): then those
+    separate the fields. Spreadsheets save "CSV" with semicolons where the comma is the
+    decimal mark, and some NHS systems export bar-separated text; a comma anywhere in the
+    header keeps the comma, so a comma-separated file is never read otherwise.
+    """
     import pyarrow.csv as pacsv
 
     tab = path.name.lower().endswith((".tsv", ".tsv.gz"))
-    return pacsv.ParseOptions(delimiter="\t" if tab else ",")
+    return pacsv.ParseOptions(delimiter="\t" if tab else _delimiter(path))
+
+
+def _delimiter(path: Path) -> str:
+    """The field separator of a CSV file, from its first line (see :func:`_csv_parse`)."""
+    import gzip
+
+    encoding = csv_encoding(path)
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(1 << 16)
+    except (OSError, EOFError):
+        return ","  # the reader itself says what is wrong with the file
+    line = head.decode(encoding if encoding != "utf8" else "utf-8", errors="replace")
+    line = line.lstrip("\ufeff").split("\n", 1)[0]
+    if "," in line:
+        return ","
+    return next((d for d in ("\t", ";", "|") if d in line), ",")
 
 
 def _csv_header(path: Path) -> list[str]:
