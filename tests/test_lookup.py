@@ -181,9 +181,14 @@ def test_headers_ignore_case_and_spaces(tmp_path: Any) -> None:
     twice = "icb_code,ICB_CODE,gp_practice_code\nQAA,QAA,A81001\n"
     with pytest.raises(LookupConflictError, match="more than one column named icb_code"):
         Lookups.read(_folder(tmp_path, practice_icb=twice))
-    tabs = "gp_practice_code\ticb_code\nA81001\tQAA\n"
+    # separated otherwise (a spreadsheet's semicolon "CSV"): read as the extract is
+    for sep in ("\t", ";", "|"):
+        other = f"gp_practice_code{sep}icb_code\nA81001{sep}QAA\n"
+        assert Lookups.read(_folder(tmp_path, practice_icb=other)).practice_icb == {"A81001": "QAA"}
+    # a comma in the header keeps the comma: the semicolons are then part of a name
+    mixed = "gp_practice_code;icb_code,note\nA81001;QAA,x\n"
     with pytest.raises(MissingColumnError, match="tab-, semicolon- or bar-separated"):
-        Lookups.read(_folder(tmp_path, practice_icb=tabs))
+        Lookups.read(_folder(tmp_path, practice_icb=mixed))
 
 
 def test_edoc_measures_without_an_exam_code_column_are_refused(tmp_path: Any) -> None:

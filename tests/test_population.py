@@ -87,6 +87,16 @@ def test_reads_spec_file_with_string_sex_and_tolerant_values(tmp_path: Path) -> 
     np.testing.assert_array_equal(pop.values, values)
 
 
+@pytest.mark.parametrize("sep", [";", "|", "\t"])
+def test_a_csv_separated_otherwise_is_read(tmp_path: Path, sep: str) -> None:
+    """A spreadsheet's semicolon "CSV" (or bar- or tab-separated text named .csv)."""
+    values = _values(2)
+    path = tmp_path / "pop.csv"
+    options = pacsv.WriteOptions(delimiter=sep, quoting_style="none")
+    pacsv.write_csv(pa.table(_long(values)), path, options)
+    np.testing.assert_array_equal(Population.read(path, CODES).values, values)
+
+
 def test_parquet_dictionary_columns_and_float_codes(tmp_path: Path) -> None:
     values = _values(2)
     cols = _long(values)

@@ -19,7 +19,7 @@ from didcore._arrow_compat import is_string_view
 from didcore.codes import normalise_array_or_null, normalise_code
 from didcore.columns import is_binary_type
 from didcore.errors import LookupConflictError, MissingColumnError, UnreadableInputError
-from didcore.textfiles import csv_column_names, csv_encoding
+from didcore.textfiles import csv_column_names, csv_encoding, csv_parse_options
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -93,13 +93,15 @@ def _read_table(path: Path) -> pa.Table:
         # Every column as text: codes such as 01A or 0001 must not be read as numbers. The
         # streaming reader parses only the first block to learn the column names. A file
         # with a UTF-16 byte-order mark is transcoded; a header that is not UTF-8 is an error.
-        names = csv_column_names(path)
+        parse = csv_parse_options(path)  # commas, or the header's semicolons, bars or tabs
+        names = csv_column_names(path, parse)
         types = {name: pa.string() for name in names}
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(
                 encoding=csv_encoding(path), block_size=_block_bytes(path)
             ),
+            parse_options=parse,
             convert_options=pacsv.ConvertOptions(column_types=types),
             memory_pool=small_table_pool(),
         )

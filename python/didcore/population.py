@@ -354,6 +354,7 @@ def _load_path(path: Path) -> pa.Table:
 
     from didcore.io import CSV_BLOCK_BYTES, csv_column_names, csv_encoding
     from didcore.lookup_files import small_table_pool
+    from didcore.textfiles import csv_parse_options
 
     try:
         exists = path.exists()
@@ -368,8 +369,7 @@ def _load_path(path: Path) -> pa.Table:
             table.column_names  # noqa: B018 - decoded here: a name that is not UTF-8 is an error
             return table
         if lower.endswith(_CSV_SUFFIXES):
-            delimiter = "\t" if lower.endswith(".tsv") else ","
-            parse = pacsv.ParseOptions(delimiter=delimiter)
+            parse = csv_parse_options(path)  # commas, or the header's semicolons, bars or tabs
             csv_column_names(path, parse)  # a header that is not UTF-8 is named as such
             return pacsv.read_csv(
                 path,

@@ -60,8 +60,9 @@ def _parquet_batches(
         yield from row_group(i).to_batches()
 
 
-def _csv_parse(path: Path) -> Any:
-    """Parse options: tab-separated for ``.tsv`` files; otherwise comma-separated, unless the
+def csv_parse_options(path: Path) -> Any:
+    """Parse options of a CSV file (an extract's, a lookup's, a population's): tab-separated
+    for ``.tsv`` files; otherwise comma-separated, unless the
     header line holds no comma but tabs, semicolons or bars (in that order): then those
     separate the fields. Spreadsheets save "CSV" with semicolons where the comma is the
     decimal mark, and some NHS systems export bar-separated text; a comma anywhere in the
@@ -74,7 +75,7 @@ def _csv_parse(path: Path) -> Any:
 
 
 def _delimiter(path: Path) -> str:
-    """The field separator of a CSV file, from its first line (see :func:`_csv_parse`)."""
+    """The field separator of a CSV file, from its first line (see :func:`csv_parse_options`)."""
     import gzip
 
     encoding = csv_encoding(path)
@@ -92,7 +93,7 @@ def _delimiter(path: Path) -> str:
 
 
 def _csv_header(path: Path) -> list[str]:
-    return csv_column_names(path, _csv_parse(path))
+    return csv_column_names(path, csv_parse_options(path))
 
 
 def csv_encoding(path: Path) -> str:
@@ -194,7 +195,7 @@ def _csv_batches(
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=block_bytes, encoding=csv_encoding(path)),
-        parse_options=_csv_parse(path),
+        parse_options=csv_parse_options(path),
         convert_options=pacsv.ConvertOptions(
             include_columns=names, column_types=types, strings_can_be_null=True
         ),
