@@ -8,6 +8,7 @@ pub mod expected;
 pub mod histogram;
 pub mod parquet_decode;
 mod py_api;
+pub mod row_groups;
 
 use pyo3::prelude::*;
 
@@ -15,8 +16,8 @@ use pyo3::prelude::*;
 mod _didcore {
     #[pymodule_export]
     use crate::py_api::{
-        PyAggregator, PyKeyIndex, PyParquetDecoder, PyTextEncoder, bincount, expected_counts,
-        state_table,
+        PyAggregator, PyKeyIndex, PyParquetDecoder, PyRowGroup, PyTextEncoder, bincount,
+        expected_counts, state_table,
     };
 
     use pyo3::prelude::*;

@@ -25,7 +25,8 @@ use crate::cube::{
 use crate::encode::{Encoder, Strings};
 use crate::error::CoreError;
 use crate::expected;
-use crate::parquet_decode::{BufferPool, ColumnError, DecodeError, Decoder, Kind};
+use crate::parquet_decode::{BufferPool, ColumnCursor, ColumnError, DecodeError, Decoder, Kind};
+use crate::row_groups::{Classes, Job, JobError, JobPool, Roles};
 
 pyo3::import_exception!(didcore.errors, CorruptInputError);
 pyo3::import_exception!(didcore.errors, InputError);
@@ -300,6 +301,64 @@ pub struct PyAggregator {
     pool: rayon::ThreadPool,
     /// The extract's column of each role (`provider_code`, ...), for error messages.
     names: HashMap<String, String>,
+    /// Parquet row groups counted as they are decoded (`submit_row_group`), once one is.
+    jobs: Option<Arc<JobPool>>,
+}
+
+/// Which decoded column holds each role, as Python gives it: `(provider, practice, lsoa,
+/// sex, modality, exam or None, age or None, date of birth or None, test date or None)`.
+type RolesArg = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    Option<usize>,
+    Option<usize>,
+    Option<usize>,
+    Option<usize>,
+);
+
+/// A finished row group as returned to Python: `(sequence number, rows counted, histograms
+/// of the profiled columns, rows per financial year, (column, why) where it stopped or None,
+/// (column, what is wrong) for a corrupt chunk or None)`.
+type FinishedParts<'py> = (
+    u64,
+    usize,
+    Vec<Bound<'py, PyArray1<u64>>>,
+    Vec<u64>,
+    Option<(usize, String)>,
+    Option<(usize, String)>,
+);
+
+impl ClassifiedBatch<'_> {
+    /// The batch's dictionary tables, owned (its rows are not used).
+    fn classes(&self) -> PyResult<Classes> {
+        let sex_class = self
+            .sex_class
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("a row group's sex must be coded"))?;
+        Ok(Classes {
+            provider_ids: slice(&self.provider_ids, "provider_ids")?.to_vec(),
+            provider_null_id: self.provider_null_id,
+            n_providers: self.n_providers,
+            practice_class: slice(&self.practice_class, "practice_class")?.to_vec(),
+            lsoa_icb: slice(&self.lsoa_icb, "lsoa_icb")?.to_vec(),
+            lsoa_imd: slice(&self.lsoa_imd, "lsoa_imd")?.to_vec(),
+            sex_class: slice(sex_class, "sex_class")?.to_vec(),
+            modality_ids: slice(&self.modality_ids, "modality_ids")?.to_vec(),
+            exam_ids: slice(&self.exam_ids, "exam_ids")?.to_vec(),
+            measure_masks: slice(&self.measure_masks, "measure_masks")?.to_vec(),
+            n_exam: self.n_exam,
+        })
+    }
+}
+
+/// A row group's column chunks, their dictionaries read, taken from a `ParquetDecoder` to be
+/// counted by `Aggregator.submit_row_group`. Not a public API.
+#[pyclass(module = "didcore._didcore", name = "RowGroup", frozen)]
+pub struct PyRowGroup {
+    cursors: std::sync::Mutex<Option<(Vec<ColumnCursor>, usize)>>,
 }
 
 #[pymethods]
@@ -327,6 +386,7 @@ impl PyAggregator {
                 acc,
                 pool,
                 names: column_names.unwrap_or_default(),
+                jobs: None,
             })
         })
     }
@@ -350,6 +410,128 @@ impl PyAggregator {
         })
     }
 
+    /// Count a Parquet row group on the pool, as it is decoded, and return at once: `row_group`
+    /// from `ParquetDecoder.take_row_group`, `template` its dictionaries classified (a
+    /// `ClassifiedBatch` of no rows, coded sex), `roles` (see [`RolesArg`]), `profiled` the
+    /// columns whose rows are counted per dictionary index, `year_bounds` the financial
+    /// years' first days (see `row_groups::Job::year_bounds`), `require` the first and last
+    /// test date every row must have (a row group counted into one year's cube).
+    /// `wait_row_groups` gives its outcome under `seq`.
+    #[pyo3(signature = (seq, row_group, template, roles, profiled, year_bounds, require=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit_row_group(
+        &mut self,
+        seq: u64,
+        row_group: &Bound<'_, PyRowGroup>,
+        template: ClassifiedBatch<'_>,
+        roles: RolesArg,
+        profiled: Vec<usize>,
+        year_bounds: Vec<i32>,
+        require: Option<(i32, i32)>,
+    ) -> PyResult<()> {
+        guard(|| {
+            let (cursors, rows) = row_group
+                .get()
+                .cursors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .ok_or_else(|| PyValueError::new_err("this row group was counted already"))?;
+            let (provider, practice, lsoa, sex, modality, exam, age, birth, test_date) = roles;
+            let age = match (age, birth, test_date) {
+                (Some(a), _, _) => Ok(a),
+                (None, Some(b), Some(t)) => Err((b, t)),
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "give the age, or birth and test dates",
+                    ));
+                }
+            };
+            if cursors.len()
+                <= [provider, practice, lsoa, sex, modality]
+                    .into_iter()
+                    .max()
+                    .unwrap_or(0)
+            {
+                return Err(PyValueError::new_err(
+                    "a role's column is not among the chunks",
+                ));
+            }
+            let job = Job {
+                cursors,
+                rows,
+                roles: Roles {
+                    provider,
+                    practice,
+                    lsoa,
+                    sex,
+                    modality,
+                    exam,
+                    age,
+                    test_date,
+                },
+                classes: template.classes()?,
+                profiled,
+                year_bounds,
+                require,
+            };
+            if self.jobs.is_none() {
+                let pool = JobPool::new(self.acc.dims(), self.pool.current_num_threads())?;
+                self.jobs = Some(Arc::new(pool));
+            }
+            let jobs = self
+                .jobs
+                .as_ref()
+                .map(Arc::clone)
+                .ok_or_else(|| PyValueError::new_err("no job pool"))?;
+            jobs.spawn(&self.pool, seq, job);
+            Ok(())
+        })
+    }
+
+    /// Wait (the interpreter released) until at most `max_in_flight` row groups are being
+    /// counted; those finished since the last call (see [`FinishedParts`]). A failure other
+    /// than a corrupt chunk raises.
+    fn wait_row_groups<'py>(
+        &self,
+        py: Python<'py>,
+        max_in_flight: usize,
+    ) -> PyResult<Vec<FinishedParts<'py>>> {
+        guard(|| {
+            let Some(jobs) = &self.jobs else {
+                return Ok(Vec::new());
+            };
+            let finished = py.detach(|| jobs.wait(max_in_flight));
+            let mut out = Vec::with_capacity(finished.len());
+            for (seq, result) in finished {
+                match result {
+                    Ok(o) => {
+                        let hist = o
+                            .histograms
+                            .into_iter()
+                            .map(|h| PyArray1::from_vec(py, h))
+                            .collect();
+                        out.push((seq, o.rows, hist, o.years, o.stopped, None));
+                    }
+                    Err(JobError::Decode(ColumnError { column, error })) => {
+                        out.push((
+                            seq,
+                            0,
+                            Vec::new(),
+                            Vec::new(),
+                            None,
+                            Some((column, error.to_string())),
+                        ));
+                    }
+                    Err(JobError::Count(err)) => {
+                        return Err(err.naming_columns(&self.names).into());
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Merge the workers' counts: a dict of flat int64 arrays `cube`, `states` (the state
     /// code of each column of the histograms), `provider_states` (`[provider][column]`),
     /// `icb_states`, `provider_icb`, and `n_providers`, `rows`.
@@ -360,6 +542,14 @@ impl PyAggregator {
 
 impl PyAggregator {
     fn finish_dict<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(jobs) = self.jobs.take() {
+            let acc = &mut self.acc;
+            py.detach(|| {
+                // their outcomes are Python's to have collected; any left are dropped here
+                jobs.wait(0);
+                jobs.absorb_into(acc);
+            });
+        }
         let acc = &mut self.acc;
         let total = run_detached(py, &self.pool, || Ok(acc.finish()))?;
         let out = PyDict::new(py);
@@ -717,8 +907,19 @@ fn pooled_array<'py>(
     Ok(array)
 }
 
-/// A row group's plan as returned to Python: `(rows, [(start, length, why not or None)])`.
-type RowGroupParts = (u64, Vec<(u64, u64, Option<String>)>);
+/// One chunk's plan as returned to Python: `(start, length, why not or None, dictionary-encoded
+/// throughout, null rows or None, (smallest, largest) integer or None)`.
+type ChunkParts = (
+    u64,
+    u64,
+    Option<String>,
+    bool,
+    Option<u64>,
+    Option<(i64, i64)>,
+);
+
+/// A row group's plan as returned to Python: `(rows, [chunk])`.
+type RowGroupParts = (u64, Vec<ChunkParts>);
 
 /// One decoded column as returned to Python: `(values as bytes, validity bitmap or None)`.
 type ColumnParts<'py> = (Bound<'py, PyArray1<u8>>, Option<Bound<'py, PyArray1<u8>>>);
@@ -788,7 +989,10 @@ impl PyParquetDecoder {
                                 let chunks = rg
                                     .chunks
                                     .iter()
-                                    .map(|c| (c.start, c.len, c.unsupported.clone()))
+                                    .map(|c| {
+                                        let why = c.unsupported.clone();
+                                        (c.start, c.len, why, c.dictionary_only, c.nulls, c.range)
+                                    })
                                     .collect();
                                 (rg.num_rows, chunks)
                             })
@@ -854,6 +1058,33 @@ impl PyParquetDecoder {
                 columns.push((pooled_array(py, out.values, &pool)?, validity));
             }
             Ok(Some((n, columns)))
+        })
+    }
+
+    /// Read the dictionary pages of the started row group's chunks (the columns in parallel,
+    /// the interpreter released), so that `dictionary` gives them before any row is decoded.
+    fn load_dictionaries(&mut self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            let pool = &self.pool;
+            let decoder = self
+                .decoder
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let result = detached_core(py, || Ok(pool.install(|| decoder.load_dictionaries())))?;
+            result.map_err(|e| self.column_error(e).into())
+        })
+    }
+
+    /// The started row group's chunks, taken out to be counted (`Aggregator.submit_row_group`)
+    /// while the decoder goes on to the next row group.
+    fn take_row_group(&mut self) -> PyResult<PyRowGroup> {
+        guard(|| {
+            let decoder = self.decoder();
+            let rows = usize::try_from(decoder.rows_left()).unwrap_or(usize::MAX);
+            let cursors = decoder.take_cursors();
+            Ok(PyRowGroup {
+                cursors: std::sync::Mutex::new(Some((cursors, rows))),
+            })
         })
     }
 

@@ -18,6 +18,7 @@ __all__ = [
     "Aggregator",
     "KeyIndex",
     "ParquetDecoder",
+    "RowGroup",
     "TextEncoder",
     "__version__",
     "bincount",
@@ -58,7 +59,32 @@ class Aggregator:
     @property
     def rows(self) -> int: ...
     def add_batch(self, batch: ClassifiedBatch) -> None: ...
+    def submit_row_group(
+        self,
+        seq: int,
+        row_group: RowGroup,
+        template: ClassifiedBatch,
+        roles: tuple[int, int, int, int, int, int | None, int | None, int | None, int | None],
+        profiled: list[int],
+        year_bounds: list[int],
+        require: tuple[int, int] | None = None,
+    ) -> None: ...
+    def wait_row_groups(
+        self, max_in_flight: int
+    ) -> list[
+        tuple[
+            int,
+            int,
+            list[npt.NDArray[np.uint64]],
+            list[int],
+            tuple[int, str] | None,
+            tuple[int, str] | None,
+        ]
+    ]: ...
     def finish(self) -> dict[str, Any]: ...
+
+@final
+class RowGroup: ...
 
 @final
 class KeyIndex:
@@ -72,8 +98,14 @@ class ParquetDecoder:
     def __new__(
         cls, names: list[str], widths: list[int], n_threads: int | None = None
     ) -> ParquetDecoder: ...
-    def open(self, footer: bytes) -> list[tuple[int, list[tuple[int, int, str | None]]]]: ...
+    def open(
+        self, footer: bytes
+    ) -> list[
+        tuple[int, list[tuple[int, int, str | None, bool, int | None, tuple[int, int] | None]]]
+    ]: ...
     def start(self, row_group: int, chunks: list[bytes]) -> None: ...
+    def load_dictionaries(self) -> None: ...
+    def take_row_group(self) -> RowGroup: ...
     def next(
         self, max_rows: int
     ) -> tuple[int, list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]]] | None: ...

@@ -192,7 +192,10 @@ class BatchClassifier:
         self._n_exam = len(exams) + 1
 
         import os
+        import threading
 
+        #: held while classifying, and by whoever else adds to the profile meanwhile
+        self.lock = threading.RLock()
         self._threads = min(os.cpu_count() or 1, 4)
         self._pool: Any = None
         self._encoded: dict[str, Any] = {}
@@ -249,8 +252,29 @@ class BatchClassifier:
         turned into a :class:`ColumnTypeError` naming the column (found only then, so valid
         input pays nothing for the check).
         """
+        with self.lock:
+            return self._checked(batch)
+
+    def classify_dictionaries(
+        self, dictionaries: pa.RecordBatch, provider_nulls: bool
+    ) -> ClassifiedBatch:
+        """A row group's dictionaries classified (``dictionaries``: a batch of no rows
+        holding them), for the core to count the row group as it decodes it
+        (:mod:`didcore.row_groups`). ``provider_nulls``: whether its provider column has
+        null rows (they then need the "(missing)" provider). Provider ids are handed out as
+        for a batch of the row group; the value profile is the core's to count.
+        """
+        with self.lock:
+            profile = self.profile
+            self.profile = type(profile)()  # the rows are profiled from the core's counts
+            try:
+                return self._checked(dictionaries, provider_nulls)
+            finally:
+                self.profile = profile
+
+    def _checked(self, batch: pa.RecordBatch, provider_nulls: bool | None = None) -> Any:
         try:
-            return self._classify(batch)
+            return self._classify(batch, provider_nulls)
         except (UnicodeDecodeError, self._pa.ArrowInvalid) as exc:
             if isinstance(exc, self._pa.ArrowInvalid) and "utf8" not in str(exc).lower():
                 raise
@@ -260,13 +284,17 @@ class BatchClassifier:
                     raise ColumnTypeError(f"column {name!r}: {problem}") from exc
             raise
 
-    def _classify(self, batch: pa.RecordBatch) -> ClassifiedBatch:
+    def _classify(
+        self, batch: pa.RecordBatch, provider_nulls: bool | None = None
+    ) -> ClassifiedBatch:
+        """``provider_nulls`` given: ``batch`` holds a row group's dictionaries, no rows."""
         c = self.columns
         args: dict[str, Any] = {"n_rows": batch.num_rows}
         self.dates = {}
-        self._rows_before += self._batch_rows
-        self._batch_no += 1
-        self._batch_rows = batch.num_rows
+        if provider_nulls is None:
+            self._rows_before += self._batch_rows
+            self._batch_no += 1
+            self._batch_rows = batch.num_rows
         batch = self._binary_as_text(batch)
         self._encoded = self._encode_plain(batch)
 
@@ -275,7 +303,7 @@ class BatchClassifier:
         # (a code's id never changes once handed out, so an equal dictionary's are reused)
         args["provider_ids"] = self._cached(c.provider_code, dictionary, self._provider_ids)
         # Only a column with null rows needs (and so registers) the "(missing)" provider.
-        has_nulls = arr[1] is not None
+        has_nulls = arr[1] is not None if provider_nulls is None else provider_nulls
         args["provider_null_id"] = self._provider_id(MISSING_PROVIDER) if has_nulls else 0
 
         arr, dictionary = self._coded(batch, c.gp_practice_code)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from didcore._arrow_compat import is_binary_view, is_string_view
 from didcore.errors import ColumnTypeError, InputError, MissingColumnError
@@ -164,6 +164,10 @@ class Extract:
     files: tuple[Path, ...]
     #: whether every part of the source has the test date column (financial years)
     dated: bool = True
+    #: set before the batches are read, to have Parquet row groups the core can count as
+    #: it decodes them given as ``didcore.parquet_native.RowGroupToCount`` items instead of
+    #: batches (key ``"roles"``: a ``CountingRoles``); files only
+    counting: dict[str, Any] = field(default_factory=dict)
 
 
 def is_text_type(t: pa.DataType) -> bool:

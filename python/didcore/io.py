@@ -249,6 +249,8 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
     # empty (null type), or whole while later ones say "40.0", fails on a later block.
     text_cols = [*string_cols, cols.age, cols.date_of_birth, cols.test_date]
 
+    counting: dict[str, Any] = {}
+
     def batches() -> Iterator[pa.RecordBatch]:
         from didcore import parquet_native
 
@@ -262,7 +264,9 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
                     if parquet_native.enabled():
                         native = natives.get(tuple(names))
                         if native is None:
-                            native = natives[tuple(names)] = parquet_native.NativeParquet(names)
+                            native = natives[tuple(names)] = parquet_native.NativeParquet(
+                                names, counting=counting.get("roles")
+                            )
                     yield from _parquet_batches(
                         path, names, string_cols, native, min(_BATCH_ROWS, _NATIVE_BATCH_ROWS)
                     )
@@ -284,7 +288,7 @@ def _open_paths(files: list[Path], cols: Columns) -> Extract:
             f"column {cols.test_date!r} is in some files of the extract but not in {some}: "
             "every file needs it (or none, with --year declaring the year of them all)"
         )
-    return Extract(batches(), bool(use_age_all), total, tuple(files), dated)
+    return Extract(batches(), bool(use_age_all), total, tuple(files), dated, counting)
 
 
 # Bytes of CSV text read (and turned into one record batch) at a time.

@@ -17,8 +17,10 @@ level and kept in :data:`READS` for ``didcore check``. A corrupt page, or an ind
 dictionary, is a :class:`~didcore.errors.CorruptInputError` naming the file, row group and
 column.
 
-``DIDCORE_PARQUET=pyarrow`` in the environment reads every row group through pyarrow (for
-comparisons; the results are the same).
+``DIDCORE_PARQUET=pyarrow`` in the environment reads every row group through pyarrow, and
+``DIDCORE_PARQUET=batches`` has the core decode them into batches but never count them as it
+decodes them (:class:`RowGroupToCount`, :mod:`didcore.row_groups`): both for comparisons; the
+results are the same.
 """
 
 from __future__ import annotations
@@ -54,10 +56,13 @@ class ReadCounts:
     native: int = 0
     pyarrow: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    #: of the ``native`` row groups, those counted by the core as it decoded them
+    #: (:class:`RowGroupToCount`) rather than decoded into batches
+    counted: int = 0
 
     def reset(self) -> None:
         """Start counting again (``didcore check`` and the tests do, before a read)."""
-        self.native = self.pyarrow = 0
+        self.native = self.pyarrow = self.counted = 0
         self.reasons.clear()
 
 
@@ -65,9 +70,21 @@ class ReadCounts:
 READS = ReadCounts()
 
 
+def _mode() -> str:
+    return os.environ.get("DIDCORE_PARQUET", "native").strip().lower()
+
+
 def enabled() -> bool:
     """Whether Parquet is decoded by the core (``DIDCORE_PARQUET`` is not ``pyarrow``)."""
-    return os.environ.get("DIDCORE_PARQUET", "native").strip().lower() != "pyarrow"
+    return _mode() != "pyarrow"
+
+
+def counting_enabled() -> bool:
+    """Whether the core may count row groups as it decodes them (:class:`RowGroupToCount`):
+    not with ``DIDCORE_PARQUET=batches`` (decoded by the core into batches, counted as
+    any batch: for comparisons; the results are the same) or ``pyarrow``.
+    """
+    return _mode() not in ("pyarrow", "batches")
 
 
 def _width(pa: Any, t: Any, stored: Any = None) -> tuple[int, Any] | None:
@@ -147,17 +164,75 @@ def _read_at(fd: int, size: int, offset: int) -> bytes:
     return b"".join(parts)
 
 
+@dataclass
+class RowGroupToCount:
+    """A row group the core counts as it decodes it (``rust/row_groups.rs``), in place of
+    its batches: what :mod:`didcore.row_groups` needs to classify its dictionaries and hand
+    it over.
+    """
+
+    path: Path
+    #: The row group's index in its file (from 0).
+    index: int
+    num_rows: int
+    #: Its column chunks, dictionaries read (``_didcore.RowGroup``).
+    chunks: Any
+    #: Its dictionaries as a batch of no rows, for the classifier.
+    dictionaries: pa.RecordBatch
+    #: The needed columns, in the order of the chunks.
+    names: list[str]
+    #: Whether the provider column has null rows (from the footer's statistics).
+    provider_nulls: bool
+    #: Reads the row group through pyarrow (a ``Table``), for rows the core stops before.
+    fallback: Any
+    #: Counting by year: the row group's year (start), and the first and last test date its
+    #: rows must have (from the footer: the core checks them), or None.
+    year: int | None = None
+    require: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class CountingRoles:
+    """The columns a run counts row groups by, in the core (see :class:`RowGroupToCount`):
+    set by ``aggregate`` when it can take them instead of batches.
+    """
+
+    #: Dictionary-coded text columns: provider, practice, LSOA, sex, modality, exam code.
+    text: tuple[str, ...]
+    #: The provider code column (its nulls decide the "(missing)" provider).
+    provider: str
+    #: Whole-number columns read as int32 (the age), and date columns (date32).
+    ints: tuple[str, ...]
+    dates: tuple[str, ...]
+    #: Counting by financial year: the test date column (absent: every row in ``declared``),
+    #: and ``year_of(first, last)``, the year (start) of a row group whose test dates the
+    #: footer puts in ``first..last`` (days), or None when they are not all in one year.
+    by_year: bool = False
+    test_date: str | None = None
+    declared: int | None = None
+    year_of: Any = None
+
+
 class NativeParquet:
     """Reads the needed columns of a run's Parquet files through the core.
 
     One instance a run; ``names`` are the needed columns, in the order the batches carry them.
+    With ``counting``, row groups that the core can count as it decodes them (every text
+    column dictionary-encoded throughout, by the footer's statistics; the age as whole
+    numbers and the dates as dates) are yielded as :class:`RowGroupToCount`, not batches.
     """
 
-    def __init__(self, names: list[str], n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        n_threads: int | None = None,
+        counting: CountingRoles | None = None,
+    ) -> None:
         self.names = list(names)
         self._decoders: dict[tuple[int, ...], Any] = {}
         self._n_threads = n_threads
         self._dicts: dict[tuple[tuple[int, ...], int], Any] = {}
+        self.counting = counting
 
     def _decoder(self, widths: tuple[int, ...]) -> Any:
         """The decoder of these column widths (one a run: files normally agree)."""
@@ -204,12 +279,22 @@ class NativeParquet:
                 yield from self._all_fallback(path, fallback, why)
                 return
             wraps = [k[1] for k in kinds if k is not None]
+            countable = self._countable(pa, widths, wraps)
             for i, (num_rows, chunks) in enumerate(plan):
-                why_not = next((w for _, _, w in chunks if w is not None), None)
+                why_not = next((c[2] for c in chunks if c[2] is not None), None)
                 if why_not is not None:
                     self._note_fallback(path, i, why_not)
                     yield from fallback(i).to_batches()
                     continue
+                if countable is not None and num_rows > 0:
+                    text, provider = countable
+                    nulls = chunks[provider][4]
+                    year = self._year(chunks)
+                    if nulls is not None and all(chunks[j][3] for j in text) and year:
+                        yield from self._to_count(
+                            fd, size, path, i, num_rows, chunks, decoder, widths, wraps, fallback
+                        )
+                        continue
                 yield from self._row_group(
                     fd,
                     size,
@@ -225,6 +310,127 @@ class NativeParquet:
                 )
         finally:
             os.close(fd)
+
+    def _countable(
+        self, pa: Any, widths: tuple[int, ...], wraps: list[Any]
+    ) -> tuple[list[int], int] | None:
+        """Whether this file's row groups may be counted as they are decoded: the indices of
+        its text columns and of the provider column, or None.
+        """
+        roles = self.counting
+        if roles is None:
+            return None
+        where = {n: j for j, n in enumerate(self.names)}
+        if not all(n in where for n in (*roles.text, *roles.ints, *roles.dates)):
+            return None
+        if any(widths[where[n]] != 0 for n in roles.text):
+            return None
+        ints = {4: pa.int32(), 8: pa.int64()}  # not unsigned: their values do not fit i32
+        if any(wraps[where[n]] != ints.get(widths[where[n]]) for n in roles.ints):
+            return None
+        if any(widths[where[n]] != 4 or wraps[where[n]] != pa.date32() for n in roles.dates):
+            return None
+        return [where[n] for n in roles.text], where[roles.provider]
+
+    def _year(
+        self, chunks: list[tuple[Any, ...]]
+    ) -> tuple[int | None, tuple[int, int] | None] | None:
+        """For a run counting by financial year, the year a row group's rows are all in and
+        the test dates they must have, from the footer's statistics; ``(None, None)`` for a
+        run counting one cube; ``None`` when the footer cannot say (the row group is then
+        decoded into batches, split by year as any batch).
+        """
+        roles = self.counting
+        if roles is None or not roles.by_year:
+            return None, None
+        if roles.test_date is None or roles.test_date not in self.names:
+            return roles.declared, None
+        chunk = chunks[self.names.index(roles.test_date)]
+        nulls, span = chunk[4], chunk[5]
+        if nulls != 0 or span is None:
+            return None
+        first, last = int(span[0]), int(span[1])
+        key = roles.year_of(first, last)
+        return None if key is None else (key, (first, last))
+
+    def _to_count(
+        self,
+        fd: int,
+        size: int,
+        path: Path,
+        i: int,
+        num_rows: int,
+        chunks: list[tuple[Any, ...]],
+        decoder: Any,
+        widths: tuple[int, ...],
+        wraps: list[Any],
+        fallback: Any,
+    ) -> Iterator[Any]:
+        """Row group ``i`` as a :class:`RowGroupToCount` (its dictionaries read and made a
+        batch of no rows), or, when a dictionary page is one the core does not read, its
+        batches through pyarrow.
+        """
+        import pyarrow as pa
+
+        views = self._read_chunks(fd, size, path, i, chunks)
+        self._dicts.clear()
+        try:
+            decoder.start(i, views)
+            decoder.load_dictionaries()
+            empty: list[tuple[np.ndarray, np.ndarray | None]] = [
+                (np.zeros(0, np.uint8), None)
+            ] * len(self.names)
+            dictionaries = self._batch(pa, decoder, widths, wraps, 0, empty)
+            taken = decoder.take_row_group()
+        except ParquetUnsupportedError as exc:
+            self._note_fallback(path, i, _detail(exc))
+            yield from fallback(i).to_batches()
+            return
+        except CorruptInputError as exc:
+            raise CorruptInputError(
+                f"{path}: row group {i + 1}: {_detail(exc)}: the file is corrupt; write it out "
+                "again from its source"
+            ) from None
+        READS.native += 1
+        READS.counted += 1
+        assert self.counting is not None
+        provider = chunks[self.names.index(self.counting.provider)]
+        log.debug("%s: row group %d counted by the core as decoded", path, i + 1)
+        year = self._year(chunks)
+        assert year is not None
+        yield RowGroupToCount(
+            path,
+            i,
+            num_rows,
+            taken,
+            dictionaries,
+            self.names,
+            bool(provider[4]),
+            fallback,
+            year=year[0],
+            require=year[1],
+        )
+
+    def _read_chunks(
+        self, fd: int, size: int, path: Path, i: int, chunks: list[tuple[Any, ...]]
+    ) -> list[bytes]:
+        """The needed chunks of row group ``i``, each read with one positioned read into a
+        ``bytes`` object the core decodes where it is (no copy); the allocator hands the freed
+        memory of the last row group's chunks back for the next.
+        """
+        where = f"{path}: row group {i + 1}"
+        views = []
+        for j, (start, length, *_) in enumerate(chunks):
+            if start + length > size:
+                raise CorruptInputError(
+                    f"{where}: column {self.names[j]!r}: its bytes {start}..{start + length} "
+                    f"are past the end of the file ({size} bytes)"
+                )
+            data = _read_at(fd, length, start)
+            if len(data) != length:
+                raise UnreadableInputError(f"{where}: the file was cut short while reading it")
+            views.append(data)
+        return views
 
     def _plan(self, fd: int, size: int, path: Path, decoder: Any) -> Any:
         tail = _read_at(fd, 8, size - 8)
@@ -261,7 +467,7 @@ class NativeParquet:
         path: Path,
         i: int,
         num_rows: int,
-        chunks: list[tuple[int, int, str | None]],
+        chunks: list[tuple[Any, ...]],
         decoder: Any,
         widths: tuple[int, ...],
         wraps: list[Any],
@@ -271,19 +477,7 @@ class NativeParquet:
         import pyarrow as pa
 
         where = f"{path}: row group {i + 1}"
-        views = []
-        for j, (start, length, _) in enumerate(chunks):
-            if start + length > size:
-                raise CorruptInputError(
-                    f"{where}: column {self.names[j]!r}: its bytes {start}..{start + length} "
-                    f"are past the end of the file ({size} bytes)"
-                )
-            # Read into a bytes object the core decodes where it is (no copy); the allocator
-            # hands the freed memory of the last row group's chunks back for the next.
-            data = _read_at(fd, length, start)
-            if len(data) != length:
-                raise UnreadableInputError(f"{where}: the file was cut short while reading it")
-            views.append(data)
+        views = self._read_chunks(fd, size, path, i, chunks)
         done = 0
         self._dicts.clear()  # a row group's dictionaries are its own
         try:

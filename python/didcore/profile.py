@@ -69,7 +69,6 @@ class ValueProfile:
         """
         indices, validity, offset = column
         size = len(dictionary)
-        target = self.counts.setdefault(role, {})
         if keep is not None:
             # only the rows of a few values (codes matching no lookup): find those rows, then
             # count them; a null row's index is arbitrary, so its validity is checked there
@@ -83,6 +82,29 @@ class ValueProfile:
             n_null = 0
         else:
             bins, n_null = _bincount(indices, validity, offset, size)
+        self._add_counts(role, bins, n_null, dictionary)
+
+    def add_bins(
+        self,
+        role: str,
+        bins: np.ndarray,
+        dictionary: Any,
+        keep: np.ndarray | None = None,
+    ) -> None:
+        """Count a column from its rows per dictionary index (``bins``: one count per value
+        of ``dictionary``, then the null rows), as the core counts a row group it decodes.
+        ``keep`` as for :meth:`add_coded` (the null rows are then not counted).
+        """
+        size = len(dictionary)
+        counts = np.asarray(bins[:size], np.int64)
+        n_null = int(bins[size]) if len(bins) > size else 0
+        if keep is not None:
+            counts = np.where(np.asarray(keep[:size], bool), counts, 0)
+            n_null = 0
+        self._add_counts(role, counts, n_null, dictionary)
+
+    def _add_counts(self, role: str, bins: np.ndarray, n_null: int, dictionary: Any) -> None:
+        target = self.counts.setdefault(role, {})
         seen = np.flatnonzero(bins)
         if len(seen):
             from didcore._arrow_compat import number_array

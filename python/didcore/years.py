@@ -30,7 +30,6 @@ from didcore.errors import InputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from didcore.classify import ClassifiedBatch
     from didcore.cube import Cube
     from didcore.profile import ValueProfile
 
@@ -550,6 +549,7 @@ def aggregate_years(
     *,
     bar: Any = None,
     year: Any = None,
+    n_threads: int | None = None,
 ) -> YearCubes:
     """Count an opened extract into one cube per financial year (see :func:`didcore.aggregate`).
 
@@ -581,7 +581,34 @@ def aggregate_years(
     declared_start = year_start(declared) if declared is not None else UNDATED
     unreadable = [0, None]
 
-    def parts(batch: Any) -> Iterator[tuple[int, int, ClassifiedBatch]]:
+    from didcore.parquet_native import RowGroupToCount, counting_enabled
+
+    row_groups = None
+    if extract.files and counting_enabled():
+        # Parquet row groups of one year by their footer come as RowGroupToCount, counted
+        # by the core into that year's cube as it decodes them (didcore.row_groups)
+        from didcore.row_groups import RowGroupCounting, counting_roles
+
+        extract.counting["roles"] = counting_roles(
+            classifier.columns,
+            extract.use_age,
+            extract.dated,
+            by_year=True,
+            declared=declared_start if not extract.dated else None,
+        )
+
+        def count_rest(batch: Any) -> None:
+            for key, _, args in parts(batch):
+                aggregator_for(key).add_batch(args)
+
+        threads = n_threads or os.cpu_count() or 1
+        row_groups = RowGroupCounting(None, classifier, None, threads, count_rest)
+
+    def parts(batch: Any) -> Iterator[tuple[int, int, Any]]:
+        if row_groups is not None and isinstance(batch, RowGroupToCount):
+            template = classifier.classify_dictionaries(batch.dictionaries, batch.provider_nulls)
+            yield int(batch.year or 0), batch.num_rows, (batch, template)
+            return
         if name in batch.schema.names and (one := single_year_of(batch, name)) is not None:
             pieces = iter([(one, batch)])
         elif name in batch.schema.names:
@@ -604,7 +631,7 @@ def aggregate_years(
             agg = aggregators[key] = new_aggregator()
         return agg
 
-    count_batches(extract, classifier, parts, aggregator_for, bar)
+    count_batches(extract, classifier, parts, aggregator_for, bar, row_groups)
     cubes = {
         key: _cube_from_result(agg.finish(), lookups, classifier.provider_codes)
         for key, agg in aggregators.items()

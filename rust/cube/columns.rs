@@ -183,6 +183,37 @@ impl Batch<'_> {
     /// Check every slice against the row count and every dictionary index against its
     /// dictionary, so the counting pass can never index out of bounds.
     pub fn validate(&self, dims: Dims, n_providers: usize) -> Result<(), CoreError> {
+        self.validate_columns()?;
+        self.validate_tables(dims, n_providers)
+    }
+
+    /// The row-side half of [`Batch::validate`]: every column's slices against the row count
+    /// (what changes from one block of a row group to the next, whose tables do not).
+    pub fn validate_columns(&self) -> Result<(), CoreError> {
+        let n = self.n_rows;
+        let rows = |c: &Coded<'_>, what: &str| c.check(n, 0, what);
+        rows(&self.provider, "provider_code")?;
+        rows(&self.practice, "gp_practice_code")?;
+        rows(&self.lsoa, "lsoa11")?;
+        rows(&self.modality, "modality")?;
+        if let Some(exam) = &self.exam {
+            rows(exam, "exam_code")?;
+        }
+        match self.sex {
+            SexColumn::Coded { column, .. } => rows(&column, "sex")?,
+            SexColumn::Ints(ints) => ints.check(n, "sex")?,
+        }
+        match self.age {
+            AgeColumn::Years(ints) => ints.check(n, "age"),
+            AgeColumn::Dates { birth, test } => {
+                birth.check(n, "date_of_birth")?;
+                test.check(n, "test_date")
+            }
+        }
+    }
+
+    /// The table-side half of [`Batch::validate`]: every dictionary table in range.
+    fn validate_tables(&self, dims: Dims, n_providers: usize) -> Result<(), CoreError> {
         let n = self.n_rows;
         self.provider
             .check(n, self.provider_ids.len(), "provider_code")?;

@@ -357,6 +357,46 @@ impl ColumnCursor {
         Ok(())
     }
 
+    /// Read the chunk's dictionary page now, if it starts with one (before any row is asked
+    /// for), so that [`ColumnCursor::text_dictionary`] holds the row group's dictionary.
+    pub fn load_dictionary(&mut self) -> Result<(), DecodeError> {
+        if self.dict_len.is_some() {
+            return Ok(());
+        }
+        let next = no_panic("a page", || Ok(self.pages.peek_next_page()?))?;
+        if !next.is_some_and(|p| p.is_dict) {
+            return Ok(());
+        }
+        let page = no_panic("a page", || Ok(self.pages.get_next_page()?))?;
+        if let Some(Page::DictionaryPage {
+            buf,
+            num_values,
+            encoding,
+            ..
+        }) = page
+        {
+            self.dictionary(&buf, num_values as usize, encoding)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes a decoded row takes (see [`Kind::width`]).
+    #[must_use]
+    pub fn width(&self) -> usize {
+        self.kind.width()
+    }
+
+    /// Entries in a text chunk's dictionary so far (0 for a fixed-width column): it grows
+    /// when a PLAIN page brings values it did not hold.
+    #[must_use]
+    pub fn text_len(&self) -> usize {
+        if self.kind == Kind::Text {
+            self.text.len()
+        } else {
+            0
+        }
+    }
+
     /// The chunk's text dictionary: `(offsets, data)` of an Arrow string array (`None` for a
     /// fixed-width column). Text rows' values are indices into it.
     #[must_use]

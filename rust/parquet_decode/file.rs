@@ -17,6 +17,15 @@ pub struct ChunkPlan {
     pub len: u64,
     /// Why this decoder does not read it (the row group then goes through pyarrow).
     pub unsupported: Option<String>,
+    /// Whether the footer's page encoding statistics say that every data page is
+    /// dictionary-encoded (false when it has none): the chunk's dictionary is then whole once
+    /// its dictionary page is read, and can be classified before its rows are decoded.
+    pub dictionary_only: bool,
+    /// Null rows, from the footer's statistics (`None` without them).
+    pub nulls: Option<u64>,
+    /// The smallest and largest value of an integer (or date) chunk, from the footer's
+    /// statistics (`None` without them).
+    pub range: Option<(i64, i64)>,
 }
 
 /// One row group: its rows and its needed column chunks, in the order asked for.
@@ -76,31 +85,24 @@ impl FileLayout {
                 .zip(&leaves)
                 .map(|((name, kind), leaf)| {
                     let Some(leaf) = *leaf else {
-                        return ChunkPlan {
-                            start: 0,
-                            len: 0,
-                            unsupported: Some(format!("column {name:?} is nested or absent")),
-                        };
+                        return ChunkPlan::refused(format!("column {name:?} is nested or absent"));
                     };
                     let Some(chunk) = rg.columns().get(leaf) else {
-                        return ChunkPlan {
-                            start: 0,
-                            len: 0,
-                            unsupported: Some(format!("column {name:?} has no chunk")),
-                        };
+                        return ChunkPlan::refused(format!("column {name:?} has no chunk"));
                     };
                     if let Some(odd) = odd_range(chunk) {
-                        return ChunkPlan {
-                            start: 0,
-                            len: 0,
-                            unsupported: Some(odd),
-                        };
+                        return ChunkPlan::refused(odd);
                     }
                     let (start, len) = chunk.byte_range();
                     ChunkPlan {
                         start,
                         len,
                         unsupported: why_not(chunk, *kind),
+                        dictionary_only: dictionary_only(chunk),
+                        nulls: chunk
+                            .statistics()
+                            .and_then(parquet::file::statistics::Statistics::null_count_opt),
+                        range: chunk.statistics().and_then(int_range),
                     }
                 })
                 .collect();
@@ -111,6 +113,39 @@ impl FileLayout {
             leaves,
             row_groups,
         })
+    }
+}
+
+impl ChunkPlan {
+    fn refused(why: String) -> Self {
+        ChunkPlan {
+            start: 0,
+            len: 0,
+            unsupported: Some(why),
+            dictionary_only: false,
+            nulls: None,
+            range: None,
+        }
+    }
+}
+
+/// Whether the chunk's page encoding statistics (written by pyarrow, parquet-java, arrow-rs
+/// and others; the crate keeps them as a mask of the data pages' encodings) say that every
+/// data page is dictionary-encoded; false without statistics or without a dictionary page.
+fn dictionary_only(chunk: &parquet::file::metadata::ColumnChunkMetaData) -> bool {
+    chunk.dictionary_page_offset().is_some()
+        && chunk.page_encoding_stats_mask().is_some_and(|mask| {
+            mask.is_only(Encoding::PLAIN_DICTIONARY) || mask.is_only(Encoding::RLE_DICTIONARY)
+        })
+}
+
+/// An integer chunk's smallest and largest values, from its statistics.
+fn int_range(stats: &parquet::file::statistics::Statistics) -> Option<(i64, i64)> {
+    use parquet::file::statistics::Statistics;
+    match stats {
+        Statistics::Int32(s) => Some((i64::from(*s.min_opt()?), i64::from(*s.max_opt()?))),
+        Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+        _ => None,
     }
 }
 

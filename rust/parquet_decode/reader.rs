@@ -130,6 +130,26 @@ impl Decoder {
             .collect()
     }
 
+    /// Read the dictionary pages of the current row group's chunks (see
+    /// [`ColumnCursor::load_dictionary`]), the columns in parallel on the current rayon pool.
+    pub fn load_dictionaries(&mut self) -> Result<(), ColumnError> {
+        let results: Vec<Result<(), DecodeError>> = self
+            .cursors
+            .par_iter_mut()
+            .map(ColumnCursor::load_dictionary)
+            .collect();
+        for (column, result) in results.into_iter().enumerate() {
+            result.map_err(|error| ColumnError { column, error })?;
+        }
+        Ok(())
+    }
+
+    /// The current row group's cursors, moved out (to be decoded elsewhere: see
+    /// `crate::row_groups`); the decoder is then ready for the next row group.
+    pub fn take_cursors(&mut self) -> Vec<ColumnCursor> {
+        std::mem::take(&mut self.cursors)
+    }
+
     /// The pool the columns' buffers are taken from.
     #[must_use]
     pub fn pool(&self) -> &Arc<BufferPool> {

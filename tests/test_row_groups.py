@@ -1,0 +1,238 @@
+"""Parquet row groups counted by the core as it decodes them (``didcore.row_groups``,
+``rust/row_groups.rs``) count exactly as the same row groups decoded into batches
+(``DIDCORE_PARQUET=batches``), read by pyarrow (``DIDCORE_PARQUET=pyarrow``) and counted by
+the pure-Python reference: cubes, exclusions, quality counters, the value profile and the
+rows per financial year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import didcore
+from didcore import errors, parquet_native
+from didcore.reference.cube import aggregate_reference
+from test_cube import LOOKUPS, assert_equal_to_reference
+from test_cubefile import _dated, assert_same
+
+MODES = ("native", "batches", "pyarrow")
+
+
+def _counted(source: Any, mode: str, **kw: Any) -> Any:
+    old = os.environ.get("DIDCORE_PARQUET")
+    os.environ["DIDCORE_PARQUET"] = mode
+    try:
+        return didcore.aggregate(source, LOOKUPS, progress=False, **kw)
+    finally:
+        if old is None:
+            del os.environ["DIDCORE_PARQUET"]
+        else:
+            os.environ["DIDCORE_PARQUET"] = old
+
+
+def _all_modes(path: Path, **kw: Any) -> tuple[dict[str, Any], int]:
+    """The cube in every mode, and how many row groups the core counted as it decoded."""
+    cubes = {}
+    counted = 0
+    for mode in MODES:
+        parquet_native.READS.reset()
+        cubes[mode] = _counted(path, mode, **kw)
+        if mode == "native":
+            counted = parquet_native.READS.counted
+    return cubes, counted
+
+
+@settings(
+    max_examples=int(os.environ.get("DIDCORE_NATIVE_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    seed=st.integers(0, 10_000),
+    rows=st.integers(1, 3_000),
+    row_group_size=st.integers(1, 1_500),
+    data_page_version=st.sampled_from(["1.0", "2.0"]),
+    data_page_size=st.sampled_from([None, 64, 4096]),
+    compression=st.sampled_from(["NONE", "SNAPPY", "ZSTD", "GZIP", "LZ4", "BROTLI"]),
+    full_profile=st.booleans(),
+)
+def test_row_groups_counted_as_decoded_equal_every_other_path(
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    rows: int,
+    row_group_size: int,
+    data_page_version: str,
+    data_page_size: int | None,
+    compression: str,
+    full_profile: bool,
+) -> None:
+    table = _dated(rows, seed=seed)  # nulls in every column, dirty codes, three years
+    path = tmp_path_factory.mktemp("rg") / "e.parquet"
+    pq.write_table(
+        table,
+        path,
+        row_group_size=row_group_size,
+        data_page_version=data_page_version,
+        data_page_size=data_page_size,
+        compression=compression,
+    )
+    cubes, counted = _all_modes(path, full_profile=full_profile)
+    # (a chunk of nulls alone has no statistics to say it is dictionary-encoded: such a row
+    # group is decoded into batches)
+    if min(rows, row_group_size) >= 100:
+        assert counted >= 1
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+    assert_equal_to_reference(cubes["native"], aggregate_reference(table.to_pylist(), LOOKUPS))
+
+
+def test_ages_from_dates_of_birth_and_providers_with_nulls(tmp_path: Path) -> None:
+    """No age column (ages from dates of birth and test dates), and a provider column whose
+    nulls fall in some row groups only ("(missing)" provider from the footer's counts).
+    """
+    table = _dated(4_000, seed=5)
+    born = [
+        None if i % 97 == 0 else dt.date(1930, 1, 1) + dt.timedelta(days=(i * 7919) % 33_000)
+        for i in range(table.num_rows)
+    ]
+    table = table.drop(["age"]).append_column("date_of_birth", pa.array(born, pa.date32()))
+    provider = table.column("provider_code").to_pylist()
+    provider = [None if 1_000 <= i < 1_100 else p for i, p in enumerate(provider)]
+    table = table.set_column(0, "provider_code", pa.array(provider, pa.string()))
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    cubes, counted = _all_modes(path)
+    assert counted == 6
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+    assert "(missing)" in cubes["native"].provider_codes
+
+
+def test_a_dictionary_that_grows_is_counted_through_pyarrow_from_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the footer say a chunk is dictionary-encoded throughout when a PLAIN page
+    follows (its dictionary then grows past its classification), the core stops before that
+    block and the rest of the row group is read through pyarrow: the same counts.
+    """
+    table = _dated(60_000, seed=9)
+    codes = pa.array([f"P{i % 5_000:05d}" for i in range(table.num_rows)])  # many: PLAIN
+    table = table.set_column(1, "gp_practice_code", codes)
+    path = tmp_path / "e.parquet"
+    # a dictionary page limit so small that every chunk switches to PLAIN pages part-way
+    pq.write_table(
+        table, path, row_group_size=40_000, dictionary_pagesize_limit=300, data_page_size=1024
+    )
+    plan = parquet_native.NativeParquet._plan
+
+    def all_dictionary(self: Any, *args: Any) -> Any:
+        groups = plan(self, *args)
+        if groups is None:
+            return None
+        return [(n, [(a, b, w, True, *z) for a, b, w, _, *z in c]) for n, c in groups]
+
+    monkeypatch.setattr(parquet_native.NativeParquet, "_plan", all_dictionary)
+    cubes, counted = _all_modes(path)
+    assert counted == 2
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+    parquet_native.READS.reset()
+    _counted(path, "native")
+    assert any("dictionary grew" in r for r in parquet_native.READS.reasons), parquet_native.READS
+
+
+def test_a_corrupt_page_names_file_row_group_and_column(tmp_path: Path) -> None:
+    table = _dated(30_000, seed=2)
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=10_000, compression="NONE")
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(1).column(table.schema.get_field_index("lsoa11"))
+    data = bytearray(path.read_bytes())
+    at = chunk.data_page_offset + 40  # inside its first data page's values
+    data[at : at + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    with pytest.raises(errors.CorruptInputError, match=r"e\.parquet: row group 2: column"):
+        _counted(path, "native")
+
+
+def test_the_early_guard_judges_the_first_row_group(tmp_path: Path) -> None:
+    """Sex coded M/F stops a run after its first row group, not after the whole extract."""
+    table = _dated(20_000, seed=4)
+    sexes = {"1": "M", "2": "F"}
+    sex = [sexes.get(s, s) for s in table.column("sex").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("sex"), "sex", pa.array(sex))
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=2_000)
+    seen: list[int] = []
+
+    def guard(profile: Any) -> None:
+        seen.append(profile.rows)
+        raise errors.GuardError("M/F")
+
+    parquet_native.READS.reset()
+    with pytest.raises(errors.GuardError):
+        _counted(path, "native", on_first_batch=guard)
+    assert seen == [2_000]
+    assert parquet_native.READS.counted < 10
+
+
+def test_by_year_row_groups_of_one_year_are_counted_as_decoded(tmp_path: Path) -> None:
+    """Counting by financial year (``didcore cube``, ``report``): a row group whose test
+    dates the footer puts in one year is counted into that year's cube as it is decoded;
+    one spanning years, or with null dates, is decoded into batches and split by year.
+    """
+    table = _dated(9_000, seed=11).sort_by("test_date")  # nulls first, then by date
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+    cubes, counted = _all_modes(path, by_year=True)
+    assert 0 < counted < 9
+    for mode in ("batches", "pyarrow"):
+        assert list(cubes["native"]) == list(cubes[mode])
+        for year in cubes[mode]:
+            assert_same(cubes["native"][year], cubes[mode][year])
+        assert_same(cubes["native"].undated, cubes[mode].undated)
+
+
+def test_a_footer_that_misstates_the_test_dates_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A footer whose statistics put a row group in one year when its dates are not: the
+    core checks every date before counting a block, stops, and the rest is split by year.
+    """
+    table = _dated(6_000, seed=12).sort_by("test_date")
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=3_000)
+    plan = parquet_native.NativeParquet._plan
+
+    def one_day(self: Any, *args: Any) -> Any:
+        groups = plan(self, *args)
+        if groups is None:
+            return None
+        column = self.names.index("test_date")
+        day = (dt.date(2022, 5, 1) - dt.date(1970, 1, 1)).days
+        fixed = [list(c) for c in (g[1] for g in groups)]
+        for chunks in fixed:
+            a, b, w, d, _, _ = chunks[column]
+            chunks[column] = (a, b, w, d, 0, (day, day))  # "no nulls, all on 1 May 2022"
+        return [(g[0], c) for g, c in zip(groups, fixed, strict=True)]
+
+    monkeypatch.setattr(parquet_native.NativeParquet, "_plan", one_day)
+    cubes, counted = _all_modes(path, by_year=True)
+    assert counted == 2
+    parquet_native.READS.reset()
+    _counted(path, "native", by_year=True)
+    assert any("outside the footer" in r for r in parquet_native.READS.reasons)
+    for mode in ("batches", "pyarrow"):
+        assert list(cubes["native"]) == list(cubes[mode])
+        for year in cubes[mode]:
+            assert_same(cubes["native"][year], cubes[mode][year])
+        assert_same(cubes["native"].undated, cubes[mode].undated)
