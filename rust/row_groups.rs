@@ -230,6 +230,8 @@ pub type Finished = (u64, Result<Outcome, JobError>);
 #[derive(Debug)]
 pub struct JobPool {
     accs: Vec<Mutex<Accumulator>>,
+    /// Where each row group's counts go once it is counted (from its thread's scratch).
+    totals: Mutex<Accumulator>,
     state: Mutex<PoolState>,
     changed: Condvar,
 }
@@ -248,6 +250,7 @@ impl JobPool {
             .collect::<Result<_, _>>()?;
         Ok(JobPool {
             accs,
+            totals: Mutex::new(Accumulator::new(dims, 1)?),
             state: Mutex::default(),
             changed: Condvar::new(),
         })
@@ -264,7 +267,12 @@ impl JobPool {
                 let mut acc = this.accs[slot]
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                job.run(&mut acc, BLOCK_ROWS)
+                let outcome = job.run(&mut acc, BLOCK_ROWS);
+                // the thread's scratch counts into the pool's totals now: one set of
+                // per-provider totals for the run, however many threads
+                let mut totals = this.totals.lock().unwrap_or_else(PoisonError::into_inner);
+                acc.flush_into(&mut totals);
+                outcome
             }))
             .unwrap_or_else(|panic| {
                 let msg = panic
@@ -305,9 +313,13 @@ impl JobPool {
     /// Add every thread's counts into `acc` (once every job has finished: [`JobPool::wait`]
     /// with 0), leaving them empty.
     pub fn absorb_into(&self, acc: &mut Accumulator) {
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         for a in &self.accs {
-            acc.absorb(&mut a.lock().unwrap_or_else(PoisonError::into_inner));
+            a.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .flush_into(&mut totals);
         }
+        acc.absorb(&mut totals);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
