@@ -18,25 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import didcore
 from didcore import errors, parquet_native
 from didcore.reference.cube import aggregate_reference
 from test_cube import LOOKUPS, assert_equal_to_reference
 from test_cubefile import _dated, assert_same
+from test_parquet_native import _aggregate as _counted
 
 MODES = ("native", "batches", "pyarrow")
-
-
-def _counted(source: Any, mode: str, **kw: Any) -> Any:
-    old = os.environ.get("DIDCORE_PARQUET")
-    os.environ["DIDCORE_PARQUET"] = mode
-    try:
-        return didcore.aggregate(source, LOOKUPS, progress=False, **kw)
-    finally:
-        if old is None:
-            del os.environ["DIDCORE_PARQUET"]
-        else:
-            os.environ["DIDCORE_PARQUET"] = old
 
 
 def _all_modes(path: Path, **kw: Any) -> tuple[dict[str, Any], int]:
