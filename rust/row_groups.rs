@@ -152,7 +152,8 @@ impl Job {
             for (&j, bins) in self.profiled.iter().zip(&mut outcome.histograms) {
                 count_indices(&ints[j], validity(&outs[j]), n, bins);
             }
-            if let Some(t) = self.roles.test_date {
+            // (without bounds, a row group counted into one year's cube: no tally wanted)
+            if let (Some(t), true) = (self.roles.test_date, self.year_bounds.len() >= 2) {
                 tally_years(
                     &ints[t],
                     validity(&outs[t]),
