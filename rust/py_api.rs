@@ -933,6 +933,22 @@ impl PyParquetDecoder {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Run `work` on the decoder, on its rayon pool with the interpreter released; a column's
+    /// error named as [`PyParquetDecoder::column_error`] names it.
+    fn on_pool<T: Send>(
+        &mut self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut Decoder) -> Result<T, ColumnError> + Send,
+    ) -> PyResult<T> {
+        let pool = &self.pool;
+        let decoder = self
+            .decoder
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = detached_core(py, || Ok(pool.install(|| work(decoder))))?;
+        result.map_err(|e| self.column_error(e).into())
+    }
+
     fn column_error(&mut self, err: ColumnError) -> CoreError {
         let column = self
             .decoder()
@@ -1035,13 +1051,7 @@ impl PyParquetDecoder {
         max_rows: usize,
     ) -> PyResult<Option<(usize, Vec<ColumnParts<'py>>)>> {
         guard(|| {
-            let pool = &self.pool;
-            let decoder = self
-                .decoder
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let result = detached_core(py, || Ok(pool.install(|| decoder.next(max_rows))))?;
-            let n = result.map_err(|e| self.column_error(e))?;
+            let n = self.on_pool(py, |decoder| decoder.next(max_rows))?;
             if n == 0 {
                 return Ok(None);
             }
@@ -1064,15 +1074,7 @@ impl PyParquetDecoder {
     /// Read the dictionary pages of the started row group's chunks (the columns in parallel,
     /// the interpreter released), so that `dictionary` gives them before any row is decoded.
     fn load_dictionaries(&mut self, py: Python<'_>) -> PyResult<()> {
-        guard(|| {
-            let pool = &self.pool;
-            let decoder = self
-                .decoder
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let result = detached_core(py, || Ok(pool.install(|| decoder.load_dictionaries())))?;
-            result.map_err(|e| self.column_error(e).into())
-        })
+        guard(|| self.on_pool(py, Decoder::load_dictionaries))
     }
 
     /// The started row group's chunks, taken out to be counted (`Aggregator.submit_row_group`)

@@ -213,6 +213,22 @@ class CountingRoles:
     year_of: Any = None
 
 
+@dataclass
+class _OpenFile:
+    """A Parquet file being read by the core: what each row group's reading needs."""
+
+    path: Path
+    fd: int
+    size: int
+    #: the run's decoder for the file's column widths
+    decoder: Any
+    widths: tuple[int, ...]
+    #: the Arrow type each fixed-width column is wrapped in (None for text)
+    wraps: list[Any]
+    #: reads row group ``i`` through pyarrow (a ``Table``)
+    fallback: Any
+
+
 class NativeParquet:
     """Reads the needed columns of a run's Parquet files through the core.
 
@@ -279,6 +295,7 @@ class NativeParquet:
                 yield from self._all_fallback(path, fallback, why)
                 return
             wraps = [k[1] for k in kinds if k is not None]
+            f = _OpenFile(path, fd, size, decoder, widths, wraps, fallback)
             countable = self._countable(pa, widths, wraps)
             for i, (num_rows, chunks) in enumerate(plan):
                 why_not = next((c[2] for c in chunks if c[2] is not None), None)
@@ -291,23 +308,9 @@ class NativeParquet:
                     nulls = chunks[provider][4]
                     year = self._year(chunks)
                     if nulls is not None and all(chunks[j][3] for j in text) and year:
-                        yield from self._to_count(
-                            fd, size, path, i, num_rows, chunks, decoder, widths, wraps, fallback
-                        )
+                        yield from self._to_count(f, i, num_rows, chunks)
                         continue
-                yield from self._row_group(
-                    fd,
-                    size,
-                    path,
-                    i,
-                    num_rows,
-                    chunks,
-                    decoder,
-                    widths,
-                    wraps,
-                    fallback,
-                    batch_rows,
-                )
+                yield from self._row_group(f, i, num_rows, chunks, batch_rows)
         finally:
             os.close(fd)
 
@@ -354,17 +357,7 @@ class NativeParquet:
         return None if key is None else (key, (first, last))
 
     def _to_count(
-        self,
-        fd: int,
-        size: int,
-        path: Path,
-        i: int,
-        num_rows: int,
-        chunks: list[tuple[Any, ...]],
-        decoder: Any,
-        widths: tuple[int, ...],
-        wraps: list[Any],
-        fallback: Any,
+        self, f: _OpenFile, i: int, num_rows: int, chunks: list[tuple[Any, ...]]
     ) -> Iterator[Any]:
         """Row group ``i`` as a :class:`RowGroupToCount` (its dictionaries read and made a
         batch of no rows), or, when a dictionary page is one the core does not read, its
@@ -372,7 +365,8 @@ class NativeParquet:
         """
         import pyarrow as pa
 
-        views = self._read_chunks(fd, size, path, i, chunks)
+        path, decoder, fallback = f.path, f.decoder, f.fallback
+        views = self._read_chunks(f, i, chunks)
         self._dicts.clear()
         try:
             decoder.start(i, views)
@@ -380,7 +374,7 @@ class NativeParquet:
             empty: list[tuple[np.ndarray, np.ndarray | None]] = [
                 (np.zeros(0, np.uint8), None)
             ] * len(self.names)
-            dictionaries = self._batch(pa, decoder, widths, wraps, 0, empty)
+            dictionaries = self._batch(pa, decoder, f.widths, f.wraps, 0, empty)
             taken = decoder.take_row_group()
         except ParquetUnsupportedError as exc:
             self._note_fallback(path, i, _detail(exc))
@@ -411,22 +405,20 @@ class NativeParquet:
             require=year[1],
         )
 
-    def _read_chunks(
-        self, fd: int, size: int, path: Path, i: int, chunks: list[tuple[Any, ...]]
-    ) -> list[bytes]:
+    def _read_chunks(self, f: _OpenFile, i: int, chunks: list[tuple[Any, ...]]) -> list[bytes]:
         """The needed chunks of row group ``i``, each read with one positioned read into a
         ``bytes`` object the core decodes where it is (no copy); the allocator hands the freed
         memory of the last row group's chunks back for the next.
         """
-        where = f"{path}: row group {i + 1}"
+        where = f"{f.path}: row group {i + 1}"
         views = []
         for j, (start, length, *_) in enumerate(chunks):
-            if start + length > size:
+            if start + length > f.size:
                 raise CorruptInputError(
                     f"{where}: column {self.names[j]!r}: its bytes {start}..{start + length} "
-                    f"are past the end of the file ({size} bytes)"
+                    f"are past the end of the file ({f.size} bytes)"
                 )
-            data = _read_at(fd, length, start)
+            data = _read_at(f.fd, length, start)
             if len(data) != length:
                 raise UnreadableInputError(f"{where}: the file was cut short while reading it")
             views.append(data)
@@ -461,23 +453,13 @@ class NativeParquet:
         log.debug("%s row group %d: read through pyarrow (%s)", path, i, why)
 
     def _row_group(
-        self,
-        fd: int,
-        size: int,
-        path: Path,
-        i: int,
-        num_rows: int,
-        chunks: list[tuple[Any, ...]],
-        decoder: Any,
-        widths: tuple[int, ...],
-        wraps: list[Any],
-        fallback: Any,
-        batch_rows: int,
+        self, f: _OpenFile, i: int, num_rows: int, chunks: list[tuple[Any, ...]], batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
+        path, decoder, fallback = f.path, f.decoder, f.fallback
         where = f"{path}: row group {i + 1}"
-        views = self._read_chunks(fd, size, path, i, chunks)
+        views = self._read_chunks(f, i, chunks)
         done = 0
         self._dicts.clear()  # a row group's dictionaries are its own
         try:
@@ -487,7 +469,7 @@ class NativeParquet:
                 if got is None:
                     break
                 n, columns = got
-                yield self._batch(pa, decoder, widths, wraps, n, columns)
+                yield self._batch(pa, decoder, f.widths, f.wraps, n, columns)
                 done += n
         except ParquetUnsupportedError as exc:
             # Met part-way (a page the chunk's metadata did not announce): pyarrow reads the
