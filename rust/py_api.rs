@@ -26,7 +26,7 @@ use crate::encode::{Encoder, Strings};
 use crate::error::CoreError;
 use crate::expected;
 use crate::parquet_decode::{BufferPool, ColumnCursor, ColumnError, DecodeError, Decoder, Kind};
-use crate::row_groups::{Classes, Job, JobError, JobPool, Roles};
+use crate::row_groups::{Classes, Convert, Job, JobError, JobPool, Roles};
 
 pyo3::import_exception!(didcore.errors, CorruptInputError);
 pyo3::import_exception!(didcore.errors, InputError);
@@ -303,6 +303,8 @@ pub struct PyAggregator {
     names: HashMap<String, String>,
     /// Parquet row groups counted as they are decoded (`submit_row_group`), once one is.
     jobs: Option<Arc<JobPool>>,
+    /// Ages past this are missing (None: no limit), for the ages a job converts.
+    max_age: Option<i64>,
 }
 
 /// Which decoded column holds each role, as Python gives it: `(provider, practice, lsoa,
@@ -321,7 +323,8 @@ type RolesArg = (
 
 /// A finished row group as returned to Python: `(sequence number, rows counted, histograms
 /// of the profiled columns, rows per financial year, (column, why) where it stopped or None,
-/// (column, what is wrong) for a corrupt chunk or None)`.
+/// (column, what is wrong) for a corrupt chunk or None, (rows, first value) of a floating
+/// age column holding infinities or None)`.
 type FinishedParts<'py> = (
     u64,
     usize,
@@ -329,6 +332,7 @@ type FinishedParts<'py> = (
     Vec<u64>,
     Option<(usize, String)>,
     Option<(usize, String)>,
+    Option<(u64, f64)>,
 );
 
 impl ClassifiedBatch<'_> {
@@ -387,6 +391,7 @@ impl PyAggregator {
                 pool,
                 names: column_names.unwrap_or_default(),
                 jobs: None,
+                max_age,
             })
         })
     }
@@ -415,9 +420,13 @@ impl PyAggregator {
     /// `ClassifiedBatch` of no rows, coded sex), `roles` (see [`RolesArg`]), `profiled` the
     /// columns whose rows are counted per dictionary index, `year_bounds` the financial
     /// years' first days (see `row_groups::Job::year_bounds`), `require` the first and last
-    /// test date every row must have (a row group counted into one year's cube).
-    /// `wait_row_groups` gives its outcome under `seq`.
-    #[pyo3(signature = (seq, row_group, template, roles, profiled, year_bounds, require=None))]
+    /// test date every row must have (a row group counted into one year's cube), `converts`
+    /// how fixed-width columns become whole numbers (`(column, "float_age", 0)`: a floating
+    /// age; `(column, "days", ticks a day)`: a timestamp with no time zone; any other column
+    /// as it is). `wait_row_groups` gives its outcome under `seq`.
+    #[pyo3(signature = (
+        seq, row_group, template, roles, profiled, year_bounds, require=None, converts=Vec::new()
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn submit_row_group(
         &mut self,
@@ -428,6 +437,7 @@ impl PyAggregator {
         profiled: Vec<usize>,
         year_bounds: Vec<i32>,
         require: Option<(i32, i32)>,
+        converts: Vec<(usize, String, i64)>,
     ) -> PyResult<()> {
         guard(|| {
             let (cursors, rows) = row_group
@@ -457,6 +467,21 @@ impl PyAggregator {
                     "a role's column is not among the chunks",
                 ));
             }
+            let mut how = vec![Convert::Whole; cursors.len()];
+            for (column, kind, ticks) in converts {
+                let slot = how.get_mut(column).ok_or_else(|| {
+                    PyValueError::new_err("a converted column is not among the chunks")
+                })?;
+                *slot = match kind.as_str() {
+                    "float_age" => Convert::FloatAge,
+                    "days" if ticks > 0 => Convert::Days(ticks),
+                    _ => {
+                        return Err(PyValueError::new_err(format!(
+                            "unknown conversion {kind:?} ({ticks} ticks a day)"
+                        )));
+                    }
+                };
+            }
             let job = Job {
                 cursors,
                 rows,
@@ -474,6 +499,8 @@ impl PyAggregator {
                 profiled,
                 year_bounds,
                 require,
+                converts: how,
+                max_age: self.max_age,
             };
             if self.jobs.is_none() {
                 let pool = JobPool::new(self.acc.dims(), self.pool.current_num_threads())?;
@@ -511,7 +538,9 @@ impl PyAggregator {
                             .into_iter()
                             .map(|h| PyArray1::from_vec(py, h))
                             .collect();
-                        out.push((seq, o.rows, hist, o.years, o.stopped, None));
+                        let (n, example) = o.unreadable;
+                        let unreadable = example.filter(|_| n > 0).map(|v| (n, v));
+                        out.push((seq, o.rows, hist, o.years, o.stopped, None, unreadable));
                     }
                     Err(JobError::Decode(ColumnError { column, error })) => {
                         out.push((
@@ -521,6 +550,7 @@ impl PyAggregator {
                             Vec::new(),
                             None,
                             Some((column, error.to_string())),
+                            None,
                         ));
                     }
                     Err(JobError::Count(err)) => {

@@ -61,6 +61,25 @@ pub struct Classes {
     pub n_exam: usize,
 }
 
+/// How a fixed-width column's decoded values become the `i32`s the counting takes, as
+/// Python's classifier makes them of a batch's column (`didcore.classify`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Convert {
+    /// Whole numbers: 4-byte values as they are; 8-byte ones clamped into `i32`, an age past
+    /// [`Job::max_age`] made -1 (missing) first, however wide.
+    #[default]
+    Whole,
+    /// A floating age (`float` or `double`, as pandas stores whole numbers with gaps): NaN is
+    /// null; an infinity is null and unreadable ([`Outcome::unreadable`]); any other value is
+    /// its completed years, `floor(v)`, made -1 (missing) when past [`Job::max_age`], and
+    /// clamped into `i32`.
+    FloatAge,
+    /// A timestamp with no time zone, this many ticks a day: days since 1970-01-01, rounded
+    /// down, as Arrow casts a timestamp to `date32` (a day out of `i32`'s range stops the
+    /// job, for pyarrow to say what it makes of it).
+    Days(i64),
+}
+
 /// One row group to count.
 #[derive(Debug)]
 pub struct Job {
@@ -77,10 +96,14 @@ pub struct Job {
     /// group counted into one financial year's cube on the footer's word. A block with a
     /// null or another date stops the job before it is counted.
     pub require: Option<(i32, i32)>,
+    /// Per decoded column, how its values become `i32`s (empty: all [`Convert::Whole`]).
+    pub converts: Vec<Convert>,
+    /// Ages past this are missing (None: no limit), as Python's classifier is told.
+    pub max_age: Option<i64>,
 }
 
 /// What a job did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
     /// Rows counted (all of the row group's, unless `stopped`).
     pub rows: usize,
@@ -91,6 +114,9 @@ pub struct Outcome {
     /// The column and the reason the job stopped before its row group's end (a page it does
     /// not decode, a dictionary grown past its classification): the rest is Python's.
     pub stopped: Option<(usize, String)>,
+    /// Rows of a floating age column holding an infinity (counted as missing ages), and the
+    /// first such value, for the warning Python gives about values that are not ages.
+    pub unreadable: (u64, Option<f64>),
 }
 
 /// Why a job failed: a column chunk that cannot be right, or counts that could not be made.
@@ -132,10 +158,32 @@ impl Job {
                 outcome.stopped = Some((column, "its dictionary grew past a PLAIN page".into()));
                 return Ok(outcome);
             }
+            // (a block's unreadable ages are the outcome's only once the block is counted: a
+            // job stopped before it leaves its rows to pyarrow, which notes them itself)
+            let mut unreadable = (0, None);
+            let mut converted: Vec<Option<Vec<i32>>> = vec![None; outs.len()];
+            for (j, out) in outs.iter_mut().enumerate() {
+                let width = self.cursors[j].width();
+                converted[j] = match self.converts.get(j).copied().unwrap_or_default() {
+                    Convert::Whole if width == 4 => None,
+                    Convert::Whole => Some(clamped(&out.values, n, self.age_limit(j))),
+                    Convert::FloatAge => {
+                        Some(float_ages(out, n, width, self.max_age, &mut unreadable))
+                    }
+                    Convert::Days(ticks) => {
+                        let Some(days) = days(&out.values, n, width, ticks) else {
+                            let why = "a timestamp past date32's range".into();
+                            outcome.stopped = Some((j, why));
+                            return Ok(outcome);
+                        };
+                        Some(days)
+                    }
+                };
+            }
             let ints: Vec<Cow<'_, [i32]>> = outs
                 .iter()
-                .zip(&self.cursors)
-                .map(|(o, c)| as_i32(&o.values, n, c.width()))
+                .zip(converted)
+                .map(|(o, c)| c.map_or_else(|| as_i32(&o.values, n), Cow::Owned))
                 .collect();
             if let (Some((lo, hi)), Some(t)) = (self.require, self.roles.test_date) {
                 let outside = outs[t].nulls > 0 || ints[t][..n].iter().any(|&d| d < lo || d > hi);
@@ -144,6 +192,10 @@ impl Job {
                     outcome.stopped = Some((t, why));
                     return Ok(outcome);
                 }
+            }
+            outcome.unreadable.0 += unreadable.0;
+            if outcome.unreadable.1.is_none() {
+                outcome.unreadable.1 = unreadable.1;
             }
             let batch = self.batch(&outs, &ints, n);
             acc.add_block(&batch, self.classes.n_providers, !first)
@@ -165,6 +217,16 @@ impl Job {
             outcome.rows += n;
         }
         Ok(outcome)
+    }
+
+    /// The limit past which column `j`'s values are missing ages: [`Job::max_age`] for the
+    /// age column, none for any other.
+    fn age_limit(&self, j: usize) -> Option<i64> {
+        if self.roles.age == Ok(j) {
+            self.max_age
+        } else {
+            None
+        }
     }
 
     /// A text column whose dictionary now holds more entries than its classification.
@@ -354,23 +416,9 @@ fn validity(out: &ColumnOut) -> Validity<'_> {
     }
 }
 
-/// The first `n` values of `bytes` (little-endian, `width` bytes each) as `i32`s: the bytes
-/// themselves when they are 4-byte values, aligned (a `Vec<u8>` from the allocator always
-/// is, in practice), else a copy. 8-byte values (`int64` ages) are clamped into `i32`, as
-/// Python clamps them for a batch: an age that large is 90+ (or missing, past `max_age`)
-/// either way.
-fn as_i32(bytes: &[u8], n: usize, width: usize) -> Cow<'_, [i32]> {
-    if width == 8 {
-        return Cow::Owned(
-            bytes[..n * 8]
-                .chunks_exact(8)
-                .map(|b| {
-                    let v = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-                    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
-                })
-                .collect(),
-        );
-    }
+/// The first `n` 4-byte values of `bytes` (little-endian) as `i32`s: the bytes themselves
+/// when aligned (a `Vec<u8>` from the allocator always is, in practice), else a copy.
+fn as_i32(bytes: &[u8], n: usize) -> Cow<'_, [i32]> {
     let bytes = &bytes[..n * 4];
     match bytemuck::try_cast_slice::<u8, i32>(bytes) {
         Ok(ints) if cfg!(target_endian = "little") => Cow::Borrowed(ints),
@@ -381,6 +429,99 @@ fn as_i32(bytes: &[u8], n: usize, width: usize) -> Cow<'_, [i32]> {
                 .collect(),
         ),
     }
+}
+
+/// The first `n` 8-byte values of `bytes` (`int64` ages) clamped into `i32`, each past
+/// `limit` made -1 first (missing), as Python does for a batch's: an age that large is then
+/// missing however wide, and otherwise 90+ (or missing, past `max_age`) either way.
+fn clamped(bytes: &[u8], n: usize, limit: Option<i64>) -> Vec<i32> {
+    bytes[..n * 8]
+        .chunks_exact(8)
+        .map(|b| {
+            let v = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            if limit.is_some_and(|limit| v > limit) {
+                -1
+            } else {
+                i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
+            }
+        })
+        .collect()
+}
+
+/// The first `n` floating ages of `out` (`width` 4 or 8 bytes) as completed years (see
+/// [`Convert::FloatAge`]): NaN and infinite rows are made null in `out`, infinite ones counted
+/// in `unreadable` (with the first one met).
+fn float_ages(
+    out: &mut ColumnOut,
+    n: usize,
+    width: usize,
+    max_age: Option<i64>,
+    unreadable: &mut (u64, Option<f64>),
+) -> Vec<i32> {
+    // `floor(v) > max_age` decided exactly however `max_age as f64` rounds: if it rounded
+    // up, the ages past `max_age` are those from it on; if down, those above it
+    let past = |v: f64| match max_age {
+        None => false,
+        Some(max_age) => {
+            let limit = max_age as f64;
+            if (limit as i128) > i128::from(max_age) {
+                v >= limit
+            } else {
+                v > limit
+            }
+        }
+    };
+    let bytes = &out.values[..n * width];
+    let value = |k: usize| -> f64 {
+        let b = &bytes[k * width..(k + 1) * width];
+        if width == 4 {
+            f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        } else {
+            f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        }
+    };
+    let mut ages = Vec::with_capacity(n);
+    let mut gaps = Vec::new();
+    for k in 0..n {
+        let v = value(k).floor();
+        let age = if !v.is_finite() {
+            gaps.push(k);
+            0
+        } else if past(v) {
+            -1
+        } else {
+            v as i32 // saturates: clamped into i32, as Python clamps
+        };
+        ages.push(age);
+    }
+    for k in gaps {
+        if out.validity[k >> 3] >> (k & 7) & 1 == 0 {
+            continue; // a null row's bytes are zero, but say nothing of them
+        }
+        let v = value(k);
+        out.validity[k >> 3] &= !(1 << (k & 7));
+        out.nulls += 1;
+        if v.is_infinite() {
+            unreadable.0 += 1;
+            unreadable.1.get_or_insert(v);
+        }
+    }
+    ages
+}
+
+/// The first `n` timestamps of `bytes` (`width` 8, `ticks` a day) as days since 1970-01-01,
+/// rounded down; None if one is out of `i32`'s range.
+fn days(bytes: &[u8], n: usize, width: usize, ticks: i64) -> Option<Vec<i32>> {
+    if width != 8 || ticks <= 0 {
+        return None;
+    }
+    bytes[..n * 8]
+        .chunks_exact(8)
+        .map(|b| {
+            let v = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            i32::try_from(v.div_euclid(ticks)).ok()
+        })
+        .collect()
 }
 
 /// Add each row's dictionary index to `bins` (its last entry: the null rows). The decoder
@@ -432,7 +573,9 @@ fn tally_years(days: &[i32], valid: Validity<'_>, n: usize, bounds: &[i32], year
 
 #[cfg(test)]
 mod tests {
-    use super::{Validity, as_i32, count_indices, tally_years};
+    use super::{
+        ColumnOut, Validity, as_i32, clamped, count_indices, days, float_ages, tally_years,
+    };
 
     #[test]
     fn years_are_tallied_by_their_bounds_and_nulls_and_others_in_none() {
@@ -476,14 +619,101 @@ mod tests {
     #[test]
     fn unaligned_bytes_are_read_as_well() {
         let bytes: Vec<u8> = [7i32, -1, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(&*as_i32(&bytes, 3, 4), &[7, -1, 3]);
+        assert_eq!(&*as_i32(&bytes, 3), &[7, -1, 3]);
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&bytes);
-        assert_eq!(&*as_i32(&shifted[1..], 2, 4), &[7, -1]);
-        let wide: Vec<u8> = [40i64, 1 << 40, -(1 << 40)]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        assert_eq!(&*as_i32(&wide, 3, 8), &[40, i32::MAX, i32::MIN]);
+        assert_eq!(&*as_i32(&shifted[1..], 2), &[7, -1]);
+    }
+
+    fn le<T: Copy, const W: usize>(values: &[T], to: fn(T) -> [u8; W]) -> Vec<u8> {
+        values.iter().flat_map(|&v| to(v)).collect()
+    }
+
+    #[test]
+    fn wide_ages_are_clamped_after_the_limit() {
+        let wide = le(
+            &[40i64, 1 << 40, -(1 << 40), 5_000_000_000],
+            i64::to_le_bytes,
+        );
+        assert_eq!(clamped(&wide, 4, None), [40, i32::MAX, i32::MIN, i32::MAX]);
+        // past a limit wider than i32: missing, not clamped back within it
+        assert_eq!(
+            clamped(&wide, 4, Some(4_000_000_000)),
+            [40, -1, i32::MIN, -1]
+        );
+    }
+
+    fn column(bytes: Vec<u8>, rows: usize, nulls: &[usize]) -> ColumnOut {
+        let mut validity = vec![0xff; rows.div_ceil(8)];
+        for &k in nulls {
+            validity[k >> 3] &= !(1 << (k & 7));
+        }
+        ColumnOut {
+            values: bytes,
+            validity,
+            rows,
+            nulls: nulls.len(),
+        }
+    }
+
+    #[test]
+    fn floating_ages_are_completed_years_and_infinities_unreadable() {
+        let values = [
+            40.7,
+            f64::NAN,
+            f64::INFINITY,
+            -0.5,
+            1e20,
+            0.0,
+            f64::NEG_INFINITY,
+            91.0,
+        ];
+        // row 5 is null (its bytes zero, as decoded)
+        let mut out = column(le(&values, f64::to_le_bytes), 8, &[5]);
+        let mut unreadable = (0, None);
+        let ages = float_ages(&mut out, 8, 8, Some(90), &mut unreadable);
+        assert_eq!(ages[..2], [40, 0]);
+        assert_eq!(ages[3..6], [-1, -1, 0]);
+        assert_eq!(ages[7], -1, "past max_age: missing");
+        assert_eq!(unreadable, (2, Some(f64::INFINITY)));
+        // NaN and the infinities are now null, beside the null row
+        assert_eq!(out.nulls, 4);
+        assert_eq!(out.validity[0], 0b1001_1001);
+        // float32, no limit: clamped into i32
+        let singles = le(&[40.2f32, 3e9, -3e9], f32::to_le_bytes);
+        let mut out = column(singles, 3, &[]);
+        let ages = float_ages(&mut out, 3, 4, None, &mut (0, None));
+        assert_eq!(ages, [40, i32::MAX, i32::MIN]);
+        // the widest limit: an age past it is missing, where no limit keeps it (90+)
+        let huge = le(&[1e19f64], f64::to_le_bytes);
+        let mut out = column(huge.clone(), 1, &[]);
+        assert_eq!(
+            float_ages(&mut out, 1, 8, Some(i64::MAX), &mut (0, None)),
+            [-1]
+        );
+        let mut out = column(huge, 1, &[]);
+        assert_eq!(float_ages(&mut out, 1, 8, None, &mut (0, None)), [i32::MAX]);
+        // a limit that rounds up as a double: ages from it on are past it
+        let big = (1i64 << 60) + 1;
+        let mut out = column(le(&[(1u64 << 60) as f64], f64::to_le_bytes), 1, &[]);
+        assert_eq!(
+            float_ages(&mut out, 1, 8, Some(big), &mut (0, None)),
+            [i32::MAX]
+        );
+        let mut out = column(le(&[(1u64 << 60) as f64], f64::to_le_bytes), 1, &[]);
+        assert_eq!(
+            float_ages(&mut out, 1, 8, Some((1i64 << 60) - 1), &mut (0, None)),
+            [-1]
+        );
+    }
+
+    #[test]
+    fn timestamps_are_days_rounded_down() {
+        let day = 86_400_000_000_000i64; // nanoseconds
+        let stamps = le(&[-1, 0, day - 1, day, -day, -day - 1], i64::to_le_bytes);
+        assert_eq!(days(&stamps, 6, 8, day), Some(vec![-1, 0, 0, 1, -1, -2]));
+        let far = le(&[i64::MAX], i64::to_le_bytes);
+        assert_eq!(days(&far, 1, 8, 86_400_000), None, "past date32's range");
+        assert_eq!(days(&far, 1, 8, day), Some(vec![106_751]));
     }
 }

@@ -224,3 +224,88 @@ def test_a_footer_that_misstates_the_test_dates_is_caught(
         for year in cubes[mode]:
             assert_same(cubes["native"][year], cubes[mode][year])
         assert_same(cubes["native"].undated, cubes[mode].undated)
+
+
+def _pandas_typed(table: pa.Table, unit: str = "ns", tz: str | None = None) -> pa.Table:
+    """``table`` as pandas writes it: ages with gaps as doubles (here also fractions, NaN,
+    infinities, negative and huge ages) and dates as timestamps.
+    """
+    ages = table.column("age").to_pylist()
+    odd = [40.7, float("nan"), float("inf"), -0.5, 1e20, float("-inf"), 91.0, 130.99]
+    ages = [odd[i % len(odd)] if i % 13 == 0 else a for i, a in enumerate(ages)]
+    at = table.schema.get_field_index("age")
+    table = table.set_column(at, "age", pa.array(ages, pa.float64()))
+    at = table.schema.get_field_index("test_date")
+    stamps = table.column("test_date").cast(pa.timestamp(unit))
+    # a time of day, which the date drops
+    stamps = pa.array(
+        [None if s is None else s + dt.timedelta(hours=13) for s in stamps.to_pylist()],
+        pa.timestamp(unit, tz=tz),
+    )
+    return table.set_column(at, "test_date", stamps)
+
+
+def _counted_with_warnings(path: Path, mode: str, **kw: Any) -> tuple[Any, list[str]]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cube = _counted(path, mode, **kw)
+    return cube, sorted(str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("max_age", [None, 95])
+@pytest.mark.parametrize(
+    ("unit", "tz", "counted_as_decoded"),
+    [("ns", None, True), ("us", "UTC", True), ("ms", None, True), ("us", "Europe/London", False)],
+)
+def test_pandas_types_floating_ages_and_timestamps(
+    tmp_path: Path, unit: str, tz: str | None, counted_as_decoded: bool, max_age: int | None
+) -> None:
+    """An extract written by pandas (ages as doubles, dates as timestamps) is counted as it
+    is decoded, as the classifier reads a batch: a fractional age is its completed years, NaN
+    missing, an infinity missing and warned of as unreadable, an age past ``max_age`` missing;
+    a timestamp's date rounded down. A zone's local dates are pyarrow's to work out (decoded
+    into batches).
+    """
+    table = _pandas_typed(_dated(6_000, seed=21), unit, tz)
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+    cubes, warned = {}, {}
+    for mode in MODES:
+        parquet_native.READS.reset()
+        cubes[mode], warned[mode] = _counted_with_warnings(path, mode, max_age=max_age)
+        if mode == "native":
+            assert (parquet_native.READS.counted == 6) is counted_as_decoded
+    assert any("not a number" in w for w in warned["native"]), warned["native"]
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+        assert warned["native"] == warned[mode]
+    assert_equal_to_reference(
+        cubes["pyarrow"], aggregate_reference(table.to_pylist(), LOOKUPS, max_age=max_age)
+    )
+
+
+def test_pandas_types_by_year_and_dates_of_birth(tmp_path: Path) -> None:
+    """Timestamps as test dates and dates of birth (many before 1970, where rounding down
+    and toward zero differ): counted by financial year as decoded, from the footer's
+    timestamp statistics, as every other path counts them.
+    """
+    table = _pandas_typed(_dated(8_000, seed=22).sort_by("test_date"), "us")
+    born = [
+        None if i % 89 == 0 else dt.datetime(1930, 1, 1) + dt.timedelta(hours=(i * 7919) % 700_000)
+        for i in range(table.num_rows)
+    ]
+    table = table.drop(["age"]).append_column("date_of_birth", pa.array(born, pa.timestamp("us")))
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+    cubes, counted = _all_modes(path, by_year=True)
+    assert 0 < counted < 8
+    for mode in ("batches", "pyarrow"):
+        assert list(cubes["native"]) == list(cubes[mode])
+        for year in cubes[mode]:
+            assert_same(cubes["native"][year], cubes[mode][year])
+        assert_same(cubes["native"].undated, cubes[mode].undated)
+    one, _ = _all_modes(path)
+    for mode in ("batches", "pyarrow"):
+        assert_same(one["native"], one[mode])

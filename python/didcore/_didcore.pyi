@@ -68,6 +68,7 @@ class Aggregator:
         profiled: list[int],
         year_bounds: list[int],
         require: tuple[int, int] | None = None,
+        converts: list[tuple[int, str, int]] = ...,
     ) -> None: ...
     def wait_row_groups(
         self, max_in_flight: int
@@ -79,6 +80,7 @@ class Aggregator:
             list[int],
             tuple[int, str] | None,
             tuple[int, str] | None,
+            tuple[int, float] | None,
         ]
     ]: ...
     def finish(self) -> dict[str, Any]: ...

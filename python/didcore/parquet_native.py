@@ -189,6 +189,9 @@ class RowGroupToCount:
     #: rows must have (from the footer: the core checks them), or None.
     year: int | None = None
     require: tuple[int, int] | None = None
+    #: How the core makes whole numbers of fixed-width columns that are not already: see
+    #: :class:`Countable`.
+    converts: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,29 @@ class CountingRoles:
     year_of: Any = None
 
 
+@dataclass(frozen=True)
+class Countable:
+    """Why a file's row groups may be counted as they are decoded (``_countable``): where its
+    text columns and the provider column are, and how the core makes whole numbers of the
+    columns that are not already ``int32``, ``int64`` or ``date32``: ``(column, "float_age",
+    0)`` a floating age (as pandas stores ages with gaps: read as the classifier reads them),
+    ``(column, "days", ticks)`` a timestamp with no time zone, ``ticks`` a day (days rounded
+    down, as Arrow casts it to ``date32``).
+    """
+
+    text: list[int]
+    provider: int
+    converts: list[tuple[int, str, int]]
+
+    def ticks_a_day(self, column: int) -> int | None:
+        """Ticks a day of a timestamp column made days, else None (already days)."""
+        return next((t for j, kind, t in self.converts if j == column and kind == "days"), None)
+
+
+#: Ticks a day of each timestamp unit.
+_TICKS_A_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
 @dataclass
 class _OpenFile:
     """A Parquet file being read by the core: what each row group's reading needs."""
@@ -227,6 +253,8 @@ class _OpenFile:
     wraps: list[Any]
     #: reads row group ``i`` through pyarrow (a ``Table``)
     fallback: Any
+    #: whether and how its row groups may be counted as decoded (None: not)
+    countable: Countable | None = None
 
 
 class NativeParquet:
@@ -295,8 +323,8 @@ class NativeParquet:
                 yield from self._all_fallback(path, fallback, why)
                 return
             wraps = [k[1] for k in kinds if k is not None]
-            f = _OpenFile(path, fd, size, decoder, widths, wraps, fallback)
             countable = self._countable(pa, widths, wraps)
+            f = _OpenFile(path, fd, size, decoder, widths, wraps, fallback, countable)
             for i, (num_rows, chunks) in enumerate(plan):
                 why_not = next((c[2] for c in chunks if c[2] is not None), None)
                 if why_not is not None:
@@ -304,22 +332,17 @@ class NativeParquet:
                     yield from fallback(i).to_batches()
                     continue
                 if countable is not None and num_rows > 0:
-                    text, provider = countable
-                    nulls = chunks[provider][4]
-                    year = self._year(chunks)
-                    if nulls is not None and all(chunks[j][3] for j in text) and year:
+                    nulls = chunks[countable.provider][4]
+                    year = self._year(chunks, countable)
+                    if nulls is not None and all(chunks[j][3] for j in countable.text) and year:
                         yield from self._to_count(f, i, num_rows, chunks)
                         continue
                 yield from self._row_group(f, i, num_rows, chunks, batch_rows)
         finally:
             os.close(fd)
 
-    def _countable(
-        self, pa: Any, widths: tuple[int, ...], wraps: list[Any]
-    ) -> tuple[list[int], int] | None:
-        """Whether this file's row groups may be counted as they are decoded: the indices of
-        its text columns and of the provider column, or None.
-        """
+    def _countable(self, pa: Any, widths: tuple[int, ...], wraps: list[Any]) -> Countable | None:
+        """Whether and how this file's row groups may be counted as they are decoded."""
         roles = self.counting
         if roles is None:
             return None
@@ -328,15 +351,27 @@ class NativeParquet:
             return None
         if any(widths[where[n]] != 0 for n in roles.text):
             return None
+        converts: list[tuple[int, str, int]] = []
         ints = {4: pa.int32(), 8: pa.int64()}  # not unsigned: their values do not fit i32
-        if any(wraps[where[n]] != ints.get(widths[where[n]]) for n in roles.ints):
-            return None
-        if any(widths[where[n]] != 4 or wraps[where[n]] != pa.date32() for n in roles.dates):
-            return None
-        return [where[n] for n in roles.text], where[roles.provider]
+        for name in roles.ints:
+            j = where[name]
+            if wraps[j] in (pa.float32(), pa.float64()):
+                converts.append((j, "float_age", 0))
+            elif wraps[j] != ints.get(widths[j]):
+                return None
+        for name in roles.dates:
+            j = where[name]
+            if widths[j] == 4 and wraps[j] == pa.date32():
+                continue
+            # (text dates are the classifier's to read; a zone's local dates pyarrow's)
+            wrap = wraps[j]
+            if wrap is None or not pa.types.is_timestamp(wrap) or wrap.tz not in (None, "UTC"):
+                return None
+            converts.append((j, "days", _TICKS_A_DAY[wrap.unit]))
+        return Countable([where[n] for n in roles.text], where[roles.provider], converts)
 
     def _year(
-        self, chunks: list[tuple[Any, ...]]
+        self, chunks: list[tuple[Any, ...]], countable: Countable
     ) -> tuple[int | None, tuple[int, int] | None] | None:
         """For a run counting by financial year, the year a row group's rows are all in and
         the test dates they must have, from the footer's statistics; ``(None, None)`` for a
@@ -348,11 +383,14 @@ class NativeParquet:
             return None, None
         if roles.test_date is None or roles.test_date not in self.names:
             return roles.declared, None
-        chunk = chunks[self.names.index(roles.test_date)]
-        nulls, span = chunk[4], chunk[5]
+        column = self.names.index(roles.test_date)
+        nulls, span = chunks[column][4], chunks[column][5]
         if nulls != 0 or span is None:
             return None
         first, last = int(span[0]), int(span[1])
+        ticks = countable.ticks_a_day(column)
+        if ticks is not None:  # a timestamp's, in days as the core makes them (rounded down)
+            first, last = first // ticks, last // ticks
         key = roles.year_of(first, last)
         return None if key is None else (key, (first, last))
 
@@ -390,7 +428,8 @@ class NativeParquet:
         assert self.counting is not None
         provider = chunks[self.names.index(self.counting.provider)]
         log.debug("%s: row group %d counted by the core as decoded", path, i + 1)
-        year = self._year(chunks)
+        assert f.countable is not None
+        year = self._year(chunks, f.countable)
         assert year is not None
         yield RowGroupToCount(
             path,
@@ -403,6 +442,7 @@ class NativeParquet:
             fallback,
             year=year[0],
             require=year[1],
+            converts=f.countable.converts,
         )
 
     def _read_chunks(self, f: _OpenFile, i: int, chunks: list[tuple[Any, ...]]) -> list[bytes]:

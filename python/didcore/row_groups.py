@@ -127,7 +127,9 @@ class RowGroupCounting:
         self._seq += 1
         self._pending[seq] = (item, template)
         bounds = self.bounds if self.tally is not None else []
-        agg.submit_row_group(seq, item.chunks, template, roles, profiled, bounds, item.require)
+        agg.submit_row_group(
+            seq, item.chunks, template, roles, profiled, bounds, item.require, item.converts
+        )
         first = seq == 0 and self.profile.batches == 0
         self._collect(agg.wait_row_groups(0 if first else self.max_in_flight))
 
@@ -155,7 +157,7 @@ class RowGroupCounting:
         self.agg.add_batch(args)
 
     def _collect(self, finished: list[tuple[Any, ...]]) -> None:
-        for seq, rows, histograms, years, stopped, corrupt in finished:
+        for seq, rows, histograms, years, stopped, corrupt, unreadable in finished:
             item, template = self._pending.pop(seq)
             if corrupt is not None:
                 column, message = corrupt
@@ -165,6 +167,8 @@ class RowGroupCounting:
                 )
             with self.classifier.lock:
                 self._profile(item, template, histograms, rows)
+                if unreadable is not None:  # infinite floating ages, as the classifier notes
+                    self.classifier._note_unreadable(self.classifier.columns.age, *unreadable)
                 if (
                     years
                     and self.tally is not None
