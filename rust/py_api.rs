@@ -15,7 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use numpy::{PyArray1, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -25,7 +25,9 @@ use crate::cube::{
 use crate::encode::{Encoder, Strings};
 use crate::error::CoreError;
 use crate::expected;
-use crate::parquet_decode::{BufferPool, ColumnCursor, ColumnError, DecodeError, Decoder, Kind};
+use crate::parquet_decode::{
+    BufferPool, ChunkSource, ColumnCursor, ColumnError, DecodeError, Decoder, Fetch, Kind,
+};
 use crate::row_groups::{Classes, Convert, Job, JobError, JobPool, Roles};
 
 pyo3::import_exception!(didcore.errors, CorruptInputError);
@@ -363,6 +365,33 @@ impl ClassifiedBatch<'_> {
 #[pyclass(module = "didcore._didcore", name = "RowGroup", frozen)]
 pub struct PyRowGroup {
     cursors: std::sync::Mutex<Option<(Vec<ColumnCursor>, usize)>>,
+}
+
+/// A chunk given to `ParquetDecoder.start`: its bytes, or the function that reads them
+/// (`window` bytes at least at a time).
+fn chunk_source(chunk: Bound<'_, PyAny>, window: usize) -> PyResult<ChunkSource> {
+    if let Ok(bytes) = chunk.extract::<pyo3::pybacked::PyBackedBytes>() {
+        return Ok(ChunkSource::Whole(bytes::Bytes::from_owner(bytes)));
+    }
+    if !chunk.is_callable() {
+        return Err(PyTypeError::new_err(
+            "a column chunk must be bytes, or a function that reads them",
+        ));
+    }
+    let read: Py<PyAny> = chunk.unbind();
+    let fetch: Fetch = Arc::new(move |offset, length| {
+        // on a decoding thread, while the thread that asked for rows waits without the
+        // interpreter
+        Python::attach(|py| {
+            let got = read.call1(py, (offset, length)).and_then(|b| {
+                b.extract::<pyo3::pybacked::PyBackedBytes>(py)
+                    .map_err(Into::into)
+            });
+            got.map(bytes::Bytes::from_owner)
+                .map_err(|e| format!("reading the column chunk: {e}"))
+        })
+    });
+    Ok(ChunkSource::Windowed(fetch, window))
 }
 
 #[pymethods]
@@ -1057,15 +1086,23 @@ impl PyParquetDecoder {
     /// Start row group `row_group` of the open file with its needed chunks' bytes: `bytes`
     /// objects, decoded where they are (immutable, so held without the interpreter and
     /// without a copy: copying each row group's chunks was 2.5% of a run's CPU and a second
-    /// row group's worth of memory); a `bytearray` is copied.
+    /// row group's worth of memory; a `bytearray` is copied), or for a chunk too big to read
+    /// whole, a function `read(offset, length) -> bytes` giving its bytes from `offset`
+    /// (counted from the chunk's start), called as its pages are decoded, `window` bytes at
+    /// least at a time.
+    #[pyo3(signature = (row_group, chunks, window=4 << 20))]
     fn start(
         &mut self,
         py: Python<'_>,
         row_group: usize,
-        chunks: Vec<pyo3::pybacked::PyBackedBytes>,
+        chunks: Vec<Bound<'_, PyAny>>,
+        window: usize,
     ) -> PyResult<()> {
         guard(|| {
-            let owned = chunks.into_iter().map(bytes::Bytes::from_owner).collect();
+            let owned = chunks
+                .into_iter()
+                .map(|c| chunk_source(c, window))
+                .collect::<PyResult<Vec<_>>>()?;
             let decoder = self.decoder();
             let result = detached_core(py, || Ok(decoder.start(row_group, owned)))?;
             result.map_err(|e| self.column_error(e).into())

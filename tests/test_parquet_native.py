@@ -575,3 +575,67 @@ def test_batches_held_keep_their_values_while_later_ones_are_decoded(tmp_path: P
         v for b in native.batches(path, schema, fallback, 333) for v in b.column("age").to_pylist()
     ]
     assert again == want.column("age").to_pylist()
+
+
+@pytest.fixture
+def windowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row group read in windows (as a huge one is), of a few hundred bytes: windows
+    that split page headers and pages."""
+    monkeypatch.setattr(parquet_native, "WINDOWED_ROW_GROUP_BYTES", 0)
+    monkeypatch.setattr(parquet_native, "WINDOW_BYTES", 333)
+
+
+@pytest.mark.parametrize("compression", ["NONE", "SNAPPY", "ZSTD"])
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_row_groups_read_in_windows_count_as_read_whole(
+    tmp_path: Path, windowed: None, compression: str, page_version: str, dictionary: bool
+) -> None:
+    """A row group too big to read whole is read a window at a time as its pages are
+    decoded, and counted as pyarrow counts it (and by year as well)."""
+    table = _dated(5_000, seed=31)
+    path = tmp_path / "e.parquet"
+    pq.write_table(
+        table,
+        path,
+        row_group_size=2_000,
+        compression=compression,
+        data_page_version=page_version,
+        use_dictionary=dictionary,
+        data_page_size=2_048,
+    )
+    native, arrow, reads = _both(path)
+    assert reads.native == 3 and reads.pyarrow == 0 and reads.counted == 0
+    assert_same(native, arrow)
+    native, arrow, _ = _both(path, by_year=True)
+    assert list(native) == list(arrow)
+    for year in native:
+        assert_same(native[year], arrow[year])
+
+
+def test_a_file_cut_short_under_a_window_names_file_row_group_and_column(
+    tmp_path: Path, windowed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file ends (or the read fails) part-way through a chunk read in windows: a clean
+    error naming the file, row group and column, never a panic."""
+    path = tmp_path / "e.parquet"
+    pq.write_table(_big_table(3_000), path, row_group_size=1_000, compression="none")
+    reads = parquet_native._ChunkReads.__call__
+
+    def short(self: Any, offset: int, length: int) -> bytes:
+        return reads(self, offset, length)[: length // 2]
+
+    monkeypatch.setattr(parquet_native._ChunkReads, "__call__", short)
+    with pytest.raises(errors.CorruptInputError, match=r"e\.parquet: row group 1: column '\w+'"):
+        _aggregate(path, "native")
+
+    monkeypatch.setattr(parquet_native._ChunkReads, "__call__", reads)
+    start = parquet_native._ChunkReads.__init__
+
+    def unreadable(self: Any, fd: int, at: int) -> None:
+        start(self, -1, at)  # a read fails (as an I/O error would)
+
+    monkeypatch.setattr(parquet_native._ChunkReads, "__init__", unreadable)
+    match = r"e\.parquet: row group 1: cannot read the file: Bad file descriptor"
+    with pytest.raises(errors.UnreadableInputError, match=match):
+        _aggregate(path, "native")

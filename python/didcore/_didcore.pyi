@@ -2,6 +2,7 @@
 :func:`didcore.aggregate` and :func:`didcore.standardise`.
 """
 
+from collections.abc import Callable
 from typing import Any, Final, final
 
 import numpy as np
@@ -105,7 +106,12 @@ class ParquetDecoder:
     ) -> list[
         tuple[int, list[tuple[int, int, str | None, bool, int | None, tuple[int, int] | None]]]
     ]: ...
-    def start(self, row_group: int, chunks: list[bytes]) -> None: ...
+    def start(
+        self,
+        row_group: int,
+        chunks: list[bytes | Callable[[int, int], bytes]],
+        window: int = ...,
+    ) -> None: ...
     def load_dictionaries(self) -> None: ...
     def take_row_group(self) -> RowGroup: ...
     def next(

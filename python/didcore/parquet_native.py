@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -162,6 +163,40 @@ def _read_at(fd: int, size: int, offset: int) -> bytes:
         parts.append(more)
         done += len(more)
     return b"".join(parts)
+
+
+#: A row group whose needed column chunks hold more bytes than this is read in windows
+#: (:data:`WINDOW_BYTES` at a time, as its pages are decoded) and decoded into batches, so
+#: that memory does not grow with it: one row group of 50 million rows (what pandas wrote
+#: with pyarrow before 15) held 1.2 GB of chunks read whole. Usual row groups (a million rows,
+#: 10-20 MB of chunks) are read whole, which is faster.
+WINDOWED_ROW_GROUP_BYTES = 64 << 20
+
+#: Bytes read at a time from a chunk read in windows (pyarrow's pages are up to 1 MB).
+WINDOW_BYTES = 4 << 20
+
+
+class _ChunkReads:
+    """Reads a column chunk's bytes a window at a time for the core: called as
+    ``read(offset, length)`` (offset from the chunk's start) from the core's decoding threads.
+    Fewer bytes back means the file ends before them.
+    """
+
+    def __init__(self, fd: int, start: int) -> None:
+        self.fd, self.start = fd, start
+        # os.pread is one positioned call; without it (Windows) a seek and a read must not
+        # interleave with another thread's
+        self.lock = threading.Lock()
+        #: a read that failed (the core then sees the chunk end early; the reader names it)
+        self.error: OSError | None = None
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        with self.lock:
+            try:
+                return _read_at(self.fd, length, self.start + offset)
+            except OSError as exc:
+                self.error = self.error or exc
+                return b""
 
 
 @dataclass
@@ -331,6 +366,9 @@ class NativeParquet:
                     self._note_fallback(path, i, why_not)
                     yield from fallback(i).to_batches()
                     continue
+                if sum(c[1] for c in chunks) > WINDOWED_ROW_GROUP_BYTES:
+                    yield from self._row_group(f, i, num_rows, chunks, batch_rows, windowed=True)
+                    continue
                 if countable is not None and num_rows > 0:
                     nulls = chunks[countable.provider][4]
                     year = self._year(chunks, countable)
@@ -445,19 +483,25 @@ class NativeParquet:
             converts=f.countable.converts,
         )
 
-    def _read_chunks(self, f: _OpenFile, i: int, chunks: list[tuple[Any, ...]]) -> list[bytes]:
+    def _read_chunks(
+        self, f: _OpenFile, i: int, chunks: list[tuple[Any, ...]], windowed: bool = False
+    ) -> list[Any]:
         """The needed chunks of row group ``i``, each read with one positioned read into a
         ``bytes`` object the core decodes where it is (no copy); the allocator hands the freed
-        memory of the last row group's chunks back for the next.
+        memory of the last row group's chunks back for the next. ``windowed``: a chunk bigger
+        than a window is read as it is decoded, a window at a time (:class:`_ChunkReads`).
         """
         where = f"{f.path}: row group {i + 1}"
-        views = []
+        views: list[Any] = []
         for j, (start, length, *_) in enumerate(chunks):
             if start + length > f.size:
                 raise CorruptInputError(
                     f"{where}: column {self.names[j]!r}: its bytes {start}..{start + length} "
                     f"are past the end of the file ({f.size} bytes)"
                 )
+            if windowed and length > WINDOW_BYTES:
+                views.append(_ChunkReads(f.fd, start))
+                continue
             data = _read_at(f.fd, length, start)
             if len(data) != length:
                 raise UnreadableInputError(f"{where}: the file was cut short while reading it")
@@ -493,17 +537,23 @@ class NativeParquet:
         log.debug("%s row group %d: read through pyarrow (%s)", path, i, why)
 
     def _row_group(
-        self, f: _OpenFile, i: int, num_rows: int, chunks: list[tuple[Any, ...]], batch_rows: int
+        self,
+        f: _OpenFile,
+        i: int,
+        num_rows: int,
+        chunks: list[tuple[Any, ...]],
+        batch_rows: int,
+        windowed: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
         path, decoder, fallback = f.path, f.decoder, f.fallback
         where = f"{path}: row group {i + 1}"
-        views = self._read_chunks(f, i, chunks)
+        views = self._read_chunks(f, i, chunks, windowed)
         done = 0
         self._dicts.clear()  # a row group's dictionaries are its own
         try:
-            decoder.start(i, views)
+            decoder.start(i, views, WINDOW_BYTES)
             while True:
                 got = decoder.next(batch_rows)
                 if got is None:
@@ -519,6 +569,11 @@ class NativeParquet:
             yield from rest.to_batches()
             return
         except CorruptInputError as exc:
+            failed = next((v.error for v in views if isinstance(v, _ChunkReads) and v.error), None)
+            if failed is not None:
+                raise UnreadableInputError(
+                    f"{where}: cannot read the file: {failed.strerror or failed}"
+                ) from failed
             raise CorruptInputError(
                 f"{where}: {_detail(exc)}: the file is corrupt; write it out again from its source"
             ) from None

@@ -95,18 +95,54 @@ impl ColumnOut {
     }
 }
 
+/// Reads `length` bytes of a column chunk from `offset` (counted from the chunk's first
+/// byte): Python's positioned reads, for a chunk too big to be read whole (see
+/// [`ChunkSource::Windowed`]). Fewer bytes back means the file ends before them.
+pub type Fetch = Arc<dyn Fn(u64, usize) -> Result<Bytes, String> + Send + Sync>;
+
+/// A column chunk's bytes as given to [`ColumnCursor::new`].
+pub enum ChunkSource {
+    /// All of them, read at once (the usual chunk, a few MB).
+    Whole(Bytes),
+    /// Read a window of at least this many bytes at a time as the pages are decoded, so that
+    /// memory does not grow with the chunk: a row group of 50 million rows (as pandas wrote
+    /// with pyarrow before 15) held 1.2 GB of chunks read whole.
+    Windowed(Fetch, usize),
+}
+
+impl std::fmt::Debug for ChunkSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkSource::Whole(b) => write!(f, "Whole({} bytes)", b.len()),
+            ChunkSource::Windowed(_, window) => write!(f, "Windowed({window} bytes)"),
+        }
+    }
+}
+
+/// Bytes read at a time for a page header met past the window (headers are tens of bytes).
+const HEADER_BYTES: usize = 64 << 10;
+
 /// A column chunk's bytes, read from the file at offset `start`, as the crate's page reader
 /// wants a file: offsets are the file's.
 struct ChunkBytes {
     start: u64,
-    bytes: Bytes,
+    len: u64,
+    data: Data,
+}
+
+enum Data {
+    Whole(Bytes),
+    /// The fetch, the least bytes to read at a time, and the window last read: its offset
+    /// in the chunk, and its bytes.
+    Windowed(Fetch, usize, std::sync::Mutex<(u64, Bytes)>),
 }
 
 impl ChunkBytes {
-    fn offset(&self, at: u64, length: usize) -> parquet::errors::Result<usize> {
+    /// `at` (a file offset) as an offset in the chunk, where `length` bytes from it are in
+    /// the chunk.
+    fn offset(&self, at: u64, length: usize) -> parquet::errors::Result<u64> {
         at.checked_sub(self.start)
-            .and_then(|o| usize::try_from(o).ok())
-            .filter(|&o| o.checked_add(length).is_some_and(|e| e <= self.bytes.len()))
+            .filter(|&o| o.checked_add(length as u64).is_some_and(|e| e <= self.len))
             .ok_or_else(|| {
                 ParquetError::EOF(format!(
                     "{length} bytes at offset {at} are outside the column chunk"
@@ -115,23 +151,113 @@ impl ChunkBytes {
     }
 }
 
+/// `length` bytes of the chunk from `o` (already checked to be in it): from the window when
+/// it holds them, else from a new window read from `o`, of at least `want` bytes.
+fn windowed(
+    fetch: &Fetch,
+    window: &std::sync::Mutex<(u64, Bytes)>,
+    chunk_len: u64,
+    o: u64,
+    length: usize,
+    want: usize,
+) -> parquet::errors::Result<Bytes> {
+    let mut window = window
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (at, bytes) = &*window;
+    if o >= *at && o + length as u64 <= at + bytes.len() as u64 {
+        let from = usize::try_from(o - at).unwrap_or(usize::MAX);
+        return Ok(bytes.slice(from..from + length));
+    }
+    // (the window is dropped before the next is read: one window a chunk at a time)
+    *window = (o, Bytes::new());
+    let size = usize::try_from(chunk_len - o)
+        .unwrap_or(usize::MAX)
+        .min(want.max(length));
+    let read = fetch(o, size).map_err(ParquetError::General)?;
+    if read.len() < length {
+        return Err(ParquetError::EOF(format!(
+            "the file ends {} bytes into a read of {size} bytes of the column chunk",
+            read.len()
+        )));
+    }
+    let out = read.slice(..length);
+    *window = (o, read);
+    Ok(out)
+}
+
 impl Length for ChunkBytes {
     fn len(&self) -> u64 {
-        self.start + self.bytes.len() as u64
+        self.start + self.len
+    }
+}
+
+/// What [`ChunkBytes::get_read`] gives: the bytes from an offset, read further as needed
+/// (a windowed chunk's page header may run past its window).
+struct ChunkRead {
+    bytes: Bytes,
+    /// Where in the chunk the bytes after `bytes` are, and the fetch to read them (None: a
+    /// whole chunk, whose bytes run to its end).
+    next: u64,
+    more: Option<(Fetch, u64)>,
+}
+
+impl std::io::Read for ChunkRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.bytes.is_empty()
+            && let Some((fetch, chunk_len)) = &self.more
+            && self.next < *chunk_len
+        {
+            let size = usize::try_from(chunk_len - self.next)
+                .unwrap_or(usize::MAX)
+                .min(HEADER_BYTES);
+            self.bytes = fetch(self.next, size).map_err(std::io::Error::other)?;
+            self.next += self.bytes.len() as u64;
+        }
+        let n = buf.len().min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        bytes::Buf::advance(&mut self.bytes, n);
+        Ok(n)
     }
 }
 
 impl ChunkReader for ChunkBytes {
-    type T = bytes::buf::Reader<Bytes>;
+    type T = ChunkRead;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
         let o = self.offset(start, 0)?;
-        self.bytes.slice(o..).get_read(0)
+        match &self.data {
+            Data::Whole(bytes) => Ok(ChunkRead {
+                bytes: bytes.slice(usize::try_from(o).unwrap_or(usize::MAX)..),
+                next: self.len,
+                more: None,
+            }),
+            Data::Windowed(fetch, want, window) => {
+                let length = usize::try_from(self.len - o)
+                    .unwrap_or(usize::MAX)
+                    .min(HEADER_BYTES)
+                    .min(*want);
+                let bytes = windowed(fetch, window, self.len, o, length, *want)?;
+                Ok(ChunkRead {
+                    next: o + bytes.len() as u64,
+                    bytes,
+                    more: Some((Arc::clone(fetch), self.len)),
+                })
+            }
+        }
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         let o = self.offset(start, length)?;
-        Ok(self.bytes.slice(o..o + length))
+        match &self.data {
+            Data::Whole(bytes) => {
+                let o = usize::try_from(o).unwrap_or(usize::MAX);
+                Ok(bytes.slice(o..o + length))
+            }
+            Data::Windowed(fetch, want, window) => {
+                windowed(fetch, window, self.len, o, length, *want)
+            }
+        }
     }
 }
 
@@ -170,13 +296,13 @@ impl std::fmt::Debug for ColumnCursor {
 
 impl ColumnCursor {
     /// A cursor over needed column `column` of row group `row_group`, whose bytes (as planned
-    /// by `layout`) are `bytes`.
+    /// by `layout`) come from `source`.
     pub fn new(
         layout: &FileLayout,
         row_group: usize,
         column: usize,
         kind: Kind,
-        bytes: Bytes,
+        source: ChunkSource,
     ) -> Result<Self, DecodeError> {
         let rg = layout
             .meta
@@ -194,14 +320,20 @@ impl ColumnCursor {
             .get(leaf)
             .ok_or_else(|| DecodeError::Corrupt("no column chunk".into()))?;
         let (start, len) = meta.byte_range();
-        if bytes.len() as u64 != len {
-            return Err(DecodeError::Corrupt(format!(
-                "{} bytes given for a column chunk of {len} bytes",
-                bytes.len()
-            )));
-        }
+        let data = match source {
+            ChunkSource::Whole(bytes) if bytes.len() as u64 != len => {
+                return Err(DecodeError::Corrupt(format!(
+                    "{} bytes given for a column chunk of {len} bytes",
+                    bytes.len()
+                )));
+            }
+            ChunkSource::Whole(bytes) => Data::Whole(bytes),
+            ChunkSource::Windowed(fetch, want) => {
+                Data::Windowed(fetch, want.max(1), std::sync::Mutex::new((0, Bytes::new())))
+            }
+        };
         let num_rows = u64::try_from(rg.num_rows()).unwrap_or(0);
-        let reader = Arc::new(ChunkBytes { start, bytes });
+        let reader = Arc::new(ChunkBytes { start, len, data });
         let pages = no_panic("a column chunk", || {
             Ok(SerializedPageReader::new(
                 reader,

@@ -33,7 +33,7 @@ mod rle;
 #[cfg(test)]
 mod tests;
 
-pub use column::{ColumnCursor, ColumnOut, Kind};
+pub use column::{ChunkSource, ColumnCursor, ColumnOut, Fetch, Kind};
 pub use file::{ChunkPlan, FileLayout, RowGroupPlan};
 pub use pool::BufferPool;
 pub use reader::{ColumnError, Decoder};

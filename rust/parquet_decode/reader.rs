@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use rayon::prelude::*;
 
 use super::DecodeError;
-use super::column::{ColumnCursor, ColumnOut, Kind};
+use super::column::{ChunkSource, ColumnCursor, ColumnOut, Kind};
 use super::file::FileLayout;
 use super::pool::BufferPool;
 
@@ -55,9 +54,9 @@ impl Decoder {
         Ok(self.layout.insert(layout))
     }
 
-    /// Start row group `row_group` of the open file, given its needed chunks' bytes in the
-    /// order of the columns.
-    pub fn start(&mut self, row_group: usize, chunks: Vec<Bytes>) -> Result<(), ColumnError> {
+    /// Start row group `row_group` of the open file, given its needed chunks' bytes (or
+    /// their fetches) in the order of the columns.
+    pub fn start(&mut self, row_group: usize, chunks: Vec<ChunkSource>) -> Result<(), ColumnError> {
         self.cursors.clear();
         let layout = self.layout.as_ref().ok_or(ColumnError {
             column: 0,

@@ -10,7 +10,7 @@ use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
-use super::{ColumnOut, DecodeError, Decoder, Kind};
+use super::{ChunkSource, ColumnOut, DecodeError, Decoder, Fetch, Kind};
 
 /// Row `i`: code `C{i % 5}` (null every 7th row), number `i * 3` (null every 4th row).
 fn code(i: usize) -> Option<String> {
@@ -82,8 +82,32 @@ fn bit(out: &ColumnOut, j: usize) -> bool {
     out.validity[j >> 3] >> (j & 7) & 1 == 1
 }
 
+/// A chunk's bytes, whole or (`window` given) read that many bytes at a time by a fetch.
+fn source(bytes: &[u8], window: Option<usize>) -> ChunkSource {
+    let bytes = Bytes::copy_from_slice(bytes);
+    match window {
+        None => ChunkSource::Whole(bytes),
+        Some(window) => {
+            let fetch: Fetch = Arc::new(move |offset, length| {
+                let start = (offset as usize).min(bytes.len());
+                Ok(bytes.slice(start..(start + length).min(bytes.len())))
+            });
+            ChunkSource::Windowed(fetch, window)
+        }
+    }
+}
+
 /// Decode the whole file `max_rows` at a time and check every row.
 fn check_file(file: &[u8], max_rows: usize) -> Result<usize, DecodeError> {
+    check_file_windowed(file, max_rows, None)
+}
+
+/// [`check_file`], the chunks read `window` bytes at a time if given.
+fn check_file_windowed(
+    file: &[u8],
+    max_rows: usize,
+    window: Option<usize>,
+) -> Result<usize, DecodeError> {
     let mut dec = Decoder::new(columns());
     let plan = dec.open(footer(file))?.row_groups.clone();
     let mut row = 0usize;
@@ -94,7 +118,7 @@ fn check_file(file: &[u8], max_rows: usize) -> Result<usize, DecodeError> {
         let chunks = rg
             .chunks
             .iter()
-            .map(|c| Bytes::copy_from_slice(&file[c.start as usize..(c.start + c.len) as usize]))
+            .map(|c| source(&file[c.start as usize..(c.start + c.len) as usize], window))
             .collect();
         dec.start(g, chunks).map_err(|e| e.error)?;
         loop {
@@ -211,16 +235,73 @@ fn damaged_bytes_are_errors_not_panics() {
             let at = 4 + state as usize % (data_end - 4);
             bad[at] ^= 1 << (state >> 29);
         }
-        match check_file_lenient(&bad) {
-            Ok(()) => {}
-            Err(DecodeError::Corrupt(_) | DecodeError::Unsupported(_)) => errors += 1,
+        for window in [None, Some(97)] {
+            match check_file_lenient(&bad, window) {
+                Ok(()) => {}
+                Err(DecodeError::Corrupt(_) | DecodeError::Unsupported(_)) => errors += 1,
+            }
         }
     }
-    assert!(errors > 50, "{errors}");
+    assert!(errors > 100, "{errors}");
+}
+
+#[test]
+fn windowed_chunks_decode_as_whole_ones() {
+    for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+        for dictionary in [true, false] {
+            let props = props(version, dictionary, Compression::SNAPPY);
+            let file = write(3_000, 1_100, props);
+            // a window smaller than a page header, one that splits pages, one of many pages
+            for window in [1, 7, 100, 4_096, 1 << 20] {
+                assert_eq!(
+                    check_file_windowed(&file, 256, Some(window)),
+                    Ok(3_000),
+                    "{version:?} dictionary {dictionary} window {window}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_windowed_chunk_cut_short_is_corrupt() {
+    let file = write(
+        2_000,
+        2_000,
+        props(WriterVersion::PARQUET_1_0, true, Compression::SNAPPY),
+    );
+    let mut dec = Decoder::new(columns());
+    let plan = dec.open(footer(&file)).unwrap().row_groups.clone();
+    let chunks = plan[0]
+        .chunks
+        .iter()
+        .map(|c| {
+            let (s, e) = (c.start as usize, (c.start + c.len) as usize);
+            // the file ends half way through each chunk
+            source(&file[s..s + (e - s) / 2], Some(64))
+        })
+        .collect();
+    dec.start(0, chunks).unwrap();
+    let result = loop {
+        match dec.next(100) {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e.error),
+        }
+    };
+    assert!(matches!(result, Err(DecodeError::Corrupt(_))), "{result:?}");
+    // a fetch that fails says why
+    let failing: Fetch = Arc::new(|_, _| Err("the disk is gone".into()));
+    let chunks = (0..3)
+        .map(|_| ChunkSource::Windowed(Arc::clone(&failing), 64))
+        .collect();
+    dec.start(0, chunks).unwrap();
+    let err = dec.next(100).map_err(|e| e.error).unwrap_err();
+    assert!(err.to_string().contains("the disk is gone"), "{err}");
 }
 
 /// Decode everything, not checking the values (damaged ones may decode to anything).
-fn check_file_lenient(file: &[u8]) -> Result<(), DecodeError> {
+fn check_file_lenient(file: &[u8], window: Option<usize>) -> Result<(), DecodeError> {
     let mut dec = Decoder::new(columns());
     let plan = dec.open(footer(file))?.row_groups.clone();
     for (g, rg) in plan.iter().enumerate() {
@@ -232,7 +313,7 @@ fn check_file_lenient(file: &[u8]) -> Result<(), DecodeError> {
             .iter()
             .map(|c| {
                 let (s, e) = (c.start as usize, (c.start + c.len) as usize);
-                Bytes::copy_from_slice(file.get(s..e).unwrap_or_default())
+                source(file.get(s..e).unwrap_or_default(), window)
             })
             .collect();
         dec.start(g, chunks).map_err(|e| e.error)?;
