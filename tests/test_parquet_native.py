@@ -639,3 +639,35 @@ def test_a_file_cut_short_under_a_window_names_file_row_group_and_column(
     match = r"e\.parquet: row group 1: cannot read the file: Bad file descriptor"
     with pytest.raises(errors.UnreadableInputError, match=match):
         _aggregate(path, "native")
+
+
+def test_a_row_groups_dictionary_grown_by_plain_pages_is_classified_by_its_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its dictionary page's size limit a chunk goes on in PLAIN pages, which add to
+    the row group's dictionary batch by batch: each batch classifies only the values new
+    since the last, and counts as pyarrow does."""
+    from didcore import classify
+
+    table = _dated(30_000, seed=41)
+    codes = pa.array([f"P{(i * 7919) % 9_000:05d}" for i in range(table.num_rows)])
+    table = table.set_column(1, "gp_practice_code", codes)
+    path = tmp_path / "e.parquet"
+    pq.write_table(
+        table, path, row_group_size=30_000, dictionary_pagesize_limit=2_000, data_page_size=1_024
+    )
+    tails: list[int] = []
+    extended = classify._extended
+
+    def spy(previous: Any, result: Any, dictionary: Any, fn: Any) -> Any:
+        out = extended(previous, result, dictionary, fn)
+        if out is not None:
+            tails.append(len(dictionary) - len(previous))
+        return out
+
+    monkeypatch.setattr(classify, "_extended", spy)
+    monkeypatch.setattr(didcore.io, "_NATIVE_BATCH_ROWS", 4_000)
+    native, arrow, reads = _both(path)
+    assert reads.native == 1 and reads.counted == 0
+    assert_same(native, arrow)
+    assert tails, "the grown dictionary was classified whole"

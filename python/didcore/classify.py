@@ -344,16 +344,20 @@ class BatchClassifier:
 
         A plain text column's dictionary is its encoder's run-long one, classified value by
         value as it grows. Any other dictionary (a Parquet row group has its own) is
-        classified whole, unless it equals the last one of the column. (Mapping row groups'
-        values onto a run-long dictionary instead was slower: dirty codes make it grow every
-        batch.)
+        classified whole, unless it equals the last one of the column, or extends it (a row
+        group's, grown by PLAIN pages since the last batch: its new tail alone is classified,
+        where classifying it whole each batch was a tenth of a run's CPU with row groups of
+        five million rows). (Mapping row groups' values onto a run-long dictionary instead
+        was slower: dirty codes make it grow every batch.)
         """
         if dictionary is self._dictionaries.get(column):
             return self._grown(column, dictionary, fn)
         last = self._last.get(column)
         if last is not None and (last[0] is dictionary or last[0].equals(dictionary)):
             return last[1]
-        result = fn(dictionary)
+        result = None if last is None else _extended(*last, dictionary, fn)
+        if result is None:
+            result = fn(dictionary)
         self._last[column] = (dictionary, result)
         return result
 
@@ -373,17 +377,12 @@ class BatchClassifier:
             previous, result = hit
             if previous is dictionary:
                 return result
-            n = len(previous)
-            if len(dictionary) == n and dictionary.equals(previous):
+            if len(dictionary) == len(previous) and dictionary.equals(previous):
                 return result
-            if len(dictionary) > n and dictionary.slice(0, n).equals(previous):
-                tail = fn(dictionary.slice(n))
-                if isinstance(result, tuple):
-                    result = tuple(np.concatenate(p) for p in zip(result, tail, strict=True))
-                else:
-                    result = np.concatenate([result, tail])
-                self._cache[key] = (dictionary, result)
-                return result
+            grown = _extended(previous, result, dictionary, fn)
+            if grown is not None:
+                self._cache[key] = (dictionary, grown)
+                return grown
         result = fn(dictionary)
         self._cache[key] = (dictionary, result)
         return result
@@ -778,6 +777,20 @@ class BatchClassifier:
         self._note_unreadable(name, n_bad, example)
         self.dates[name] = arr
         return _buffers(arr, np.int32)
+
+
+def _extended(previous: Any, result: Any, dictionary: Any, fn: Any) -> Any:
+    """``fn(dictionary)`` from ``result = fn(previous)`` when ``dictionary`` extends
+    ``previous`` (its first values are those): ``result`` and ``fn`` of the new tail alone
+    (a table, or a tuple of tables, with one entry per dictionary value); else None.
+    """
+    n = len(previous)
+    if len(dictionary) <= n or not dictionary.slice(0, n).equals(previous):
+        return None
+    tail = fn(dictionary.slice(n))
+    if isinstance(result, tuple):
+        return tuple(np.concatenate(p) for p in zip(result, tail, strict=True))
+    return np.concatenate([result, tail])
 
 
 # Value-mapped roles -> the BatchClassifier method that classifies their dictionaries.
