@@ -26,7 +26,7 @@ import csv
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -578,3 +578,51 @@ def ensure_bench_data(directory: Path, rows: int, data: Path | None = SHARED_DAT
         _write_extract(plan, rows, tmp)
         tmp.replace(extract)
     return BenchData(extract=extract, lookups=lookups, rows=rows, codes=plan.codes.source)
+
+
+# ---------------------------------------------------------------------- other layouts
+
+#: The same rows as other writers lay them out (``run_comparison.py --layouts``):
+#: ``pandas``, as ``DataFrame.to_parquet`` writes them (ages with gaps as doubles, dates as
+#: ``timestamp[ns]``); ``one-row-group``, all rows in one row group (pandas with pyarrow
+#: before 15, whose row groups were 64Mi rows); ``5M-row-groups``, row groups of 5 million
+#: rows (whose text dictionaries overflow into PLAIN pages).
+LAYOUTS = ("pandas", "one-row-group", "5M-row-groups")
+
+
+def ensure_layout(data: BenchData, layout: str) -> BenchData:
+    """``data`` with its extract rewritten in ``layout`` (see :data:`LAYOUTS`), next to it:
+    written once, then reused."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    path = data.extract.with_name(f"{data.extract.stem}-{layout}.parquet")
+    if not path.is_file():
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        _write_layout(data.extract, layout, tmp)
+        tmp.replace(path)
+    return replace(data, extract=path)
+
+
+def _write_layout(source: Path, layout: str, path: Path) -> None:
+    f = pq.ParquetFile(source)
+    if layout == "one-row-group":  # (50M rows: about 4 GB in memory while written)
+        table = f.read()
+        pq.write_table(table, path, compression="zstd", row_group_size=max(1, table.num_rows))
+        return
+    schema = f.schema_arrow
+    if layout == "pandas":
+        schema = schema.set(schema.get_field_index("age"), pa.field("age", pa.float64()))
+        at = schema.get_field_index("test_date")
+        schema = schema.set(at, pa.field("test_date", pa.timestamp("ns")))
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        for i in range(f.num_row_groups):
+            table = f.read_row_group(i)
+            if layout == "pandas":
+                writer.write_table(table.cast(schema), row_group_size=table.num_rows)
+                continue
+            pending.append(table)
+            if sum(t.num_rows for t in pending) >= 5_000_000 or i == f.num_row_groups - 1:
+                group = pa.concat_tables(pending)
+                writer.write_table(group, row_group_size=group.num_rows)
+                pending = []

@@ -34,7 +34,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _benchdata import STRING_COLUMNS, BenchData, ensure_bench_data, parse_rows
+from _benchdata import (
+    LAYOUTS,
+    STRING_COLUMNS,
+    BenchData,
+    ensure_bench_data,
+    ensure_layout,
+    parse_rows,
+)
 from _peers import (
     CubeResult,
     didcore_result,
@@ -208,11 +215,13 @@ def peak_rss_mb(tool: str, data: BenchData) -> float:
     return _run_child(tool, data)[1]
 
 
-def time_processes(data: BenchData, repeats: int) -> dict[str, list[tuple[float, float]]]:
+def time_processes(
+    data: BenchData, repeats: int, tools: Sequence[str] = PROCESS_TOOLS
+) -> dict[str, list[tuple[float, float]]]:
     """Each tool ``repeats`` times as a whole process (interpreter start, imports, the job,
     exit), interleaved round-robin with the order rotated each round: (wall s, peak MB)."""
-    runs: dict[str, list[tuple[float, float]]] = {t: [] for t in PROCESS_TOOLS}
-    names = list(PROCESS_TOOLS)
+    runs: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}
+    names = list(tools)
     for r in range(repeats):
         for tool in names[r % len(names) :] + names[: r % len(names)]:
             runs[tool].append(_run_child(tool, data))
@@ -237,6 +246,23 @@ def process_table(by_rows: dict[int, dict[str, list[tuple[float, float]]]]) -> s
             m = statistics.median(w for w, _ in rs)
             peak = max(p for _, p in rs)
             lines.append(f"| {rows:,} | {LABELS[tool]} | {m:.3f} | {peak:,.0f} | {m / d:.2f} |")
+    return "\n".join(lines)
+
+
+def layout_table(by_rows: dict[int, dict[str, list[tuple[float, float]]]]) -> str:
+    """Markdown: didcore and the floor on each layout: median wall, peak RSS, the ratio."""
+    lines = [
+        "| rows | layout | didcore s | didcore MB | floor s | floor MB | didcore ÷ floor |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for rows, runs in sorted(by_rows.items()):
+        for layout in dict.fromkeys(k.split(": ")[0] for k in runs):
+            d, f = runs[f"{layout}: didcore"], runs[f"{layout}: pyarrow floor"]
+            dm, fm = statistics.median(w for w, _ in d), statistics.median(w for w, _ in f)
+            lines.append(
+                f"| {rows:,} | {layout} | {dm:.3f} | {max(p for _, p in d):,.0f} | "
+                f"{fm:.3f} | {max(p for _, p in f):,.0f} | {dm / fm:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -341,6 +367,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="also time each tool N times as a whole process (interleaved), at each --rss-rows",
     )
+    ap.add_argument(
+        "--layouts",
+        nargs="*",
+        choices=LAYOUTS,
+        default=[],
+        help="also time didcore and the floor as whole processes on the same rows laid out "
+        "as other writers lay them out, at each --rss-rows (3 runs, or --processes)",
+    )
     ap.add_argument("--out", type=Path, help="also write the Markdown report here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--extract", type=Path, help=argparse.SUPPRESS)
@@ -381,6 +415,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{rows:,} rows: whole processes ...", file=sys.stderr)
             processes[rows] = time_processes(data, args.processes)
 
+    layouts: dict[int, dict[str, list[tuple[float, float]]]] = {}
+    for rows in rss_sizes if args.layouts else []:
+        for layout in args.layouts:
+            data = ensure_layout(ensure_bench_data(args.dir, rows), layout)
+            print(f"{rows:,} rows, {layout}: whole processes ...", file=sys.stderr)
+            runs = time_processes(data, args.processes or 3, ("didcore", "pyarrow floor"))
+            layouts.setdefault(rows, {}).update(
+                {f"{layout}: {tool}": r for tool, r in runs.items()}
+            )
+
     parts = [
         f"Machine: {_cpu()}; {_versions()}.",
         f"Load average before: {load_before}; after: {_load()}; "
@@ -409,6 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "the highest peak RSS): what a user waits for from the command line.",
             "",
             process_table(processes),
+        ]
+    if layouts:
+        parts += [
+            "",
+            "Other writers' layouts of the same rows (whole processes, interleaved; "
+            "`--layouts`, see `benches/_benchdata.py`).",
+            "",
+            layout_table(layouts),
         ]
     report = "\n".join(parts)
     print(report)
