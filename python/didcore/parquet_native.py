@@ -168,9 +168,10 @@ def _read_at(fd: int, size: int, offset: int) -> bytes:
 #: A row group whose needed column chunks hold more bytes than this is read in windows
 #: (:data:`WINDOW_BYTES` at a time, as its pages are decoded) and decoded into batches, so
 #: that memory does not grow with it: one row group of 50 million rows (what pandas wrote
-#: with pyarrow before 15) held 1.2 GB of chunks read whole. Usual row groups (a million rows,
-#: 10-20 MB of chunks) are read whole, which is faster.
-WINDOWED_ROW_GROUP_BYTES = 64 << 20
+#: with pyarrow before 15) held 1.2 GB of chunks read whole, and three of 5 million rows
+#: (45 MB each) in flight took a run to 289 MB. Usual row groups (a million rows, 10-20 MB
+#: of chunks) are read whole, and counted as they are decoded, which is faster.
+WINDOWED_ROW_GROUP_BYTES = 32 << 20
 
 #: Bytes read at a time from a chunk read in windows (pyarrow's pages are up to 1 MB).
 WINDOW_BYTES = 4 << 20
