@@ -586,8 +586,10 @@ def ensure_bench_data(directory: Path, rows: int, data: Path | None = SHARED_DAT
 #: ``pandas``, as ``DataFrame.to_parquet`` writes them (ages with gaps as doubles, dates as
 #: ``timestamp[ns]``); ``one-row-group``, all rows in one row group (pandas with pyarrow
 #: before 15, whose row groups were 64Mi rows); ``5M-row-groups``, row groups of 5 million
-#: rows (whose text dictionaries overflow into PLAIN pages).
-LAYOUTS = ("pandas", "one-row-group", "5M-row-groups")
+#: rows (whose text dictionaries overflow into PLAIN pages); ``polars`` and ``duckdb``, as
+#: those engines write them by default (row groups of 100,000-250,000 rows; DuckDB writes a
+#: column of many distinct values, the LSOA codes, without a dictionary).
+LAYOUTS = ("pandas", "one-row-group", "5M-row-groups", "polars", "duckdb")
 
 
 def ensure_layout(data: BenchData, layout: str) -> BenchData:
@@ -604,6 +606,16 @@ def ensure_layout(data: BenchData, layout: str) -> BenchData:
 
 
 def _write_layout(source: Path, layout: str, path: Path) -> None:
+    if layout == "polars":
+        import polars as pl
+
+        pl.scan_parquet(source).sink_parquet(path)
+        return
+    if layout == "duckdb":
+        import duckdb
+
+        duckdb.sql(f"COPY (FROM read_parquet('{source}')) TO '{path}' (FORMAT parquet)")
+        return
     f = pq.ParquetFile(source)
     if layout == "one-row-group":  # (50M rows: about 4 GB in memory while written)
         table = f.read()

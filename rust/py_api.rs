@@ -967,12 +967,13 @@ fn pooled_array<'py>(
 }
 
 /// One chunk's plan as returned to Python: `(start, length, why not or None, dictionary-encoded
-/// throughout, null rows or None, (smallest, largest) integer or None)`.
+/// throughout: 2 by the footer, 1 presumed, 0 not (`parquet_decode::Coding`), null rows or
+/// None, (smallest, largest) integer or None)`.
 type ChunkParts = (
     u64,
     u64,
     Option<String>,
-    bool,
+    u8,
     Option<u64>,
     Option<(i64, i64)>,
 );
@@ -1066,7 +1067,14 @@ impl PyParquetDecoder {
                                     .iter()
                                     .map(|c| {
                                         let why = c.unsupported.clone();
-                                        (c.start, c.len, why, c.dictionary_only, c.nulls, c.range)
+                                        (
+                                            c.start,
+                                            c.len,
+                                            why,
+                                            c.dictionary_only as u8,
+                                            c.nulls,
+                                            c.range,
+                                        )
                                     })
                                     .collect();
                                 (rg.num_rows, chunks)

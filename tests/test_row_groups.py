@@ -126,7 +126,7 @@ def test_a_dictionary_that_grows_is_counted_through_pyarrow_from_there(
         groups = plan(self, *args)
         if groups is None:
             return None
-        return [(n, [(a, b, w, True, *z) for a, b, w, _, *z in c]) for n, c in groups]
+        return [(n, [(a, b, w, 2, *z) for a, b, w, _, *z in c]) for n, c in groups]
 
     monkeypatch.setattr(parquet_native.NativeParquet, "_plan", all_dictionary)
     cubes, counted = _all_modes(path)
@@ -309,3 +309,63 @@ def test_pandas_types_by_year_and_dates_of_birth(tmp_path: Path) -> None:
     one, _ = _all_modes(path)
     for mode in ("batches", "pyarrow"):
         assert_same(one["native"], one[mode])
+
+
+def test_dictionaries_presumed_without_page_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A footer with dictionary pages but no page encoding statistics (polars writes none)
+    has its row groups counted as decoded, presumed dictionary-encoded throughout. Should a
+    chunk's dictionary grow all the same, the rest of that row group goes through pyarrow and
+    the file's later row groups are decoded into batches: the same counts either way.
+    """
+    table = _dated(24_000, seed=51)
+    path = tmp_path / "e.parquet"
+    pq.write_table(table, path, row_group_size=3_000)
+    plan = parquet_native.NativeParquet._plan
+
+    def presumed(self: Any, *args: Any) -> Any:
+        groups = plan(self, *args)
+        if groups is None:
+            return None
+        return [(n, [(a, b, w, 1, *z) for a, b, w, _, *z in c]) for n, c in groups]
+
+    monkeypatch.setattr(parquet_native.NativeParquet, "_plan", presumed)
+    cubes, counted = _all_modes(path)
+    assert counted == 8
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+
+    # PLAIN pages after all (a small dictionary page limit): found, and the file distrusted
+    codes = pa.array([f"P{(i * 7919) % 5_000:05d}" for i in range(table.num_rows)])
+    table = table.set_column(1, "gp_practice_code", codes)
+    pq.write_table(
+        table, path, row_group_size=3_000, dictionary_pagesize_limit=300, data_page_size=256
+    )
+    cubes, counted = _all_modes(path)
+    assert 1 <= counted < 8
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+
+
+def test_files_written_by_polars_and_duckdb_are_counted_as_decoded(tmp_path: Path) -> None:
+    """polars leaves out the page encoding statistics; DuckDB lists PLAIN_DICTIONARY alone
+    among a chunk's encodings: both are dictionary-encoded throughout, and counted so."""
+    import duckdb
+    import polars as pl
+
+    table = _dated(20_000, seed=52)
+    made = tmp_path / "polars.parquet"
+    pl.from_arrow(table).write_parquet(made, row_group_size=4_000)
+    cubes, counted = _all_modes(made)
+    assert counted == 5
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])
+    source = tmp_path / "source.parquet"
+    pq.write_table(table, source)
+    made = tmp_path / "duckdb.parquet"
+    duckdb.sql(f"COPY (FROM '{source}') TO '{made}' (FORMAT parquet, ROW_GROUP_SIZE 4096)")
+    cubes, counted = _all_modes(made)
+    assert counted >= 1
+    for mode in ("batches", "pyarrow"):
+        assert_same(cubes["native"], cubes[mode])

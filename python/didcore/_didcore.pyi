@@ -104,7 +104,7 @@ class ParquetDecoder:
     def open(
         self, footer: bytes
     ) -> list[
-        tuple[int, list[tuple[int, int, str | None, bool, int | None, tuple[int, int] | None]]]
+        tuple[int, list[tuple[int, int, str | None, int, int | None, tuple[int, int] | None]]]
     ]: ...
     def start(
         self,

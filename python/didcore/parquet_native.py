@@ -228,6 +228,10 @@ class RowGroupToCount:
     #: How the core makes whole numbers of fixed-width columns that are not already: see
     #: :class:`Countable`.
     converts: list[tuple[int, str, int]] = field(default_factory=list)
+    #: Called when the core finds a text chunk's dictionary grown although the footer only
+    #: let it be presumed dictionary-encoded throughout (no page encoding statistics): the
+    #: file's later row groups are then decoded into batches. None when the footer said so.
+    distrust: Any = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +317,9 @@ class NativeParquet:
         self._n_threads = n_threads
         self._dicts: dict[tuple[tuple[int, ...], int], Any] = {}
         self.counting = counting
+        #: files whose row groups a dictionary-encoded footer without page encoding
+        #: statistics misled (see :attr:`RowGroupToCount.distrust`)
+        self._distrusted: set[Path] = set()
 
     def _decoder(self, widths: tuple[int, ...]) -> Any:
         """The decoder of these column widths (one a run: files normally agree)."""
@@ -373,7 +380,9 @@ class NativeParquet:
                 if countable is not None and num_rows > 0:
                     nulls = chunks[countable.provider][4]
                     year = self._year(chunks, countable)
-                    if nulls is not None and all(chunks[j][3] for j in countable.text) and year:
+                    coded = [chunks[j][3] for j in countable.text]
+                    trusted = path not in self._distrusted
+                    if nulls is not None and all(c == 2 or (c and trusted) for c in coded) and year:
                         yield from self._to_count(f, i, num_rows, chunks)
                         continue
                 yield from self._row_group(f, i, num_rows, chunks, batch_rows)
@@ -482,6 +491,11 @@ class NativeParquet:
             year=year[0],
             require=year[1],
             converts=f.countable.converts,
+            distrust=(
+                None
+                if all(chunks[j][3] == 2 for j in f.countable.text)
+                else lambda: self._distrusted.add(path)
+            ),
         )
 
     def _read_chunks(

@@ -179,7 +179,14 @@ class RowGroupCounting:
                     )
             if stopped is not None:
                 column, why = stopped
+                if item.distrust is not None and column in self._text_columns(item):
+                    item.distrust()  # the footer's dictionaries were presumed: no more
                 self._rest.append((item, rows, f"column {item.names[column]!r}: {why}"))
+
+    def _text_columns(self, item: RowGroupToCount) -> set[int]:
+        c = self.classifier.columns
+        text = (c.provider_code, c.gp_practice_code, c.lsoa11, c.sex, c.modality, c.exam_code)
+        return {j for j, name in enumerate(item.names) if name in text}
 
     def _profile(
         self,

@@ -17,15 +17,32 @@ pub struct ChunkPlan {
     pub len: u64,
     /// Why this decoder does not read it (the row group then goes through pyarrow).
     pub unsupported: Option<String>,
-    /// Whether the footer's page encoding statistics say that every data page is
-    /// dictionary-encoded (false when it has none): the chunk's dictionary is then whole once
-    /// its dictionary page is read, and can be classified before its rows are decoded.
-    pub dictionary_only: bool,
+    /// Whether every data page is dictionary-encoded, so that the chunk's dictionary is whole
+    /// once its dictionary page is read and can be classified before its rows are decoded:
+    /// [`Coding::Dictionary`] when the footer says so, [`Coding::Presumed`] when it has a
+    /// dictionary page but cannot say (see [`dictionary_coding`]).
+    pub dictionary_only: Coding,
     /// Null rows, from the footer's statistics (`None` without them).
     pub nulls: Option<u64>,
     /// The smallest and largest value of an integer (or date) chunk, from the footer's
     /// statistics (`None` without them).
     pub range: Option<(i64, i64)>,
+}
+
+/// What the footer says of a chunk's data pages' encodings (see [`ChunkPlan::dictionary_only`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Coding {
+    /// Some pages are not dictionary-encoded, or it has no dictionary page.
+    Other = 0,
+    /// A dictionary page, and no page encoding statistics to say more: most writers that
+    /// leave them out (polars) encode a chunk with its dictionary or without one throughout,
+    /// so the chunk is presumed dictionary-encoded; a PLAIN page met all the same is found as
+    /// the rows are decoded (the dictionary grows).
+    Presumed = 1,
+    /// Every data page dictionary-encoded, by the page encoding statistics or by the chunk's
+    /// list of encodings holding no other (DuckDB lists `PLAIN_DICTIONARY` alone).
+    Dictionary = 2,
 }
 
 /// One row group: its rows and its needed column chunks, in the order asked for.
@@ -98,7 +115,7 @@ impl FileLayout {
                         start,
                         len,
                         unsupported: why_not(chunk, *kind),
-                        dictionary_only: dictionary_only(chunk),
+                        dictionary_only: dictionary_coding(chunk),
                         nulls: chunk
                             .statistics()
                             .and_then(parquet::file::statistics::Statistics::null_count_opt),
@@ -122,21 +139,45 @@ impl ChunkPlan {
             start: 0,
             len: 0,
             unsupported: Some(why),
-            dictionary_only: false,
+            dictionary_only: Coding::Other,
             nulls: None,
             range: None,
         }
     }
 }
 
-/// Whether the chunk's page encoding statistics (written by pyarrow, parquet-java, arrow-rs
-/// and others; the crate keeps them as a mask of the data pages' encodings) say that every
-/// data page is dictionary-encoded; false without statistics or without a dictionary page.
-fn dictionary_only(chunk: &parquet::file::metadata::ColumnChunkMetaData) -> bool {
-    chunk.dictionary_page_offset().is_some()
-        && chunk.page_encoding_stats_mask().is_some_and(|mask| {
-            mask.is_only(Encoding::PLAIN_DICTIONARY) || mask.is_only(Encoding::RLE_DICTIONARY)
-        })
+/// How the chunk's data pages are encoded (see [`Coding`]), by its page encoding statistics
+/// (written by pyarrow, parquet-java, arrow-rs and others; the crate keeps them as a mask of
+/// the data pages' encodings) or, without them, its list of encodings, which names the
+/// dictionary page's own PLAIN too for most writers.
+fn dictionary_coding(chunk: &parquet::file::metadata::ColumnChunkMetaData) -> Coding {
+    if chunk.dictionary_page_offset().is_none() {
+        return Coding::Other;
+    }
+    if let Some(mask) = chunk.page_encoding_stats_mask() {
+        return if mask.is_only(Encoding::PLAIN_DICTIONARY) || mask.is_only(Encoding::RLE_DICTIONARY)
+        {
+            Coding::Dictionary
+        } else {
+            Coding::Other
+        };
+    }
+    let (mut dictionary, mut plain) = (false, false);
+    for encoding in chunk.encodings() {
+        match encoding {
+            Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => dictionary = true,
+            Encoding::PLAIN => plain = true,
+            // the levels' encodings
+            #[allow(deprecated)]
+            Encoding::RLE | Encoding::BIT_PACKED => {}
+            _ => return Coding::Other,
+        }
+    }
+    match (dictionary, plain) {
+        (true, false) => Coding::Dictionary,
+        (true, true) => Coding::Presumed,
+        _ => Coding::Other,
+    }
 }
 
 /// An integer chunk's smallest and largest values, from its statistics.

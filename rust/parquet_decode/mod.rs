@@ -34,7 +34,7 @@ mod rle;
 mod tests;
 
 pub use column::{ChunkSource, ColumnCursor, ColumnOut, Fetch, Kind};
-pub use file::{ChunkPlan, FileLayout, RowGroupPlan};
+pub use file::{ChunkPlan, Coding, FileLayout, RowGroupPlan};
 pub use pool::BufferPool;
 pub use reader::{ColumnError, Decoder};
 
