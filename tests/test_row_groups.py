@@ -39,6 +39,33 @@ def _all_modes(path: Path, **kw: Any) -> tuple[dict[str, Any], int]:
     return cubes, counted
 
 
+def _same_in_every_mode(cubes: dict[str, Any]) -> None:
+    """The cube (or the cubes by financial year) counted as decoded equals the others."""
+    native = cubes["native"]
+    for mode in ("batches", "pyarrow"):
+        if not hasattr(native, "undated"):
+            assert_same(native, cubes[mode])
+            continue
+        assert list(native) == list(cubes[mode])
+        for year in cubes[mode]:
+            assert_same(native[year], cubes[mode][year])
+        assert_same(native.undated, cubes[mode].undated)
+
+
+def _footer_says(monkeypatch: pytest.MonkeyPatch, coding: int) -> None:
+    """Make every chunk's footer say it is dictionary-encoded throughout (``coding`` 2), or
+    let that be presumed (1: a dictionary page, no page encoding statistics)."""
+    plan = parquet_native.NativeParquet._plan
+
+    def said(self: Any, *args: Any) -> Any:
+        groups = plan(self, *args)
+        if groups is None:
+            return None
+        return [(n, [(a, b, w, coding, *z) for a, b, w, _, *z in c]) for n, c in groups]
+
+    monkeypatch.setattr(parquet_native.NativeParquet, "_plan", said)
+
+
 @settings(
     max_examples=int(os.environ.get("DIDCORE_NATIVE_EXAMPLES", "25")),
     deadline=None,
@@ -78,8 +105,7 @@ def test_row_groups_counted_as_decoded_equal_every_other_path(
     # group is decoded into batches)
     if min(rows, row_group_size) >= 100:
         assert counted >= 1
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
     assert_equal_to_reference(cubes["native"], aggregate_reference(table.to_pylist(), LOOKUPS))
 
 
@@ -100,8 +126,7 @@ def test_ages_from_dates_of_birth_and_providers_with_nulls(tmp_path: Path) -> No
     pq.write_table(table, path, row_group_size=700)
     cubes, counted = _all_modes(path)
     assert counted == 6
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
     assert "(missing)" in cubes["native"].provider_codes
 
 
@@ -120,19 +145,10 @@ def test_a_dictionary_that_grows_is_counted_through_pyarrow_from_there(
     pq.write_table(
         table, path, row_group_size=40_000, dictionary_pagesize_limit=300, data_page_size=1024
     )
-    plan = parquet_native.NativeParquet._plan
-
-    def all_dictionary(self: Any, *args: Any) -> Any:
-        groups = plan(self, *args)
-        if groups is None:
-            return None
-        return [(n, [(a, b, w, 2, *z) for a, b, w, _, *z in c]) for n, c in groups]
-
-    monkeypatch.setattr(parquet_native.NativeParquet, "_plan", all_dictionary)
+    _footer_says(monkeypatch, 2)
     cubes, counted = _all_modes(path)
     assert counted == 2
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
     parquet_native.READS.reset()
     _counted(path, "native")
     assert any("dictionary grew" in r for r in parquet_native.READS.reasons), parquet_native.READS
@@ -183,11 +199,7 @@ def test_by_year_row_groups_of_one_year_are_counted_as_decoded(tmp_path: Path) -
     pq.write_table(table, path, row_group_size=1_000)
     cubes, counted = _all_modes(path, by_year=True)
     assert 0 < counted < 9
-    for mode in ("batches", "pyarrow"):
-        assert list(cubes["native"]) == list(cubes[mode])
-        for year in cubes[mode]:
-            assert_same(cubes["native"][year], cubes[mode][year])
-        assert_same(cubes["native"].undated, cubes[mode].undated)
+    _same_in_every_mode(cubes)
 
 
 def test_a_footer_that_misstates_the_test_dates_is_caught(
@@ -219,11 +231,7 @@ def test_a_footer_that_misstates_the_test_dates_is_caught(
     parquet_native.READS.reset()
     _counted(path, "native", by_year=True)
     assert any("outside the footer" in r for r in parquet_native.READS.reasons)
-    for mode in ("batches", "pyarrow"):
-        assert list(cubes["native"]) == list(cubes[mode])
-        for year in cubes[mode]:
-            assert_same(cubes["native"][year], cubes[mode][year])
-        assert_same(cubes["native"].undated, cubes[mode].undated)
+    _same_in_every_mode(cubes)
 
 
 def _pandas_typed(table: pa.Table, unit: str = "ns", tz: str | None = None) -> pa.Table:
@@ -278,9 +286,8 @@ def test_pandas_types_floating_ages_and_timestamps(
         if mode == "native":
             assert (parquet_native.READS.counted == 6) is counted_as_decoded
     assert any("not a number" in w for w in warned["native"]), warned["native"]
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
-        assert warned["native"] == warned[mode]
+    _same_in_every_mode(cubes)
+    assert warned["native"] == warned["batches"] == warned["pyarrow"]
     assert_equal_to_reference(
         cubes["pyarrow"], aggregate_reference(table.to_pylist(), LOOKUPS, max_age=max_age)
     )
@@ -301,14 +308,9 @@ def test_pandas_types_by_year_and_dates_of_birth(tmp_path: Path) -> None:
     pq.write_table(table, path, row_group_size=1_000)
     cubes, counted = _all_modes(path, by_year=True)
     assert 0 < counted < 8
-    for mode in ("batches", "pyarrow"):
-        assert list(cubes["native"]) == list(cubes[mode])
-        for year in cubes[mode]:
-            assert_same(cubes["native"][year], cubes[mode][year])
-        assert_same(cubes["native"].undated, cubes[mode].undated)
+    _same_in_every_mode(cubes)
     one, _ = _all_modes(path)
-    for mode in ("batches", "pyarrow"):
-        assert_same(one["native"], one[mode])
+    _same_in_every_mode(one)
 
 
 def test_dictionaries_presumed_without_page_statistics(
@@ -322,19 +324,10 @@ def test_dictionaries_presumed_without_page_statistics(
     table = _dated(24_000, seed=51)
     path = tmp_path / "e.parquet"
     pq.write_table(table, path, row_group_size=3_000)
-    plan = parquet_native.NativeParquet._plan
-
-    def presumed(self: Any, *args: Any) -> Any:
-        groups = plan(self, *args)
-        if groups is None:
-            return None
-        return [(n, [(a, b, w, 1, *z) for a, b, w, _, *z in c]) for n, c in groups]
-
-    monkeypatch.setattr(parquet_native.NativeParquet, "_plan", presumed)
+    _footer_says(monkeypatch, 1)
     cubes, counted = _all_modes(path)
     assert counted == 8
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
 
     # PLAIN pages after all (a small dictionary page limit): found, and the file distrusted
     codes = pa.array([f"P{(i * 7919) % 5_000:05d}" for i in range(table.num_rows)])
@@ -344,8 +337,7 @@ def test_dictionaries_presumed_without_page_statistics(
     )
     cubes, counted = _all_modes(path)
     assert 1 <= counted < 8
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
 
 
 def test_files_written_by_polars_and_duckdb_are_counted_as_decoded(tmp_path: Path) -> None:
@@ -359,13 +351,11 @@ def test_files_written_by_polars_and_duckdb_are_counted_as_decoded(tmp_path: Pat
     pl.from_arrow(table).write_parquet(made, row_group_size=4_000)
     cubes, counted = _all_modes(made)
     assert counted == 5
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
     source = tmp_path / "source.parquet"
     pq.write_table(table, source)
     made = tmp_path / "duckdb.parquet"
     duckdb.sql(f"COPY (FROM '{source}') TO '{made}' (FORMAT parquet, ROW_GROUP_SIZE 4096)")
     cubes, counted = _all_modes(made)
     assert counted >= 1
-    for mode in ("batches", "pyarrow"):
-        assert_same(cubes["native"], cubes[mode])
+    _same_in_every_mode(cubes)
