@@ -632,8 +632,8 @@ def test_a_file_cut_short_under_a_window_names_file_row_group_and_column(
     monkeypatch.setattr(parquet_native._ChunkReads, "__call__", reads)
     start = parquet_native._ChunkReads.__init__
 
-    def unreadable(self: Any, fd: int, at: int) -> None:
-        start(self, -1, at)  # a read fails (as an I/O error would)
+    def unreadable(self: Any, fd: int, at: int, lock: Any) -> None:
+        start(self, -1, at, lock)  # a read fails (as an I/O error would)
 
     monkeypatch.setattr(parquet_native._ChunkReads, "__init__", unreadable)
     match = r"e\.parquet: row group 1: cannot read the file: Bad file descriptor"
@@ -671,3 +671,18 @@ def test_a_row_groups_dictionary_grown_by_plain_pages_is_classified_by_its_tail(
     assert reads.native == 1 and reads.counted == 0
     assert_same(native, arrow)
     assert tails, "the grown dictionary was classified whole"
+
+
+def test_windows_read_with_a_seek_and_a_read_without_os_pread(
+    tmp_path: Path, windowed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``os.pread`` (Windows) the decoding threads' reads of windows take turns on the
+    file (a seek and a read each), to the same cube."""
+    table = _dated(9_000, seed=6)
+    path = tmp_path / "extract.parquet"
+    pq.write_table(table, path, row_group_size=3_000, data_page_size=1_024)
+    with_pread, arrow, _ = _both(path)
+    monkeypatch.delattr(os, "pread")
+    without = _aggregate(path, "native")
+    assert_same(without, with_pread)
+    assert_same(without, arrow)

@@ -183,11 +183,11 @@ class _ChunkReads:
     Fewer bytes back means the file ends before them.
     """
 
-    def __init__(self, fd: int, start: int) -> None:
+    def __init__(self, fd: int, start: int, lock: threading.Lock) -> None:
         self.fd, self.start = fd, start
         # os.pread is one positioned call; without it (Windows) a seek and a read must not
-        # interleave with another thread's
-        self.lock = threading.Lock()
+        # interleave with another thread's on the file (``lock``: one a file)
+        self.lock = lock
         #: a read that failed (the core then sees the chunk end early; the reader names it)
         self.error: OSError | None = None
 
@@ -295,6 +295,8 @@ class _OpenFile:
     fallback: Any
     #: whether and how its row groups may be counted as decoded (None: not)
     countable: Countable | None = None
+    #: held by each read of a chunk read in windows (:class:`_ChunkReads`)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class NativeParquet:
@@ -515,7 +517,7 @@ class NativeParquet:
                     f"are past the end of the file ({f.size} bytes)"
                 )
             if windowed and length > WINDOW_BYTES:
-                views.append(_ChunkReads(f.fd, start))
+                views.append(_ChunkReads(f.fd, start, f.lock))
                 continue
             data = _read_at(f.fd, length, start)
             if len(data) != length:
